@@ -1,0 +1,99 @@
+// greenlightd configuration: one YAML file (see deploy/config/demo.yaml for
+// every key, documented). Unknown keys are rejected with their path; relative
+// paths are resolved against the config file's directory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace greenlight {
+
+struct TlsConfig {
+  std::string cert_file;       // PEM server certificate chain; empty = no TLS
+  std::string key_file;        // PEM private key
+  std::string client_ca_file;  // PEM CA for client certificates; set = mTLS
+  bool enabled() const { return !cert_file.empty(); }
+};
+
+struct CatalogConfig {
+  std::string provider;  // aws | gcp | azure | lambda | runpod
+  std::string file;      // SkyPilot catalog CSV
+  std::string host_file; // GCP only: host VM prices (a2-*, a3-*)
+};
+
+struct SeriesConfig {
+  std::string zone;  // grid zone name, e.g. "DE"
+  std::string file;  // CSV: Let's Wait Awhile or Electricity Maps export format
+};
+
+struct TeamSeed {
+  std::string name;
+  std::string parent;
+  double monthly_cost_budget_usd = 0;
+  double monthly_carbon_budget_kg = 0;
+  int gpu_quota = 0;
+  double carbon_price_usd_per_tonne = 0;
+};
+
+struct Config {
+  std::string source_path;  // the file this was read from ("" = defaults)
+
+  // server
+  std::string grpc_address = "127.0.0.1:50051";
+  std::string metrics_address = "127.0.0.1:9464";  // empty = no metrics
+  std::string webhook_address;                     // empty = no webhook
+  std::string log_level = "info";
+  int64_t max_message_bytes = 4 << 20;
+  int max_inflight_submits = 4096;  // queue bound; beyond it RESOURCE_EXHAUSTED
+  int64_t watch_buffer_events = 10000;
+
+  // store
+  std::string store_path = "greenlight.db";
+  std::string store_synchronous = "full";  // full | normal
+
+  // clock and executor
+  double time_scale = 1.0;  // simulated seconds per wall second
+  int tick_ms = 200;
+
+  // data (paths resolved against the config file's directory)
+  std::vector<CatalogConfig> catalogs;
+  std::string gpu_power_file;         // mlco2 gpus.csv
+  std::string gpu_overrides_file;     // extra GPU models (power, speed)
+  std::string region_carbon_file;     // mlco2 impact (annual averages, PUE)
+  std::string region_zones_file;      // region -> grid zone mapping
+  std::vector<SeriesConfig> carbon_series;  // hourly or finer series per grid zone
+  std::vector<std::string> gpu_types;  // keep only pools of these GPU types (empty = all)
+  std::vector<std::string> providers;  // keep only these providers (empty = all)
+  int nodes_per_pool = 4;              // synthetic node count of each real pool
+  // Shift series so their first year lines up with the current year: the
+  // shipped series are historical, the demo runs now.
+  bool align_series_to_now = true;
+
+  // placement defaults
+  std::string default_mode = "balanced";
+  double default_carbon_price_usd_per_tonne = 100.0;
+  int horizon_hours = 168;
+
+  // teams created at first start when absent
+  std::vector<TeamSeed> teams;
+
+  // security
+  std::string auth_mode = "open";  // open | token
+  std::string admin_token_file;    // file holding the bootstrap admin secret
+  TlsConfig tls;
+
+  // webhook
+  std::string webhook_team_label;  // label/annotation naming the team; empty = namespace
+  std::string webhook_region_label = "topology.kubernetes.io/region";
+  std::string webhook_instance_label = "node.kubernetes.io/instance-type";
+  std::string webhook_gpu_label = "nvidia.com/gpu.product";
+};
+
+// Parses YAML text; `path` is used for messages and relative paths.
+absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path);
+absl::StatusOr<Config> LoadConfig(const std::string& path);
+
+}  // namespace greenlight
