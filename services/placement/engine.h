@@ -1,0 +1,92 @@
+// The placement engine: a pure function (job, snapshot) -> decision.
+// Filters only narrow and each rejection carries a reason code; the objective
+// is in money (cost + carbon x carbon price); start times are searched over
+// slots in [not_before, deadline - runtime] with prefix sums.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "services/placement/snapshot.h"
+
+namespace greenlight::placement {
+
+// The engine's view of a job (built from the API's JobSpec by the scheduler).
+struct JobRequest {
+  int gpus = 1;
+  std::vector<std::string> gpu_types;   // empty = any
+  // Exactly one of: reference GPU-hours (scaled by pool speed) or a fixed duration.
+  double reference_gpu_hours = 0;
+  absl::Duration duration = absl::ZeroDuration();
+  int64_t max_cost_micros = 0;   // 0 = no cap
+  int64_t max_carbon_mg = 0;     // 0 = no cap
+  absl::Time not_before = absl::InfinitePast();   // clamp to snapshot.now
+  absl::Time deadline = absl::InfiniteFuture();
+  bool checkpointable = false;
+  std::vector<std::string> regions;     // empty = any
+  Mode mode = Mode::kBalanced;
+  int64_t carbon_price_micros_per_tonne = 0;  // 0 = team's
+  int top_k = 5;
+};
+
+struct Slot {
+  absl::Time start;
+  absl::Time end;
+};
+
+// One way to run the job.
+struct Option {
+  int pool = -1;             // index into snapshot.pools
+  std::string pool_id;
+  int nodes = 0;
+  bool spot = false;
+  absl::Time start;
+  absl::Time end;
+  std::vector<Slot> slots;   // one for contiguous runs
+  absl::Duration runtime;    // compute time (sum of slots)
+  int64_t cost_micros = 0;
+  int64_t carbon_mg = 0;
+  double energy_wh = 0;
+  int64_t objective_micros = 0;
+  double mean_intensity = 0;  // gCO2e/kWh over the run
+  bool carbon_estimated = false;  // annual average used (no or stale series)
+  std::string why_not;        // for alternatives: why it lost
+};
+
+// Reason codes of rejections (stable strings; used in metrics labels).
+inline constexpr char kReasonGpuType[] = "gpu_type";
+inline constexpr char kReasonGangShape[] = "gang_shape";
+inline constexpr char kReasonCapacity[] = "capacity";
+inline constexpr char kReasonRegion[] = "region";
+inline constexpr char kReasonDeadline[] = "deadline";
+inline constexpr char kReasonMaxCost[] = "max_cost";
+inline constexpr char kReasonMaxCarbon[] = "max_carbon";
+inline constexpr char kReasonTeamBudget[] = "team_budget";
+inline constexpr char kReasonQuota[] = "quota";
+
+struct Decision {
+  bool feasible = false;
+  // Infeasible now but could become feasible (capacity or quota frees up).
+  bool not_now = false;
+  Option chosen;
+  std::vector<Option> alternatives;  // best first, each with why_not
+  Option baseline;                   // carbon-blind: cheapest pool, start asap
+  bool has_baseline = false;
+  std::vector<std::pair<std::string, int>> rejections;  // reason -> pools
+  // The cheapest option that only failed the job's caps (for the error message).
+  Option best_over_cap;
+  bool has_best_over_cap = false;
+  std::string summary;
+  int pools_considered = 0;
+};
+
+class PlacementEngine {
+ public:
+  // Deterministic: the same (job, snapshot) always gives the same decision.
+  Decision Place(const JobRequest& job, const Snapshot& snapshot) const;
+};
+
+}  // namespace greenlight::placement
