@@ -43,7 +43,7 @@ bool ParseLogLevel(std::string_view s, LogLevel* out) {
   return true;
 }
 
-void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
+void LogLine(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
   if (static_cast<int>(level) < g_level.load()) return;
   static const char* kNames[] = {"debug", "info", "warn", "error"};
   std::string line = absl::StrCat(

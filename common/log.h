@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace greenlight {
 
@@ -21,9 +22,20 @@ bool ParseLogLevel(std::string_view s, LogLevel* out);
 
 using LogField = std::pair<std::string_view, std::string>;
 
-void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
+void LogLine(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields);
+
+// Log(level, "msg", {F("key", value), ...}) and Log(level, "msg", F(..), F(..)).
+inline void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) {
+  LogLine(level, msg, fields);
+}
+// Log(level, "msg", F("key", value), ...).
+template <typename... Fields>
+void Log(LogLevel level, std::string_view msg, Fields... fields) {
+  LogLine(level, msg, {fields...});
+}
 
 inline LogField F(std::string_view k, std::string_view v) { return {k, std::string(v)}; }
+inline LogField F(std::string_view k, absl::string_view v) { return {k, std::string(v)}; }
 inline LogField F(std::string_view k, const char* v) { return {k, std::string(v)}; }
 inline LogField F(std::string_view k, const std::string& v) { return {k, v}; }
 template <typename T>

@@ -54,6 +54,10 @@ struct Option {
   double mean_intensity = 0;  // gCO2e/kWh over the run
   bool carbon_estimated = false;  // annual average used (no or stale series)
   std::string why_not;        // for alternatives: why it lost
+  // Added with the engine:
+  bool split = false;              // checkpointable run over non-adjacent slots
+  bool on_partial_node = false;    // sub-node job packed onto a partly used node
+  double gpu_share = 0;            // node-hours billed per hour (see docs/PLACEMENT.md)
 };
 
 // Reason codes of rejections (stable strings; used in metrics labels).
@@ -66,6 +70,8 @@ inline constexpr char kReasonMaxCost[] = "max_cost";
 inline constexpr char kReasonMaxCarbon[] = "max_carbon";
 inline constexpr char kReasonTeamBudget[] = "team_budget";
 inline constexpr char kReasonQuota[] = "quota";
+// The job itself is malformed (gpus <= 0, no work): no pool was considered.
+inline constexpr char kReasonInvalidJob[] = "invalid_job";
 
 struct Decision {
   bool feasible = false;
@@ -81,12 +87,28 @@ struct Decision {
   bool has_best_over_cap = false;
   std::string summary;
   int pools_considered = 0;
+  // Added with the engine:
+  int64_t carbon_price_micros_per_tonne = 0;  // the price the objective used
+  // Baseline minus chosen (positive = the decision avoids carbon / saves money).
+  int64_t carbon_avoided_mg = 0;
+  int64_t cost_saved_micros = 0;
 };
 
 class PlacementEngine {
  public:
   // Deterministic: the same (job, snapshot) always gives the same decision.
+  // Work is O(pools + zones x slots): pools are scored from their aggregate
+  // free capacity, never node by node (see bin_packing.h for the node pick).
   Decision Place(const JobRequest& job, const Snapshot& snapshot) const;
 };
+
+// Strict weak order of options under `mode` (true when `a` is better):
+// cheapest = (cost, carbon), greenest = (carbon, cost), balanced =
+// (objective, carbon, cost); then pool id, on-demand before spot, earlier
+// start, contiguous before split. Used for the choice and by tests.
+bool BetterOption(Mode mode, const Option& a, const Option& b);
+
+// Stable text of a mode ("cheapest", "greenest", "balanced").
+const char* ModeName(Mode mode);
 
 }  // namespace greenlight::placement

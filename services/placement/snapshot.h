@@ -17,6 +17,24 @@ using Pool = providers::Pool;
 
 enum class Mode { kCheapest, kGreenest, kBalanced };
 
+// Expected cost of running a checkpointable job on spot capacity (see
+// docs/PLACEMENT.md). A preemption loses on average half a checkpoint interval
+// of work plus the restart time, so the expected compute time is
+//   runtime x (1 + preemptions_per_hour x (checkpoint_interval / 2 + restart)).
+// The defaults are an assumption, not a measurement: one preemption per 20
+// node-hours, hourly checkpoints, 15 minutes to restart (overhead 3.75 %).
+struct SpotModel {
+  double preemptions_per_hour = 0.05;
+  absl::Duration checkpoint_interval = absl::Hours(1);
+  absl::Duration restart = absl::Minutes(15);
+  // Expected compute time divided by the uninterrupted runtime (>= 1).
+  double OverheadFactor() const {
+    double lost_h = absl::ToDoubleHours(checkpoint_interval) / 2 + absl::ToDoubleHours(restart);
+    double f = 1.0 + (preemptions_per_hour > 0 ? preemptions_per_hour : 0) * lost_h;
+    return f < 1.0 ? 1.0 : f;
+  }
+};
+
 // The requesting team's view at the snapshot instant.
 struct TeamView {
   // Remaining budget of the period (cost and carbon); < 0 = unlimited.
@@ -39,6 +57,19 @@ struct Snapshot {
   // Slot resolution of time shifting and the horizon searched.
   absl::Duration slot = absl::Hours(1);
   absl::Duration horizon = absl::Hours(168);
+
+  // Policy defaults (added with the engine; safe defaults for older callers).
+  // Carbon price when neither the job nor the team sets one (config
+  // default_carbon_price_usd_per_tonne, $100/t).
+  int64_t default_carbon_price_micros_per_tonne = 100'000'000;
+  SpotModel spot;
+  // A checkpointable job is split over the lowest-carbon slots only when that
+  // saves at least this fraction of the best contiguous run's carbon: each
+  // split adds a stop and a restart that the model does not price.
+  double split_min_saving = 0.01;
+  // Average GPU utilization while a job runs (energy = gpus x power x
+  // utilization x PUE x hours); 1.0 = board power, the conservative choice.
+  double gpu_utilization = 1.0;
 };
 
 }  // namespace greenlight::placement

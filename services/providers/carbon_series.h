@@ -27,7 +27,9 @@ class CarbonSeries {
   // Where the data came from, for GridZone.source.
   const std::string& source() const { return source_; }
   void set_source(std::string s) { source_ = std::move(s); }
-  // True when live data is stale and the annual average should be trusted instead.
+  // True when live data is stale and the annual average should be trusted
+  // instead: At, IntegralGkwhHours and WindowMean then return the annual
+  // average, so callers need no special case (quotes report stale()).
   bool stale() const { return stale_; }
   void set_stale(bool s) { stale_ = s; }
 

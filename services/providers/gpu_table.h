@@ -19,10 +19,17 @@ struct GpuModel {
   std::string speed_source;  // citation of the speed figure
 };
 
+// Alias key: lowercase letters and digits only, so "A100-80GB", "A100 80GB"
+// and "a100_80gb" are one name.
+std::string NormalizeGpuName(absl::string_view name);
+
 class GpuTable {
  public:
-  // Loads mlco2 gpus.csv (power) and the override file (models mlco2 lacks,
-  // speeds with citations). Either path may be empty (built-in defaults).
+  // Loads mlco2 gpus.csv (power) and the override file (canonical names,
+  // aliases, models mlco2 lacks, speeds with citations; see
+  // docs/PROVIDERS.md). Either path may be empty: without overrides every
+  // mlco2 GPU is its own model at speed 1.0; without mlco2 every override row
+  // must carry power_w. Errors name file:line:column.
   static absl::StatusOr<GpuTable> Load(const std::string& mlco2_gpus_csv,
                                        const std::string& overrides_csv);
   // Model by canonical name or alias (case-insensitive); nullptr if unknown.

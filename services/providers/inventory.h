@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/config.h"
 #include "services/providers/carbon_series.h"
@@ -26,6 +27,23 @@ struct Inventory {
 
 // Loads everything `config.data` names. `now` is used to align historical
 // series to the current year when config.align_series_to_now is set.
+// Every pool's zone has an entry in `zones`: a series from config, or an
+// empty series whose annual average is the region's mlco2 figure (or
+// default_intensity_g_per_kwh, reported in notes). Rules: docs/PROVIDERS.md.
 absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now);
+
+// PUE when mlco2 gives none for the region: 1.10 for aws/gcp/azure (Google's
+// published fleet-wide trailing-twelve-month PUE, 1.10, used for all three
+// hyperscalers), 1.58 for everyone else (Uptime Institute Global Data Center
+// Survey 2023 industry average).
+inline constexpr double kHyperscalerPue = 1.10;
+inline constexpr double kColocationPue = 1.58;
+double DefaultPue(absl::string_view provider);
+
+// One zone's series file, resampled hourly (gaps <= 6 h interpolated, longer
+// gaps -> the series mean, which is also its annual average), optionally
+// shifted by whole weeks to cover `now` (AlignmentShift).
+absl::StatusOr<CarbonSeries> LoadZoneSeries(const std::string& zone, const std::string& file, absl::Time now,
+                                            bool align);
 
 }  // namespace greenlight::providers

@@ -1,0 +1,81 @@
+"""greenlight: Python client and CLI for the greenlight scheduler.
+
+    import greenlight
+    with greenlight.Client("127.0.0.1:50051") as gl:
+        job = gl.submit(team="vision", gpus=8, gpu_hours=64, max_cost_usd=500)
+        print(job.id, job.state, job.predicted_cost_usd, job.predicted_carbon_kg)
+
+Money is Decimal USD (``*_usd``), carbon Decimal kg CO2e (``*_kg``),
+timestamps timezone-aware UTC datetimes. See README.md.
+"""
+
+import os as _os
+
+from greenlight import _codegen
+
+__version__ = "0.1.0"
+
+# The generated stubs import each other as ``greenlight.v1.*_pb2``; they live
+# in _gen/greenlight/v1, which becomes greenlight.v1 through __path__.
+_codegen.ensure_stubs()
+__path__.append(_os.path.join(_codegen.GEN_DIR, "greenlight"))  # noqa: F821
+
+from greenlight.models import (  # noqa: E402
+    GridZone,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobState,
+    NodePool,
+    Placement,
+    PlacementMode,
+    Quote,
+    Team,
+    TimeSlot,
+    Usage,
+)
+from greenlight.errors import (  # noqa: E402
+    AlreadyExists,
+    BudgetExhausted,
+    CapExceeded,
+    DeadlineExceeded,
+    FailedPrecondition,
+    GreenlightError,
+    InvalidJob,
+    NotFound,
+    Overloaded,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from greenlight.client import TLS, Client, RetryPolicy  # noqa: E402
+
+__all__ = [
+    "Client",
+    "RetryPolicy",
+    "TLS",
+    "JobSpec",
+    "Job",
+    "JobEvent",
+    "JobState",
+    "PlacementMode",
+    "Placement",
+    "Quote",
+    "TimeSlot",
+    "Team",
+    "Usage",
+    "NodePool",
+    "GridZone",
+    "GreenlightError",
+    "InvalidJob",
+    "FailedPrecondition",
+    "CapExceeded",
+    "BudgetExhausted",
+    "Overloaded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "Unauthenticated",
+    "Unavailable",
+    "DeadlineExceeded",
+]

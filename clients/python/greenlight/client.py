@@ -1,0 +1,460 @@
+"""greenlight.Client: the Python face of the greenlight.v1 gRPC API."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Iterable, Iterator, Optional, Sequence, Union
+
+import grpc
+
+from greenlight import errors
+from greenlight.models import (
+    GridZone,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobState,
+    NodePool,
+    Quote,
+    Team,
+    Usage,
+    set_timestamp,
+)
+from greenlight.v1 import (
+    budgets_pb2,
+    budgets_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_TIMEOUT = 30.0
+
+_U = grpc.StatusCode.UNAVAILABLE
+_D = grpc.StatusCode.DEADLINE_EXCEEDED
+SUBMIT_RETRY_CODES = frozenset({_U, _D})
+READ_RETRY_CODES = frozenset({_U})
+# A watch stream ends for many transient reasons (restart, a slow watcher
+# dropped with RESOURCE_EXHAUSTED, proxies); resuming is always safe.
+WATCH_RETRY_CODES = frozenset(
+    {
+        _U,
+        _D,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded by attempts and time.
+
+    The n-th retry sleeps uniformly in [d/2, d] with
+    d = min(max_backoff, initial_backoff * multiplier**n); no attempt starts
+    after ``max_elapsed`` seconds from the first one.
+    """
+
+    max_attempts: int = 6
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+    max_elapsed: float = 60.0
+
+    def delay(self, retry_number: int, rng=random) -> float:
+        d = min(self.max_backoff, self.initial_backoff * (self.multiplier ** retry_number))
+        return rng.uniform(d / 2, d)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass(frozen=True)
+class TLS:
+    """TLS settings: ``ca`` (PEM path or bytes; None = system roots), an
+    optional client certificate for mTLS (``cert``, ``key``) and
+    ``server_name`` to override the name checked in the server certificate."""
+
+    ca: Union[str, bytes, None] = None
+    cert: Union[str, bytes, None] = None
+    key: Union[str, bytes, None] = None
+    server_name: Optional[str] = None
+
+
+def _read_pem(value) -> Optional[bytes]:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    with open(os.fspath(value), "rb") as f:
+        return f.read()
+
+
+def resolve_token(token: Optional[str] = None, token_file: Optional[str] = None) -> Optional[str]:
+    """The bearer secret: the argument, else the file, else $GREENLIGHT_TOKEN,
+    else the file named by $GREENLIGHT_TOKEN_FILE. Empty string = no token."""
+    if token is not None:
+        return token.strip() or None
+    if token_file is None:
+        env = os.environ.get("GREENLIGHT_TOKEN")
+        if env is not None:
+            return env.strip() or None
+        token_file = os.environ.get("GREENLIGHT_TOKEN_FILE") or None
+    if token_file:
+        with open(os.path.expanduser(token_file), encoding="utf-8") as f:
+            return f.read().strip() or None
+    return None
+
+
+def _credentials(tls) -> tuple[Optional[grpc.ChannelCredentials], list]:
+    """(channel credentials or None for plaintext, extra channel options)."""
+    if tls is None:
+        ca = os.environ.get("GREENLIGHT_TLS_CA")
+        tls = TLS(ca=ca) if ca else False
+    if tls is False:
+        return None, []
+    if isinstance(tls, grpc.ChannelCredentials):
+        return tls, []
+    if tls is True:
+        tls = TLS()
+    elif isinstance(tls, (str, bytes, os.PathLike)):
+        tls = TLS(ca=tls)
+    if not isinstance(tls, TLS):
+        raise TypeError("tls must be None/False, True, a CA path or PEM bytes, TLS(...) or grpc.ChannelCredentials")
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=_read_pem(tls.ca),
+        private_key=_read_pem(tls.key),
+        certificate_chain=_read_pem(tls.cert),
+    )
+    options = []
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return creds, options
+
+
+def _version() -> str:
+    from greenlight import __version__
+
+    return __version__
+
+
+class Client:
+    """A connection to greenlightd.
+
+    >>> with Client("127.0.0.1:50051") as gl:
+    ...     job = gl.submit(team="vision", gpus=8, gpu_hours=64, max_cost_usd=500)
+
+    ``target``: host:port; default $GREENLIGHT_TARGET or 127.0.0.1:50051.
+    ``token``: bearer secret (default $GREENLIGHT_TOKEN, or the file named by
+    ``token_file`` / $GREENLIGHT_TOKEN_FILE), sent as ``authorization: Bearer``.
+    ``tls``: None (plaintext unless $GREENLIGHT_TLS_CA is set), True (system
+    roots), a CA PEM path or bytes, a TLS(...) or grpc.ChannelCredentials.
+    ``timeout``: seconds per call attempt. ``retry``: RetryPolicy for submit
+    (UNAVAILABLE, DEADLINE_EXCEEDED) and reads (UNAVAILABLE).
+    """
+
+    def __init__(
+        self,
+        target: Optional[str] = None,
+        token: Optional[str] = None,
+        tls=None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        token_file: Optional[str] = None,
+        retry: RetryPolicy = RetryPolicy(),
+        options: Sequence[tuple] = (),
+        channel: Optional[grpc.Channel] = None,
+    ):
+        self.target = target or os.environ.get("GREENLIGHT_TARGET") or DEFAULT_TARGET
+        self.timeout = timeout
+        self.retry = retry
+        self._sleep = time.sleep  # replaced in tests
+        self._rng = random.Random()
+        token = resolve_token(token, token_file)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        if channel is None:
+            creds, tls_options = _credentials(tls)
+            opts = [
+                # Reconnect quickly after a server restart (gRPC's default
+                # backoff grows to 2 minutes).
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+                ("grpc.primary_user_agent", f"greenlight-python/{_version()}"),
+                ("grpc.max_receive_message_length", 64 << 20),
+                *tls_options,
+                *options,
+            ]
+            if creds is None:
+                channel = grpc.insecure_channel(self.target, options=opts)
+            else:
+                channel = grpc.secure_channel(self.target, creds, options=opts)
+            self._owns_channel = True
+        else:
+            self._owns_channel = False
+        self._channel = channel
+        self._scheduler = scheduler_pb2_grpc.SchedulerStub(channel)
+        self._budgets = budgets_pb2_grpc.BudgetsStub(channel)
+        self._inventory = inventory_pb2_grpc.InventoryStub(channel)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(target={self.target!r})"
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self._channel
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Blocks until the channel is connected; raises Unavailable."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise errors.Unavailable(f"greenlightd at {self.target} not reachable within {timeout}s") from None
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _call(self, method, name: str, request, retry_codes=frozenset(), timeout=None):
+        policy = self.retry if retry_codes else NO_RETRY
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            except grpc.RpcError as e:
+                code = e.code() if hasattr(e, "code") else None
+                if code in retry_codes and attempt < policy.max_attempts:
+                    delay = policy.delay(attempt - 1, self._rng)
+                    if time.monotonic() - start + delay <= policy.max_elapsed:
+                        self._sleep(delay)
+                        continue
+                raise errors.from_rpc_error(e, name) from None
+
+    @staticmethod
+    def _spec(spec, fields) -> JobSpec:
+        if spec is None:
+            return JobSpec.build(**fields)
+        if fields:
+            spec = replace(spec, **{JobSpec._ALIASES.get(k, k): v for k, v in fields.items()})
+        if not isinstance(spec, JobSpec):
+            raise TypeError("spec must be a greenlight.JobSpec")
+        return spec
+
+    # -- scheduler ---------------------------------------------------------
+
+    def submit(self, spec: Optional[JobSpec] = None, /, **fields) -> Job:
+        """Admits a job and returns it (``job.deduplicated`` when the
+        request_id matched an existing job). Pass a JobSpec or its fields:
+        ``submit(team="nlp", gpus=8, gpu_hours=100, max_cost_usd=300)``.
+
+        A request_id is generated when absent, and the call is retried with
+        the same request_id on UNAVAILABLE and DEADLINE_EXCEEDED, so a retry
+        never admits the job twice. Raises InvalidJob, CapExceeded (with
+        ``.quote``), BudgetExhausted, AlreadyExists, Unavailable, ...
+        """
+        spec = self._spec(spec, fields)
+        if not spec.request_id:
+            spec = replace(spec, request_id=str(uuid.uuid4()))
+        request = scheduler_pb2.SubmitJobRequest(spec=spec.to_proto())
+        resp = self._call(self._scheduler.SubmitJob, "SubmitJob", request, SUBMIT_RETRY_CODES)
+        job = Job.from_proto(resp.job)
+        job.deduplicated = resp.deduplicated
+        return job
+
+    def estimate(self, spec: Optional[JobSpec] = None, /, *, top_k: int = 5, **fields) -> Quote:
+        """Dry run of submit: the quote with up to ``top_k`` ranked
+        alternatives (``quote.ranked``). Nothing is stored."""
+        spec = self._spec(spec, fields)
+        request = scheduler_pb2.EstimateJobRequest(spec=spec.to_proto(), top_k=top_k)
+        resp = self._call(self._scheduler.EstimateJob, "EstimateJob", request, READ_RETRY_CODES)
+        return Quote.from_proto(resp.quote)
+
+    def get(self, job_id: str) -> Job:
+        resp = self._call(
+            self._scheduler.GetJob, "GetJob", scheduler_pb2.GetJobRequest(job_id=job_id), READ_RETRY_CODES
+        )
+        return Job.from_proto(resp.job)
+
+    def list(
+        self,
+        team: Optional[str] = None,
+        states: Optional[Iterable[Union[JobState, str, int]]] = None,
+        *,
+        page_size: int = 100,
+        limit: Optional[int] = None,
+    ) -> Iterator[Job]:
+        """Iterates over all jobs (following every page), optionally of one
+        team and in some states, up to ``limit`` jobs."""
+        if isinstance(states, (str, int, JobState)):
+            states = [states]
+        state_values = [int(JobState.parse(s)) for s in (states or ())]
+        token = ""
+        seen = 0
+        while True:
+            request = scheduler_pb2.ListJobsRequest(
+                team=team or "", states=state_values, page_size=page_size, page_token=token
+            )
+            resp = self._call(self._scheduler.ListJobs, "ListJobs", request, READ_RETRY_CODES)
+            for m in resp.jobs:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield Job.from_proto(m)
+            token = resp.next_page_token
+            if not token or (limit is not None and seen >= limit):
+                return
+
+    def cancel(self, job_id: str, reason: str = "") -> Job:
+        """Cancels a job that has not finished and releases its reservation."""
+        resp = self._call(
+            self._scheduler.CancelJob,
+            "CancelJob",
+            scheduler_pb2.CancelJobRequest(job_id=job_id, reason=reason),
+        )
+        return Job.from_proto(resp.job)
+
+    def watch(
+        self,
+        from_revision: int = 0,
+        *,
+        team: Optional[str] = None,
+        job_id: Optional[str] = None,
+        reconnect: bool = True,
+        reconnect_timeout: Optional[float] = None,
+    ) -> Iterator[JobEvent]:
+        """Yields job events with revision > from_revision, forever.
+
+        When the stream breaks (server restart, a dropped slow watcher), it
+        reconnects with backoff and resumes after the last revision it
+        yielded: no gaps, no duplicates. Gives up with Unavailable after
+        ``reconnect_timeout`` seconds (default: retry.max_elapsed) without a
+        healthy stream. Close the generator (or break out of the loop) to stop.
+        """
+        last = int(from_revision)
+        give_up_after = self.retry.max_elapsed if reconnect_timeout is None else reconnect_timeout
+        failing_since = None
+        failures = 0
+        while True:
+            request = scheduler_pb2.WatchJobsRequest(
+                from_revision=last, team=team or "", job_id=job_id or ""
+            )
+            started = time.monotonic()
+            call = self._scheduler.WatchJobs(request, metadata=self._metadata)
+            error = None
+            try:
+                for m in call:
+                    if m.revision <= last:
+                        continue  # already delivered before a reconnect
+                    last = m.revision
+                    failing_since, failures = None, 0
+                    yield JobEvent.from_proto(m)
+            except grpc.RpcError as e:
+                if not reconnect or e.code() not in WATCH_RETRY_CODES:
+                    raise errors.from_rpc_error(e, "WatchJobs") from None
+                error = e
+            finally:
+                call.cancel()
+            if not reconnect:
+                return
+            now = time.monotonic()
+            if now - started > self.retry.max_backoff:
+                failing_since, failures = None, 0  # the stream was healthy for a while
+            if failing_since is None:
+                failing_since = now
+            delay = self.retry.delay(failures, self._rng)
+            failures += 1
+            if now - failing_since + delay > give_up_after:
+                if error is not None:
+                    raise errors.from_rpc_error(error, "WatchJobs") from None
+                raise errors.Unavailable(
+                    f"watch stream keeps closing; gave up after {give_up_after:.0f}s "
+                    f"(resume with from_revision={last})",
+                    method="WatchJobs",
+                )
+            self._sleep(delay)
+
+    def ping(self) -> int:
+        """The server's current revision (a cheap liveness check)."""
+        resp = self._call(self._scheduler.Ping, "Ping", scheduler_pb2.PingRequest(), READ_RETRY_CODES)
+        return resp.revision
+
+    # -- budgets -----------------------------------------------------------
+
+    def set_team(self, team: Union[Team, str, None] = None, /, **fields) -> Team:
+        """Creates or replaces a team (fields not given are reset to their
+        defaults; see update_team to change some fields only).
+        ``set_team("nlp", monthly_cost_budget_usd=1000, monthly_carbon_budget_kg=50)``."""
+        if isinstance(team, str):
+            team = Team(name=team, **fields)
+        elif team is None:
+            team = Team(**fields)
+        elif fields:
+            team = replace(team, **fields)
+        resp = self._call(
+            self._budgets.SetTeam, "SetTeam", budgets_pb2.SetTeamRequest(team=team.to_proto()), READ_RETRY_CODES
+        )
+        return Team.from_proto(resp.team)
+
+    def update_team(self, name: str, **fields) -> Team:
+        """Changes some fields of a team, creating it if absent (read,
+        modify, SetTeam)."""
+        try:
+            current = self.get_team(name)
+        except errors.NotFound:
+            current = Team(name=name)
+        return self.set_team(replace(current, **fields))
+
+    def get_team(self, name: str) -> Team:
+        resp = self._call(
+            self._budgets.GetTeam, "GetTeam", budgets_pb2.GetTeamRequest(name=name), READ_RETRY_CODES
+        )
+        return Team.from_proto(resp.team)
+
+    def list_teams(self) -> list[Team]:
+        resp = self._call(
+            self._budgets.ListTeams, "ListTeams", budgets_pb2.ListTeamsRequest(), READ_RETRY_CODES
+        )
+        return [Team.from_proto(t) for t in resp.teams]
+
+    def usage(self, team: str, at: Optional[datetime] = None) -> Usage:
+        """Spent, reserved and remaining of a team for the month containing
+        ``at`` (default: now)."""
+        request = budgets_pb2.GetUsageRequest(team=team)
+        if at is not None:
+            set_timestamp(request.at, at)
+        resp = self._call(self._budgets.GetUsage, "GetUsage", request, READ_RETRY_CODES)
+        return Usage.from_proto(resp.usage)
+
+    # -- inventory ---------------------------------------------------------
+
+    def list_pools(self, gpu_type: Optional[str] = None, region: Optional[str] = None) -> list[NodePool]:
+        request = inventory_pb2.ListPoolsRequest(gpu_type=gpu_type or "", region=region or "")
+        resp = self._call(self._inventory.ListPools, "ListPools", request, READ_RETRY_CODES)
+        return [NodePool.from_proto(p) for p in resp.pools]
+
+    def list_zones(self) -> list[GridZone]:
+        resp = self._call(
+            self._inventory.ListZones, "ListZones", inventory_pb2.ListZonesRequest(), READ_RETRY_CODES
+        )
+        return [GridZone.from_proto(z) for z in resp.zones]

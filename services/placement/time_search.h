@@ -1,0 +1,74 @@
+// Start-time search over the slots of [earliest, deadline - runtime] with the
+// zone's prefix sums (O(1) per slot), and the interruptible plan of a
+// checkpointable job over the lowest-carbon slots before its deadline
+// (Wiesner et al., "Let's Wait Awhile", Middleware 2021).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "services/placement/engine.h"
+#include "services/placement/snapshot.h"
+#include "services/providers/carbon_series.h"
+
+namespace greenlight::placement {
+
+// The carbon intensity a pool sees: its zone's series, or a constant (the
+// series' annual average when stale or empty, the snapshot default when the
+// zone has no series). Constants are flagged as estimated.
+class ZoneCarbon {
+ public:
+  static ZoneCarbon For(const Snapshot& snapshot, const std::string& zone);
+  static ZoneCarbon Constant(double g_per_kwh) { return ZoneCarbon(nullptr, g_per_kwh); }
+
+  // Integral of intensity over [from, to) in (gCO2e/kWh) x hours.
+  double IntegralGkwhHours(absl::Time from, absl::Time to) const;
+  // True when [from, to) uses an average rather than measured/forecast values.
+  bool Estimated(absl::Time from, absl::Time to) const;
+  const providers::CarbonSeries* series() const { return series_; }
+  double constant() const { return constant_; }
+
+ private:
+  ZoneCarbon(const providers::CarbonSeries* series, double constant)
+      : series_(series), constant_(constant) {}
+  const providers::CarbonSeries* series_;
+  double constant_;
+};
+
+// The job-level time frame of a search.
+struct TimeFrame {
+  absl::Time earliest;      // max(not_before, now)
+  absl::Time latest_start;  // max(earliest, now + horizon)
+  absl::Time deadline;
+  absl::Duration slot = absl::Hours(1);
+};
+
+// A run of the job in time with the integral of intensity over it.
+struct RunWindow {
+  absl::Time start;
+  absl::Time end;
+  double gkwh_hours = 0;
+  bool estimated = false;
+  std::vector<Slot> slots;  // split plans only; contiguous runs leave it empty
+};
+
+// Start candidates: `earliest`, then each slot boundary (aligned to the Unix
+// epoch) up to min(latest_start, deadline - run).
+// Returns false when no start meets the deadline.
+// Best contiguous window: the lowest integral, the earliest start among equal
+// ones (relative tolerance 1e-9 so constant zones start at once).
+bool BestContiguousWindow(const ZoneCarbon& zone, const TimeFrame& frame, absl::Duration run,
+                          RunWindow* out);
+// The window starting at `earliest` (carbon-blind baseline).
+RunWindow AsapWindow(const ZoneCarbon& zone, const TimeFrame& frame, absl::Duration run);
+// Interruptible plan: the lowest-carbon slots of [earliest, min(deadline,
+// latest_start + run)) adding up to `run` (the last one used in part), merged
+// into runs of adjacent slots. Returns false when the window is too short.
+bool LowestCarbonSlots(const ZoneCarbon& zone, const TimeFrame& frame, absl::Duration run,
+                       RunWindow* out);
+
+// Smallest slot boundary (multiple of `slot` since the Unix epoch) > t.
+absl::Time NextSlotBoundary(absl::Time t, absl::Duration slot);
+
+}  // namespace greenlight::placement

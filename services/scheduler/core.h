@@ -1,0 +1,238 @@
+// SchedulerCore: the single writer of greenlight. Callers enqueue commands;
+// one thread drains the queue, applies the commands to the in-memory state,
+// commits them to the store in one transaction (group commit), and only then
+// answers every caller. Reads are served from the in-memory state, which only
+// ever holds committed data when the state lock is free.
+//
+// Time comes from a Clock: the daemon ticks on wall time (optionally scaled),
+// tests and the replay simulator drive Tick() with a ManualClock.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "greenlight/v1/admin.pb.h"
+#include "greenlight/v1/types.pb.h"
+#include "services/budget/ledger.h"
+#include "services/placement/engine.h"
+#include "services/providers/inventory.h"
+#include "services/scheduler/executor.h"
+#include "services/store/store.h"
+
+namespace greenlight::scheduler {
+
+// Status payload key under which FAILED_PRECONDITION carries the best quote
+// (the gRPC adapter forwards it in google.rpc.Status details).
+inline constexpr char kQuotePayloadUrl[] = "type.googleapis.com/greenlight.v1.Quote";
+
+struct CoreOptions {
+  Clock* clock = nullptr;            // required
+  store::Store* store = nullptr;     // required
+  Executor* executor = nullptr;      // required
+  providers::Inventory inventory;    // pools, zones and GPU table from config
+  placement::Mode default_mode = placement::Mode::kBalanced;
+  int64_t default_carbon_price_micros_per_tonne = 100'000'000;  // $100/t
+  absl::Duration horizon = absl::Hours(168);
+  absl::Duration slot = absl::Hours(1);
+  // Commands waiting beyond this are refused with RESOURCE_EXHAUSTED.
+  int max_queue = 4096;
+  // At most this many commands per group commit.
+  int max_batch = 512;
+  // Wall-time period of automatic ticks; 0 = only explicit Tick() calls.
+  absl::Duration tick_interval = absl::Milliseconds(200);
+  // Recent events kept in memory for watchers; older ones come from the store.
+  int event_ring = 20000;
+  // Observers (metrics); called on the writer thread after each commit.
+  std::function<void(double commit_seconds, int batch_size)> on_commit;
+  std::function<void(double seconds)> on_placement;
+};
+
+struct SubmitResult {
+  greenlight::v1::Job job;
+  bool deduplicated = false;
+};
+
+struct ListJobsQuery {
+  std::string team;
+  std::vector<greenlight::v1::JobState> states;
+  int page_size = 100;
+  std::string page_token;
+};
+
+struct ListJobsPage {
+  std::vector<greenlight::v1::Job> jobs;
+  std::string next_page_token;
+};
+
+// A consistent view for invariant checks and metrics.
+struct TeamView {
+  greenlight::v1::Team team;
+  greenlight::v1::Usage usage;
+  std::map<std::string, int> pending_by_reason;
+  double cost_burn_micros_per_hour = 0;
+  double carbon_burn_mg_per_hour = 0;
+};
+
+class SchedulerCore {
+ public:
+  static absl::StatusOr<std::unique_ptr<SchedulerCore>> Create(CoreOptions options);
+  ~SchedulerCore();
+
+  // Starts the writer thread (ticks every tick_interval when > 0).
+  void Start();
+  // Drains the queue, stops the thread. Idempotent.
+  void Stop();
+
+  // --- Scheduler API (domain types are the API's protos).
+  absl::StatusOr<SubmitResult> Submit(const greenlight::v1::JobSpec& spec);
+  absl::StatusOr<greenlight::v1::Quote> Estimate(const greenlight::v1::JobSpec& spec, int top_k);
+  absl::StatusOr<greenlight::v1::Job> GetJob(const std::string& id) const;
+  absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& q) const;
+  absl::StatusOr<greenlight::v1::Job> Cancel(const std::string& id, const std::string& reason);
+  // Committed events with revision > after that match the filters, at most
+  // `limit`. *scanned_to is the last revision examined: resume from it.
+  absl::StatusOr<std::vector<greenlight::v1::JobEvent>> EventsAfter(int64_t after, int limit,
+                                                                   const std::string& team,
+                                                                   const std::string& job_id,
+                                                                   int64_t* scanned_to);
+  // Blocks until revision > after or `deadline`; returns the current revision.
+  int64_t WaitForEvents(int64_t after, absl::Time deadline);
+  int64_t revision() const { return revision_.load(); }
+
+  // --- Budgets.
+  absl::StatusOr<greenlight::v1::Team> SetTeam(const greenlight::v1::Team& team);
+  absl::StatusOr<greenlight::v1::Team> GetTeam(const std::string& name) const;
+  std::vector<greenlight::v1::Team> ListTeams() const;
+  absl::StatusOr<greenlight::v1::Usage> GetUsage(const std::string& team, absl::Time at) const;
+  std::vector<TeamView> TeamViews() const;
+
+  // --- Inventory.
+  std::vector<greenlight::v1::NodePool> ListPools() const;
+  absl::StatusOr<int> UpsertPools(const std::vector<greenlight::v1::NodePool>& pools);
+  absl::StatusOr<greenlight::v1::GridZone> SetCarbonSeries(const std::string& zone,
+                                                          absl::Time start, absl::Duration step,
+                                                          std::vector<double> values,
+                                                          double annual_average);
+  std::vector<greenlight::v1::GridZone> ListZones() const;
+  // Canonical GPU name or "" (for validation and the webhook).
+  std::string CanonicalGpu(const std::string& name) const;
+
+  // --- Tokens (stored hashed; see services/scheduler/auth.h).
+  absl::Status PutToken(const store::TokenRow& token);
+  std::vector<store::TokenRow> Tokens() const;
+
+  // --- Time.
+  // Runs one scheduling step at clock->Now() through the queue and waits.
+  absl::Status Tick();
+  const Clock* clock() const { return options_.clock; }
+
+  // Checks every invariant (budget, quota, ledger = usage, capacity); for tests.
+  absl::Status CheckInvariants() const;
+  // Jobs by state, for metrics.
+  std::map<std::string, int> JobsByState() const;
+  int queue_depth() const;
+
+ private:
+  struct Txn;
+  struct Command {
+    std::function<absl::Status(Txn&)> apply;
+    std::promise<absl::Status> done;
+  };
+  struct Allocation {
+    int pool = -1;
+    std::vector<std::pair<int, int>> nodes;  // (node index, gpus)
+  };
+  struct PoolState {
+    providers::Pool pool;
+    std::vector<int> free_gpus;  // per node
+  };
+
+  explicit SchedulerCore(CoreOptions options);
+  absl::Status LoadFromStore();
+  absl::Status Run(std::function<absl::Status(Txn&)> apply);
+  void WriterLoop();
+  void ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, bool tick);
+
+  // All below run with mu_ held (writer) or as readers.
+  placement::Snapshot BuildSnapshot(const std::string& team, bool ignore_capacity) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<placement::JobRequest> ToRequest(const greenlight::v1::JobSpec& spec) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  greenlight::v1::Quote ToQuote(const placement::Decision& d, const placement::Snapshot& s) const;
+  greenlight::v1::Placement ToPlacement(const placement::Option& o, const placement::Snapshot& s) const;
+  absl::Status ValidateLocked(const greenlight::v1::JobSpec& spec) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  void Transition(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
+                  const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Emit(Txn& txn, const greenlight::v1::Job& job, const std::string& type,
+            const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool TryAllocate(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FreeAllocation(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool QuotaAllows(const greenlight::v1::Job& job) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void StartJob(Txn& txn, greenlight::v1::Job& job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishJob(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
+                 const std::string& ledger_kind, const std::string& message, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AccrueJob(Txn& txn, greenlight::v1::Job& job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DoTick(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReplanWaiting(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyLedger(Txn& txn, const std::vector<store::LedgerRow>& rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeTeamAlert(Txn& txn, const std::string& team, const budget::Totals& before,
+                      absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  greenlight::v1::Usage UsageLocked(const std::string& team, absl::Time at) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  double IntensityAt(const std::string& zone, absl::Time t, bool* estimated) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void RebuildIndexes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  CoreOptions options_;
+  placement::PlacementEngine engine_;
+
+  mutable absl::Mutex mu_;  // the state; writer holds it exclusively per batch
+  absl::flat_hash_map<std::string, greenlight::v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // ids by sequence
+  absl::flat_hash_map<std::string, std::string> by_request_ ABSL_GUARDED_BY(mu_);  // team\0rid -> id
+  absl::flat_hash_set<std::string> active_ ABSL_GUARDED_BY(mu_);  // non-terminal job ids
+  std::vector<PoolState> pools_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> pool_index_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> regions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, providers::CarbonSeriesPtr> zones_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::Time> zone_updated_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Allocation> allocations_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> running_gpus_ ABSL_GUARDED_BY(mu_);  // team -> gpus
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int>> running_gpus_by_type_
+      ABSL_GUARDED_BY(mu_);
+  budget::BudgetLedger ledger_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, store::TokenRow> tokens_ ABSL_GUARDED_BY(mu_);
+  int64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_revision_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool capacity_changed_ ABSL_GUARDED_BY(mu_) = true;
+
+  // Recent committed events for watchers.
+  mutable absl::Mutex events_mu_;
+  std::deque<greenlight::v1::JobEvent> ring_ ABSL_GUARDED_BY(events_mu_);
+  absl::CondVar events_cv_;
+  std::atomic<int64_t> revision_{0};
+
+  // The command queue.
+  mutable absl::Mutex queue_mu_;
+  std::deque<std::unique_ptr<Command>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  bool tick_requested_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::thread writer_;
+  bool started_ = false;
+};
+
+}  // namespace greenlight::scheduler

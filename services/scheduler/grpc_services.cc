@@ -1,0 +1,388 @@
+#include "services/scheduler/grpc_services.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/proto_time.h"
+#include "google/rpc/status.pb.h"
+
+namespace greenlight::scheduler {
+
+namespace v1 = greenlight::v1;
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  auto code = static_cast<grpc::StatusCode>(static_cast<int>(s.code()));
+  std::string msg(s.message());
+  google::rpc::Status details;
+  bool any = false;
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    auto* a = details.add_details();
+    a->set_type_url(std::string(url));
+    a->set_value(std::string(payload));
+    any = true;
+  });
+  if (!any) return grpc::Status(code, msg);
+  details.set_code(static_cast<int>(s.code()));
+  details.set_message(msg);
+  return grpc::Status(code, msg, details.SerializeAsString());
+}
+
+bool TeamLimiter::Allow(const std::string& team) {
+  if (rate_ <= 0) return true;
+  absl::MutexLock l(&mu_);
+  absl::Time now = absl::Now();
+  auto [it, fresh] = buckets_.try_emplace(team, Bucket{static_cast<double>(burst_), now});
+  Bucket& b = it->second;
+  b.tokens = std::min<double>(burst_, b.tokens + absl::ToDoubleSeconds(now - b.last) * rate_);
+  b.last = now;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
+namespace {
+
+absl::StatusOr<Principal> Who(const ServiceContext& ctx, grpc::ServerContext* sc) {
+  std::string header;
+  auto it = sc->client_metadata().find("authorization");
+  if (it != sc->client_metadata().end()) header.assign(it->second.data(), it->second.size());
+  return ctx.auth->Authenticate(header);
+}
+
+#define AUTH_OR_RETURN(p)                         \
+  auto p##_or = Who(ctx_, context);               \
+  if (!p##_or.ok()) return ToGrpc(p##_or.status()); \
+  [[maybe_unused]] const Principal& p = *p##_or
+
+absl::Status AdminOnly(const Principal& p) {
+  if (p.admin) return absl::OkStatus();
+  return absl::PermissionDeniedError("this call needs an admin token");
+}
+
+absl::Status NotFoundJob(const std::string& id) {
+  return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
+}
+
+}  // namespace
+
+// --- Scheduler ---------------------------------------------------------------
+
+grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
+                                         const v1::SubmitJobRequest* req,
+                                         v1::SubmitJobResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (ctx_.shutting_down && ctx_.shutting_down->load())
+    return ToGrpc(absl::UnavailableError("server is shutting down; retry"));
+  if (!p.CanAccess(req->spec().team())) {
+    return ToGrpc(absl::PermissionDeniedError(absl::StrCat(
+        "spec.team: this token acts for team '", p.team, "', not '", req->spec().team(), "'")));
+  }
+  if (ctx_.limiter && !ctx_.limiter->Allow(req->spec().team())) {
+    if (ctx_.on_reject) ctx_.on_reject("rate_limited");
+    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
+        "team '", req->spec().team(), "' is over its submit rate; retry with backoff")));
+  }
+  auto r = ctx_.core->Submit(req->spec());
+  if (!r.ok()) {
+    if (ctx_.on_reject) {
+      const char* reason = "other";
+      switch (r.status().code()) {
+        case absl::StatusCode::kInvalidArgument: reason = "invalid"; break;
+        case absl::StatusCode::kFailedPrecondition: reason = "caps"; break;
+        case absl::StatusCode::kResourceExhausted: reason = "team_budget"; break;
+        case absl::StatusCode::kAlreadyExists: reason = "duplicate"; break;
+        case absl::StatusCode::kUnavailable: reason = "unavailable"; break;
+        default: break;
+      }
+      ctx_.on_reject(reason);
+    }
+    GL_LOG_DEBUG("submit refused", F("team", req->spec().team()), F("error", r.status().message()));
+    return ToGrpc(r.status());
+  }
+  if (!r->deduplicated) {
+    if (ctx_.on_admit) ctx_.on_admit(req->spec().team());
+    if (ctx_.on_savings && r->job.quote().has_baseline()) {
+      const auto& q = r->job.quote();
+      ctx_.on_savings(req->spec().team(), q.baseline().cost_micros() - q.chosen().cost_micros(),
+                      q.baseline().carbon_mg() - q.chosen().carbon_mg());
+    }
+  }
+  *resp->mutable_job() = std::move(r->job);
+  resp->set_deduplicated(r->deduplicated);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::EstimateJob(grpc::ServerContext* context,
+                                           const v1::EstimateJobRequest* req,
+                                           v1::EstimateJobResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (!p.CanAccess(req->spec().team()))
+    return ToGrpc(absl::PermissionDeniedError(absl::StrCat("spec.team: this token acts for team '", p.team, "'")));
+  if (req->top_k() < 0 || req->top_k() > 50)
+    return ToGrpc(absl::InvalidArgumentError("top_k: must be between 0 and 50"));
+  auto q = ctx_.core->Estimate(req->spec(), req->top_k());
+  if (!q.ok()) return ToGrpc(q.status());
+  *resp->mutable_quote() = std::move(*q);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::GetJob(grpc::ServerContext* context, const v1::GetJobRequest* req,
+                                      v1::GetJobResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (req->job_id().empty()) return ToGrpc(absl::InvalidArgumentError("job_id: required"));
+  auto j = ctx_.core->GetJob(req->job_id());
+  if (!j.ok()) return ToGrpc(j.status());
+  if (!p.CanAccess(j->spec().team())) return ToGrpc(NotFoundJob(req->job_id()));
+  *resp->mutable_job() = std::move(*j);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::ListJobs(grpc::ServerContext* context,
+                                        const v1::ListJobsRequest* req,
+                                        v1::ListJobsResponse* resp) {
+  AUTH_OR_RETURN(p);
+  ListJobsQuery q;
+  q.team = req->team();
+  if (!p.admin) {
+    if (!q.team.empty() && q.team != p.team)
+      return ToGrpc(absl::PermissionDeniedError(absl::StrCat("team: this token acts for team '", p.team, "'")));
+    q.team = p.team;
+  }
+  if (req->page_size() < 0) return ToGrpc(absl::InvalidArgumentError("page_size: must be >= 0"));
+  q.page_size = req->page_size();
+  q.page_token = req->page_token();
+  for (int s : req->states()) {
+    if (!v1::JobState_IsValid(s)) return ToGrpc(absl::InvalidArgumentError("states: unknown state"));
+    q.states.push_back(static_cast<v1::JobState>(s));
+  }
+  auto page = ctx_.core->ListJobs(q);
+  if (!page.ok()) return ToGrpc(page.status());
+  for (auto& j : page->jobs) *resp->add_jobs() = std::move(j);
+  resp->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::CancelJob(grpc::ServerContext* context,
+                                         const v1::CancelJobRequest* req,
+                                         v1::CancelJobResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (req->job_id().empty()) return ToGrpc(absl::InvalidArgumentError("job_id: required"));
+  if (req->reason().size() > 1024) return ToGrpc(absl::InvalidArgumentError("reason: at most 1024 bytes"));
+  auto j = ctx_.core->GetJob(req->job_id());
+  if (!j.ok()) return ToGrpc(j.status());
+  if (!p.CanAccess(j->spec().team())) return ToGrpc(NotFoundJob(req->job_id()));
+  auto c = ctx_.core->Cancel(req->job_id(), req->reason());
+  if (!c.ok()) return ToGrpc(c.status());
+  *resp->mutable_job() = std::move(*c);
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::WatchJobs(grpc::ServerContext* context,
+                                         const v1::WatchJobsRequest* req,
+                                         grpc::ServerWriter<v1::JobEvent>* writer) {
+  AUTH_OR_RETURN(p);
+  std::string team = req->team();
+  if (!p.admin) {
+    if (!team.empty() && team != p.team)
+      return ToGrpc(absl::PermissionDeniedError(absl::StrCat("team: this token acts for team '", p.team, "'")));
+    team = p.team;
+  }
+  if (req->from_revision() < 0) return ToGrpc(absl::InvalidArgumentError("from_revision: must be >= 0"));
+  int64_t cursor = req->from_revision();
+  // Pull-based: each watcher reads committed events from the ring or the
+  // store at its own pace, so a slow watcher costs no server memory.
+  while (!context->IsCancelled()) {
+    if (ctx_.shutting_down && ctx_.shutting_down->load()) {
+      return ToGrpc(absl::UnavailableError(absl::StrCat(
+          "server shutting down; resume with from_revision=", cursor)));
+    }
+    int64_t scanned = cursor;
+    auto events = ctx_.core->EventsAfter(cursor, 256, team, req->job_id(), &scanned);
+    if (!events.ok()) return ToGrpc(events.status());
+    if (events->empty()) {
+      if (scanned > cursor) {
+        cursor = scanned;  // everything scanned was someone else's
+        continue;
+      }
+      ctx_.core->WaitForEvents(cursor, absl::Now() + absl::Milliseconds(500));
+      continue;
+    }
+    for (const auto& e : *events) {
+      if (!writer->Write(e)) return grpc::Status::OK;  // client went away
+    }
+    cursor = scanned;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status SchedulerService::Ping(grpc::ServerContext*, const v1::PingRequest*,
+                                    v1::PingResponse* resp) {
+  resp->set_revision(ctx_.core->revision());
+  return grpc::Status::OK;
+}
+
+// --- Budgets -----------------------------------------------------------------
+
+grpc::Status BudgetsService::SetTeam(grpc::ServerContext* context, const v1::SetTeamRequest* req,
+                                     v1::SetTeamResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
+  auto t = ctx_.core->SetTeam(req->team());
+  if (!t.ok()) return ToGrpc(t.status());
+  *resp->mutable_team() = std::move(*t);
+  return grpc::Status::OK;
+}
+
+grpc::Status BudgetsService::GetTeam(grpc::ServerContext* context, const v1::GetTeamRequest* req,
+                                     v1::GetTeamResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (!p.CanAccess(req->name()))
+    return ToGrpc(absl::NotFoundError(absl::StrCat("name: no team '", req->name(), "'")));
+  auto t = ctx_.core->GetTeam(req->name());
+  if (!t.ok()) return ToGrpc(t.status());
+  *resp->mutable_team() = std::move(*t);
+  return grpc::Status::OK;
+}
+
+grpc::Status BudgetsService::ListTeams(grpc::ServerContext* context, const v1::ListTeamsRequest*,
+                                       v1::ListTeamsResponse* resp) {
+  AUTH_OR_RETURN(p);
+  for (auto& t : ctx_.core->ListTeams()) {
+    if (p.CanAccess(t.name())) *resp->add_teams() = std::move(t);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status BudgetsService::GetUsage(grpc::ServerContext* context, const v1::GetUsageRequest* req,
+                                      v1::GetUsageResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (req->team().empty()) return ToGrpc(absl::InvalidArgumentError("team: required"));
+  if (!p.CanAccess(req->team()))
+    return ToGrpc(absl::NotFoundError(absl::StrCat("team: no team '", req->team(), "'")));
+  absl::Time at = req->has_at() ? FromProto(req->at()) : ctx_.core->clock()->Now();
+  auto u = ctx_.core->GetUsage(req->team(), at);
+  if (!u.ok()) return ToGrpc(u.status());
+  *resp->mutable_usage() = std::move(*u);
+  return grpc::Status::OK;
+}
+
+// --- Inventory ---------------------------------------------------------------
+
+grpc::Status InventoryService::ListPools(grpc::ServerContext* context,
+                                         const v1::ListPoolsRequest* req,
+                                         v1::ListPoolsResponse* resp) {
+  AUTH_OR_RETURN(p);
+  for (auto& pool : ctx_.core->ListPools()) {
+    if (!req->gpu_type().empty() && pool.gpu_type() != req->gpu_type()) continue;
+    if (!req->region().empty() && pool.region() != req->region()) continue;
+    *resp->add_pools() = std::move(pool);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status InventoryService::UpsertPools(grpc::ServerContext* context,
+                                           const v1::UpsertPoolsRequest* req,
+                                           v1::UpsertPoolsResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
+  std::vector<v1::NodePool> pools(req->pools().begin(), req->pools().end());
+  auto n = ctx_.core->UpsertPools(pools);
+  if (!n.ok()) return ToGrpc(n.status());
+  resp->set_upserted(*n);
+  return grpc::Status::OK;
+}
+
+grpc::Status InventoryService::SetCarbonSeries(grpc::ServerContext* context,
+                                               const v1::SetCarbonSeriesRequest* req,
+                                               v1::SetCarbonSeriesResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
+  if (req->points().empty()) return ToGrpc(absl::InvalidArgumentError("points: at least one point"));
+  absl::Duration step = req->has_step() ? FromProto(req->step()) : absl::Hours(1);
+  std::vector<double> values;
+  absl::Time start = FromProto(req->points(0).time());
+  for (int i = 0; i < req->points_size(); ++i) {
+    absl::Time t = FromProto(req->points(i).time());
+    if (t != start + step * i) {
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
+          "points[", i, "].time: points must be ascending at the step (", absl::FormatDuration(step), ")")));
+    }
+    values.push_back(req->points(i).g_per_kwh());
+  }
+  auto z = ctx_.core->SetCarbonSeries(req->zone(), start, step, std::move(values),
+                                      req->annual_average_g_per_kwh());
+  if (!z.ok()) return ToGrpc(z.status());
+  *resp->mutable_zone() = std::move(*z);
+  return grpc::Status::OK;
+}
+
+grpc::Status InventoryService::ListZones(grpc::ServerContext* context, const v1::ListZonesRequest*,
+                                         v1::ListZonesResponse* resp) {
+  AUTH_OR_RETURN(p);
+  for (auto& z : ctx_.core->ListZones()) *resp->add_zones() = std::move(z);
+  return grpc::Status::OK;
+}
+
+// --- Admin -------------------------------------------------------------------
+
+grpc::Status AdminService::CreateToken(grpc::ServerContext* context,
+                                       const v1::CreateTokenRequest* req,
+                                       v1::CreateTokenResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
+  if (!req->admin()) {
+    if (req->team().empty()) return ToGrpc(absl::InvalidArgumentError("team: required for a team token"));
+    if (!ctx_.core->GetTeam(req->team()).ok())
+      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("team: unknown team '", req->team(), "'")));
+  } else if (!req->team().empty()) {
+    return ToGrpc(absl::InvalidArgumentError("team: must be empty for an admin token"));
+  }
+  if (req->description().size() > 256) return ToGrpc(absl::InvalidArgumentError("description: at most 256 bytes"));
+  store::TokenRow row;
+  row.info.set_id(NewId("t-", 8));
+  row.info.set_team(req->team());
+  row.info.set_admin(req->admin());
+  row.info.set_description(req->description());
+  *row.info.mutable_created() = ToProto(absl::Now());
+  std::string secret = Authenticator::NewSecret();
+  row.secret_sha256_hex = Authenticator::Sha256Hex(secret);
+  if (auto st = ctx_.core->PutToken(row); !st.ok()) return ToGrpc(st);
+  ctx_.auth->Put(row);
+  *resp->mutable_token() = row.info;
+  resp->set_secret(secret);
+  GL_LOG_INFO("token created", F("id", row.info.id()), F("team", row.info.team()),
+              F("admin", row.info.admin() ? "true" : "false"));
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::RevokeToken(grpc::ServerContext* context,
+                                       const v1::RevokeTokenRequest* req,
+                                       v1::RevokeTokenResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
+  for (auto t : ctx_.core->Tokens()) {
+    if (t.info.id() != req->id()) continue;
+    t.info.set_revoked(true);
+    if (auto st = ctx_.core->PutToken(t); !st.ok()) return ToGrpc(st);
+    ctx_.auth->Put(t);
+    *resp->mutable_token() = t.info;
+    GL_LOG_INFO("token revoked", F("id", t.info.id()));
+    return grpc::Status::OK;
+  }
+  return ToGrpc(absl::NotFoundError(absl::StrCat("id: no token '", req->id(), "'")));
+}
+
+grpc::Status AdminService::ListTokens(grpc::ServerContext* context, const v1::ListTokensRequest*,
+                                      v1::ListTokensResponse* resp) {
+  AUTH_OR_RETURN(p);
+  if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
+  auto tokens = ctx_.core->Tokens();
+  std::sort(tokens.begin(), tokens.end(), [](const auto& a, const auto& b) { return a.info.id() < b.info.id(); });
+  for (const auto& t : tokens) *resp->add_tokens() = t.info;
+  return grpc::Status::OK;
+}
+
+}  // namespace greenlight::scheduler

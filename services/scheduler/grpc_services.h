@@ -1,0 +1,120 @@
+// gRPC adapters: thin translations between the API and SchedulerCore. The
+// only place where absl::Status becomes grpc::Status (with google.rpc.Status
+// details) and where callers are authenticated.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "greenlight/v1/admin.grpc.pb.h"
+#include "greenlight/v1/budgets.grpc.pb.h"
+#include "greenlight/v1/inventory.grpc.pb.h"
+#include "greenlight/v1/scheduler.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "services/scheduler/auth.h"
+#include "services/scheduler/core.h"
+
+namespace greenlight::scheduler {
+
+// absl::Status -> grpc::Status, carrying payloads (e.g. the best quote) as
+// google.rpc.Status details in grpc-status-details-bin.
+grpc::Status ToGrpc(const absl::Status& s);
+
+// Per-team rate and concurrency limits on writes (token bucket).
+class TeamLimiter {
+ public:
+  TeamLimiter(double rate_per_second, int burst) : rate_(rate_per_second), burst_(burst) {}
+  // False when the team is over its rate (RESOURCE_EXHAUSTED for the caller).
+  bool Allow(const std::string& team);
+
+ private:
+  struct Bucket {
+    double tokens;
+    absl::Time last;
+  };
+  double rate_;
+  int burst_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
+};
+
+struct ServiceContext {
+  SchedulerCore* core = nullptr;
+  Authenticator* auth = nullptr;
+  TeamLimiter* limiter = nullptr;  // may be null (no limit)
+  std::atomic<bool>* shutting_down = nullptr;
+  // Counters for metrics (may be null).
+  std::function<void(const std::string& team)> on_admit;
+  std::function<void(const std::string& reason)> on_reject;
+  std::function<void(const std::string& team, int64_t cost_avoided, int64_t carbon_avoided)> on_savings;
+};
+
+class SchedulerService final : public greenlight::v1::Scheduler::Service {
+ public:
+  explicit SchedulerService(ServiceContext ctx) : ctx_(ctx) {}
+  grpc::Status SubmitJob(grpc::ServerContext*, const greenlight::v1::SubmitJobRequest*,
+                         greenlight::v1::SubmitJobResponse*) override;
+  grpc::Status EstimateJob(grpc::ServerContext*, const greenlight::v1::EstimateJobRequest*,
+                           greenlight::v1::EstimateJobResponse*) override;
+  grpc::Status GetJob(grpc::ServerContext*, const greenlight::v1::GetJobRequest*,
+                      greenlight::v1::GetJobResponse*) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const greenlight::v1::ListJobsRequest*,
+                        greenlight::v1::ListJobsResponse*) override;
+  grpc::Status CancelJob(grpc::ServerContext*, const greenlight::v1::CancelJobRequest*,
+                         greenlight::v1::CancelJobResponse*) override;
+  grpc::Status WatchJobs(grpc::ServerContext*, const greenlight::v1::WatchJobsRequest*,
+                         grpc::ServerWriter<greenlight::v1::JobEvent>*) override;
+  grpc::Status Ping(grpc::ServerContext*, const greenlight::v1::PingRequest*,
+                    greenlight::v1::PingResponse*) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+class BudgetsService final : public greenlight::v1::Budgets::Service {
+ public:
+  explicit BudgetsService(ServiceContext ctx) : ctx_(ctx) {}
+  grpc::Status SetTeam(grpc::ServerContext*, const greenlight::v1::SetTeamRequest*,
+                       greenlight::v1::SetTeamResponse*) override;
+  grpc::Status GetTeam(grpc::ServerContext*, const greenlight::v1::GetTeamRequest*,
+                       greenlight::v1::GetTeamResponse*) override;
+  grpc::Status ListTeams(grpc::ServerContext*, const greenlight::v1::ListTeamsRequest*,
+                         greenlight::v1::ListTeamsResponse*) override;
+  grpc::Status GetUsage(grpc::ServerContext*, const greenlight::v1::GetUsageRequest*,
+                        greenlight::v1::GetUsageResponse*) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+class InventoryService final : public greenlight::v1::Inventory::Service {
+ public:
+  explicit InventoryService(ServiceContext ctx) : ctx_(ctx) {}
+  grpc::Status ListPools(grpc::ServerContext*, const greenlight::v1::ListPoolsRequest*,
+                         greenlight::v1::ListPoolsResponse*) override;
+  grpc::Status UpsertPools(grpc::ServerContext*, const greenlight::v1::UpsertPoolsRequest*,
+                           greenlight::v1::UpsertPoolsResponse*) override;
+  grpc::Status SetCarbonSeries(grpc::ServerContext*, const greenlight::v1::SetCarbonSeriesRequest*,
+                               greenlight::v1::SetCarbonSeriesResponse*) override;
+  grpc::Status ListZones(grpc::ServerContext*, const greenlight::v1::ListZonesRequest*,
+                         greenlight::v1::ListZonesResponse*) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+class AdminService final : public greenlight::v1::Admin::Service {
+ public:
+  explicit AdminService(ServiceContext ctx) : ctx_(ctx) {}
+  grpc::Status CreateToken(grpc::ServerContext*, const greenlight::v1::CreateTokenRequest*,
+                           greenlight::v1::CreateTokenResponse*) override;
+  grpc::Status RevokeToken(grpc::ServerContext*, const greenlight::v1::RevokeTokenRequest*,
+                           greenlight::v1::RevokeTokenResponse*) override;
+  grpc::Status ListTokens(grpc::ServerContext*, const greenlight::v1::ListTokensRequest*,
+                          greenlight::v1::ListTokensResponse*) override;
+
+ private:
+  ServiceContext ctx_;
+};
+
+}  // namespace greenlight::scheduler

@@ -1,0 +1,71 @@
+// greenlightd assembled: config -> inventory, store, core, gRPC server (with
+// health and reflection), metrics exposer and admission webhook. main() fills
+// ServerOptions and calls BuildAndStart, like TF Serving.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "services/scheduler/auth.h"
+#include "services/scheduler/core.h"
+#include "services/scheduler/grpc_services.h"
+#include "services/store/sqlite_store.h"
+
+namespace greenlight::scheduler {
+
+struct ServerOptions {
+  Config config;
+  // A clock to use instead of wall time (tests); null = RealClock(time_scale).
+  Clock* clock = nullptr;
+  // Submits per second per team (token bucket); 0 = unlimited.
+  double team_submit_rate = 0;
+  int team_submit_burst = 1000;
+};
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(ServerOptions options);
+  ~Server();
+  // Stops accepting, drains in-flight calls and the command queue, closes the store.
+  void Shutdown();
+  void Wait();
+  SchedulerCore* core() { return core_.get(); }
+  int grpc_port() const { return grpc_port_; }
+  int metrics_port() const { return metrics_port_; }
+  int webhook_port() const { return webhook_port_; }
+
+ private:
+  Server() = default;
+  void MetricsLoop();
+
+  ServerOptions options_;
+  std::unique_ptr<Clock> own_clock_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<SimulatedExecutor> executor_;
+  std::unique_ptr<SchedulerCore> core_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<TeamLimiter> limiter_;
+  std::atomic<bool> shutting_down_{false};
+  std::unique_ptr<SchedulerService> scheduler_service_;
+  std::unique_ptr<BudgetsService> budgets_service_;
+  std::unique_ptr<InventoryService> inventory_service_;
+  std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<grpc::Server> grpc_;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+  int webhook_port_ = 0;
+  std::shared_ptr<void> metrics_;  // services/metrics objects (type-erased)
+  std::shared_ptr<void> webhook_;
+  std::thread metrics_thread_;
+  std::atomic<bool> stop_metrics_{false};
+  bool shut_ = false;
+};
+
+}  // namespace greenlight::scheduler

@@ -1,0 +1,148 @@
+#include "services/scheduler/validation.h"
+
+#include <cmath>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/proto_time.h"
+
+namespace greenlight::scheduler {
+namespace {
+
+absl::Status Bad(absl::string_view field, absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
+}
+
+bool ValidUtf8(const std::string& s) {
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += len;
+  }
+  return true;
+}
+
+bool ValidTimestamp(const google::protobuf::Timestamp& ts) {
+  // 0001-01-01 .. 9999-12-31 as protobuf defines it.
+  return ts.seconds() >= -62135596800 && ts.seconds() <= 253402300799 && ts.nanos() >= 0 &&
+         ts.nanos() <= 999999999;
+}
+
+}  // namespace
+
+absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx) {
+  if (s.team().empty()) return Bad("spec.team", "required");
+  if (!IsValidName(s.team()))
+    return Bad("spec.team", "must be 1-63 characters of [a-z0-9-], not starting or ending with '-'");
+  if (s.name().size() > 256) return Bad("spec.name", "must be at most 256 bytes");
+  if (!ValidUtf8(s.name())) return Bad("spec.name", "must be valid UTF-8");
+  if (s.gpus() <= 0) return Bad("spec.gpus", "must be > 0");
+  if (s.gpus() > kMaxGpus) return Bad("spec.gpus", absl::StrCat("must be at most ", kMaxGpus));
+  if (s.gpu_types_size() > 32) return Bad("spec.gpu_types", "at most 32 entries");
+  absl::flat_hash_set<std::string> seen;
+  for (const auto& t : s.gpu_types()) {
+    if (t.empty() || t.size() > 64) return Bad("spec.gpu_types", "entries must be 1-64 bytes");
+    std::string c = ctx.canonical_gpu ? ctx.canonical_gpu(t) : t;
+    if (c.empty())
+      return Bad("spec.gpu_types", absl::StrCat("unknown GPU type '", t, "' (see Inventory.ListPools)"));
+    if (!seen.insert(c).second) return Bad("spec.gpu_types", absl::StrCat("duplicate '", t, "'"));
+  }
+  switch (s.work_case()) {
+    case v1::JobSpec::kReferenceGpuHours: {
+      double h = s.reference_gpu_hours();
+      if (!std::isfinite(h) || h <= 0)
+        return Bad("spec.reference_gpu_hours", "must be a finite number > 0");
+      if (h > kMaxReferenceGpuHours)
+        return Bad("spec.reference_gpu_hours", "must be at most 10,000,000");
+      break;
+    }
+    case v1::JobSpec::kDuration: {
+      const auto& d = s.duration();
+      if (d.nanos() < 0 || d.nanos() > 999999999 || d.seconds() < 0)
+        return Bad("spec.duration", "must be a positive duration");
+      if (d.seconds() < 60) return Bad("spec.duration", "must be at least 1 minute");
+      if (d.seconds() > 365LL * 86400) return Bad("spec.duration", "must be at most 365 days");
+      break;
+    }
+    default:
+      return Bad("spec.work", "required: set reference_gpu_hours or duration");
+  }
+  if (s.max_cost_micros() < 0) return Bad("spec.max_cost_micros", "must be >= 0 (0 = no cap)");
+  if (s.max_cost_micros() > kMaxCapMicros)
+    return Bad("spec.max_cost_micros", "must be at most 10^15 micro-USD ($1e9)");
+  if (s.max_carbon_mg() < 0) return Bad("spec.max_carbon_mg", "must be >= 0 (0 = no cap)");
+  if (s.max_carbon_mg() > kMaxCapMg)
+    return Bad("spec.max_carbon_mg", "must be at most 10^15 mg CO2e (1,000 kt)");
+  if (s.has_not_before() && !ValidTimestamp(s.not_before()))
+    return Bad("spec.not_before", "not a valid timestamp");
+  if (s.has_deadline()) {
+    if (!ValidTimestamp(s.deadline())) return Bad("spec.deadline", "not a valid timestamp");
+    absl::Time deadline = FromProto(s.deadline());
+    if (deadline <= ctx.now) return Bad("spec.deadline", "must be in the future");
+    if (s.has_not_before() && deadline <= FromProto(s.not_before()))
+      return Bad("spec.deadline", "must be after spec.not_before");
+    if (deadline > ctx.now + absl::Hours(24 * 366))
+      return Bad("spec.deadline", "must be within 366 days");
+  }
+  if (s.has_not_before() && FromProto(s.not_before()) > ctx.now + absl::Hours(24 * 366))
+    return Bad("spec.not_before", "must be within 366 days");
+  if (s.priority() < -1000 || s.priority() > 1000)
+    return Bad("spec.priority", "must be between -1000 and 1000");
+  if (s.regions_size() > 256) return Bad("spec.regions", "at most 256 entries");
+  for (const auto& r : s.regions()) {
+    if (r.empty() || r.size() > 64) return Bad("spec.regions", "entries must be 1-64 bytes");
+    if (ctx.region_known && !ctx.region_known(r))
+      return Bad("spec.regions", absl::StrCat("unknown region '", r, "'"));
+  }
+  if (s.labels_size() > kMaxLabels) return Bad("spec.labels", "at most 64 labels");
+  for (const auto& [k, v] : s.labels()) {
+    if (k.empty() || k.size() > 63) return Bad("spec.labels", "keys must be 1-63 bytes");
+    if (v.size() > 256) return Bad("spec.labels", absl::StrCat("value of '", k, "' exceeds 256 bytes"));
+    if (!ValidUtf8(k) || !ValidUtf8(v)) return Bad("spec.labels", "must be valid UTF-8");
+  }
+  if (s.request_id().size() > 128) return Bad("spec.request_id", "must be at most 128 bytes");
+  if (s.payload().size() > kMaxPayloadBytes) return Bad("spec.payload", "must be at most 64 KiB");
+  if (!v1::PlacementMode_IsValid(s.mode())) return Bad("spec.mode", "unknown placement mode");
+  if (s.carbon_price_micros_per_tonne() < 0 ||
+      s.carbon_price_micros_per_tonne() > 1'000'000'000'000LL)
+    return Bad("spec.carbon_price_micros_per_tonne", "must be between 0 and 10^12 ($1e6 per tonne)");
+  if (ctx.team_exists && !ctx.team_exists(s.team()))
+    return Bad("spec.team", absl::StrCat("unknown team '", s.team(), "' (create it with Budgets.SetTeam)"));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTeam(const v1::Team& t,
+                          const std::function<bool(const std::string&)>& team_exists) {
+  if (!IsValidName(t.name()))
+    return Bad("team.name", "must be 1-63 characters of [a-z0-9-], not starting or ending with '-'");
+  if (!t.parent().empty()) {
+    if (t.parent() == t.name()) return Bad("team.parent", "a team cannot be its own parent");
+    if (!IsValidName(t.parent())) return Bad("team.parent", "not a valid team name");
+    if (team_exists && !team_exists(t.parent()))
+      return Bad("team.parent", absl::StrCat("unknown team '", t.parent(), "' (create the parent first)"));
+  }
+  if (t.monthly_cost_budget_micros() < 0 || t.monthly_cost_budget_micros() > kMaxCapMicros)
+    return Bad("team.monthly_cost_budget_micros", "must be between 0 (unlimited) and 10^15");
+  if (t.monthly_carbon_budget_mg() < 0 || t.monthly_carbon_budget_mg() > kMaxCapMg)
+    return Bad("team.monthly_carbon_budget_mg", "must be between 0 (unlimited) and 10^15");
+  if (t.gpu_quota() < 0 || t.gpu_quota() > 1'000'000)
+    return Bad("team.gpu_quota", "must be between 0 (unlimited) and 1,000,000");
+  for (const auto& [k, v] : t.gpu_quota_by_type()) {
+    if (v < 0) return Bad("team.gpu_quota_by_type", absl::StrCat("quota of '", k, "' must be >= 0"));
+  }
+  if (t.carbon_price_micros_per_tonne() < 0 || t.carbon_price_micros_per_tonne() > 1'000'000'000'000LL)
+    return Bad("team.carbon_price_micros_per_tonne", "must be between 0 and 10^12");
+  if (!(t.alert_ratio() >= 0 && t.alert_ratio() <= 1))
+    return Bad("team.alert_ratio", "must be between 0 and 1 (0 = default 0.8)");
+  if (!t.on_budget_exhausted().empty() && t.on_budget_exhausted() != "finish" &&
+      t.on_budget_exhausted() != "stop")
+    return Bad("team.on_budget_exhausted", "must be 'finish' or 'stop'");
+  return absl::OkStatus();
+}
+
+}  // namespace greenlight::scheduler
