@@ -35,6 +35,10 @@ bench: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DGREENLIGHT_BENCH=ON >/dev/null
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+## reproduce: Let's Wait Awhile (Middleware 2021) figures beside the published ones (docs/REPRODUCE.md)
+reproduce: deps
+	@./scripts/reproduce.sh
+
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 

@@ -22,8 +22,8 @@ std::optional<NodePick> BestFitNodes(int gpus, int gpus_per_node,
     return pick;
   }
   int needed = (gpus + gpus_per_node - 1) / gpus_per_node;
-  for (int i = 0; i < static_cast<int>(free_gpus.size()) &&
-                  static_cast<int>(pick.nodes.size()) < needed;
+  for (int i = 0;
+       i < static_cast<int>(free_gpus.size()) && static_cast<int>(pick.nodes.size()) < needed;
        ++i) {
     if (free_gpus[i] >= gpus_per_node) pick.nodes.push_back(i);
   }

@@ -12,7 +12,7 @@
 namespace greenlight::placement {
 
 struct NodePick {
-  std::vector<int> nodes;  // indices into the free_gpus vector, ascending
+  std::vector<int> nodes;      // indices into the free_gpus vector, ascending
   int gpus_per_node_used = 0;  // GPUs taken on each picked node (the last may take fewer)
 };
 
@@ -22,7 +22,8 @@ struct NodePick {
 // ceil(g / gpus_per_node) wholly free nodes with the lowest indices (a gang
 // takes whole nodes). nullopt when nothing fits. O(nodes), called once per
 // admitted job, never per decision.
-std::optional<NodePick> BestFitNodes(int gpus, int gpus_per_node, const std::vector<int>& free_gpus);
+std::optional<NodePick> BestFitNodes(int gpus, int gpus_per_node,
+                                     const std::vector<int>& free_gpus);
 
 // Aggregates per-node free GPUs into the Pool fields the engine reads
 // (free_nodes and free_gpus_on_partial_nodes, the latter sorted descending and

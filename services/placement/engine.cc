@@ -7,6 +7,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,16 +79,23 @@ int CompareKeys(Mode mode, const RankKey& a, const RankKey& b) {
 }
 
 RankKey KeyOf(const Option& o) {
-  return {o.cost_micros, o.carbon_mg, o.objective_micros, &o.pool_id, o.pool,
-          o.spot,        o.start,     o.split};
+  return {o.cost_micros, o.carbon_mg, o.objective_micros, &o.pool_id, o.pool, o.spot,
+          o.start,       o.split};
 }
 
 RankKey KeyOf(const Estimate& e, const Snapshot& s) {
-  return {e.cost_micros, e.carbon_mg, e.objective_micros, &s.pools[e.pool].id, e.pool,
-          e.spot,        e.start,     e.split};
+  return {e.cost_micros, e.carbon_mg, e.objective_micros, &s.pools[e.pool].id, e.pool, e.spot,
+          e.start,       e.split};
 }
 
-std::string Usd(int64_t micros) { return absl::StrFormat("$%.2f", micros / 1e6); }
+// Dollars with cents; sub-cent amounts keep four decimals so that a real
+// difference never prints as "$0.00".
+std::string Usd(int64_t micros) {
+  if (micros != 0 && micros > -10'000 && micros < 10'000) {
+    return absl::StrFormat("$%.4f", micros / 1e6);
+  }
+  return absl::StrFormat("$%.2f", micros / 1e6);
+}
 std::string Kg(int64_t mg) { return absl::StrFormat("%.2f kg", mg / 1e6); }
 std::string When(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M UTC", t, absl::UTCTimeZone());
@@ -124,6 +133,15 @@ EstimateCheck CheckEstimate(const JobContext& ctx, const Pool& pool, const Estim
   return c;
 }
 
+// Rounds half away from zero like RoundToInt64 (common/units.h), without the
+// libm call on the hot path; saturates likewise.
+inline int64_t Round(double v) {
+  if (!(v == v)) return 0;
+  if (v >= 9.2e18) return std::numeric_limits<int64_t>::max();
+  if (v <= -9.2e18) return std::numeric_limits<int64_t>::min();
+  return v >= 0 ? static_cast<int64_t>(v + 0.5) : -static_cast<int64_t>(-v + 0.5);
+}
+
 // Bits of DefaultEstimateFilters(): deadline, max_cost, max_carbon, team_budget.
 constexpr uint32_t kDeadlineBit = 1u << 0;
 constexpr uint32_t kMaxCostBit = 1u << 1;
@@ -141,6 +159,7 @@ class DecisionBuilder {
     frame_.deadline = ctx_.deadline;
     frame_.slot = snapshot.slot > absl::ZeroDuration() ? snapshot.slot : absl::Hours(1);
     util_ = snapshot.gpu_utilization > 0 ? snapshot.gpu_utilization : 1.0;
+    if (job.duration > absl::ZeroDuration()) duration_hours_ = absl::ToDoubleHours(job.duration);
   }
 
   Decision Run();
@@ -154,12 +173,24 @@ class DecisionBuilder {
   void EvaluatePool(int index);
   // Prices variant `spot` of pool `index`; false when the deadline cannot be met.
   bool Price(int index, bool spot, double base_hours, Estimate* contiguous, Estimate* split);
-  Estimate AsapEstimate(int index, bool spot, double base_hours) const;
-  Estimate Base(int index, bool spot, double base_hours) const;
+  Estimate AsapEstimate(int index, bool spot, double base_hours);
+  void Base(int index, bool spot, double base_hours, Estimate* e) const;
   void Finish(Estimate* e, double gkwh_hours, bool estimated) const;
-  Option Materialize(const Estimate& e) const;
+  Option Materialize(const Estimate& e);
+  // The zone of a pool (consecutive pools of one region share the lookup).
+  const ZoneCarbon& ZoneOf(const Pool& pool);
+  // The per-decision planner of a series zone.
+  ZonePlanner& PlannerFor(const ZoneCarbon& zone);
   std::string WhyNot(const Option& alt, const Option& chosen) const;
-  void Count(const char* reason) { ++counts_[reason]; }
+  void Count(const char* reason) {
+    for (auto& [r, n] : counts_) {
+      if (r == reason) {
+        ++n;
+        return;
+      }
+    }
+    counts_.emplace_back(reason, 1);
+  }
   // Even the cheapest (lowest-carbon) option that only fails the caps is over
   // the cost (carbon) cap.
   bool CostBinding() const {
@@ -178,11 +209,21 @@ class DecisionBuilder {
   JobContext ctx_;
   TimeFrame frame_;
   double util_ = 1.0;
+  double duration_hours_ = 0;  // the job's fixed duration, converted once
   Decision d_;
 
+  const std::vector<const PoolFilter*>& pool_filters_ = DefaultPoolFilters();
   absl::flat_hash_map<std::pair<const void*, int64_t>, Plans> plans_;
+  std::vector<std::pair<const providers::CarbonSeries*, std::unique_ptr<ZonePlanner>>> planners_;
+  const std::string* last_zone_name_ = nullptr;
+  ZoneCarbon last_zone_ = ZoneCarbon::Constant(0);
+  // The best top_k + 1 feasible estimates, best first (the chosen one and its
+  // alternatives): bounded, so a decision never stores one entry per pool.
   std::vector<Estimate> feasible_;
-  absl::flat_hash_map<std::string, int> counts_;
+  Estimate scratch_contiguous_, scratch_split_;  // reused by EvaluatePool
+  size_t keep_ = 1;
+  void Keep(const Estimate& e);
+  std::vector<std::pair<const char*, int>> counts_;  // reason codes are constants
   bool any_not_now_ = false;
   // Cheapest option failing only the job's caps, and the lowest-carbon one.
   bool has_over_cost_ = false, has_over_carbon_ = false, has_over_team_ = false;
@@ -193,25 +234,29 @@ class DecisionBuilder {
   Estimate baseline_;
 };
 
-Estimate DecisionBuilder::Base(int index, bool spot, double base_hours) const {
+void DecisionBuilder::Base(int index, bool spot, double base_hours, Estimate* out) const {
   const Pool& pool = s_.pools[index];
-  Estimate e;
+  Estimate& e = *out;
+  e.split = false;
+  e.carbon_mg = 0;
+  e.gkwh_hours = 0;
+  e.objective_micros = 0;
+  e.carbon_estimated = false;
   e.pool = index;
   e.spot = spot;
   e.nodes = NodesNeeded(job_.gpus, pool.gpus_per_node);
   e.gpu_share = BilledNodeShare(job_.gpus, pool.gpus_per_node);
   // Best fit: a sub-node job goes to a partly used node when one fits, so
   // whole nodes stay free for gangs.
-  e.on_partial_node = e.nodes == 1 && job_.gpus < pool.gpus_per_node &&
-                      FitsOnPartialNode(job_.gpus, pool);
+  e.on_partial_node =
+      e.nodes == 1 && job_.gpus < pool.gpus_per_node && FitsOnPartialNode(job_.gpus, pool);
   e.hours = base_hours * (spot ? ctx_.spot_factor : 1.0);
-  e.runtime = absl::Seconds(std::round(e.hours * 3600.0));
+  e.runtime = absl::Seconds(Round(e.hours * 3600.0));
   int64_t price = spot ? pool.spot_price_micros_per_node_hour : pool.price_micros_per_node_hour;
-  e.cost_micros = RoundToInt64(static_cast<double>(price) * e.gpu_share * e.hours);
+  e.cost_micros = Round(static_cast<double>(price) * e.gpu_share * e.hours);
   e.energy_wh = job_.gpus * pool.gpu_power_w * util_ * pool.pue * e.hours;
   e.start = ctx_.earliest;
   e.end = ctx_.earliest + e.runtime;
-  return e;
 }
 
 void DecisionBuilder::Finish(Estimate* e, double gkwh_hours, bool estimated) const {
@@ -219,35 +264,57 @@ void DecisionBuilder::Finish(Estimate* e, double gkwh_hours, bool estimated) con
   double watts = job_.gpus * pool.gpu_power_w * util_ * pool.pue;
   e->gkwh_hours = gkwh_hours;
   // W x (g/kWh) x h = Wh x g/kWh = mg CO2e.
-  e->carbon_mg = RoundToInt64(MgFromWhAndIntensity(watts, gkwh_hours));
+  e->carbon_mg = Round(MgFromWhAndIntensity(watts, gkwh_hours));
   e->carbon_estimated = estimated;
   e->objective_micros = e->cost_micros;
   if (job_.mode != Mode::kCheapest) {
     e->objective_micros = SatAdd(
-        e->cost_micros,
-        RoundToInt64(CarbonCostMicros(e->carbon_mg, ctx_.carbon_price_micros_per_tonne)));
+        e->cost_micros, Round(CarbonCostMicros(e->carbon_mg, ctx_.carbon_price_micros_per_tonne)));
   }
 }
 
-Estimate DecisionBuilder::AsapEstimate(int index, bool spot, double base_hours) const {
-  Estimate e = Base(index, spot, base_hours);
-  ZoneCarbon zone = ZoneCarbon::For(s_, s_.pools[index].zone);
-  RunWindow w = AsapWindow(zone, frame_, e.runtime);
+const ZoneCarbon& DecisionBuilder::ZoneOf(const Pool& pool) {
+  if (last_zone_name_ == nullptr || *last_zone_name_ != pool.zone) {
+    last_zone_ = ZoneCarbon::For(s_, pool.zone);
+    last_zone_name_ = &pool.zone;
+  }
+  return last_zone_;
+}
+
+ZonePlanner& DecisionBuilder::PlannerFor(const ZoneCarbon& zone) {
+  for (auto& [series, planner] : planners_) {
+    if (series == zone.series()) return *planner;
+  }
+  planners_.emplace_back(zone.series(), std::make_unique<ZonePlanner>(zone, frame_));
+  return *planners_.back().second;
+}
+
+Estimate DecisionBuilder::AsapEstimate(int index, bool spot, double base_hours) {
+  Estimate e;
+  Base(index, spot, base_hours, &e);
+  ZoneCarbon zone = ZoneOf(s_.pools[index]);
+  RunWindow w = zone.series() != nullptr ? PlannerFor(zone).Asap(e.runtime)
+                                         : AsapWindow(zone, frame_, e.runtime);
   Finish(&e, w.gkwh_hours, w.estimated);
   return e;
 }
 
 bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* contiguous,
                             Estimate* split) {
-  *contiguous = Base(index, spot, base_hours);
+  Base(index, spot, base_hours, contiguous);
   if (contiguous->end > ctx_.deadline) return false;
-  ZoneCarbon zone = ZoneCarbon::For(s_, s_.pools[index].zone);
+  ZoneCarbon zone = ZoneOf(s_.pools[index]);
   const Plans* plans = nullptr;
   Plans local;
   if (zone.series() == nullptr) {
     // Constant intensity: every start is equal, start at once; nothing to split.
     local.contiguous_ok = true;
-    local.contiguous = AsapWindow(zone, frame_, contiguous->runtime);
+    local.contiguous.start = contiguous->start;
+    local.contiguous.end = contiguous->end;
+    // Over the runtime as scheduled (whole seconds), like every other window.
+    local.contiguous.gkwh_hours =
+        zone.constant() * static_cast<double>(absl::ToInt64Seconds(contiguous->runtime)) / 3600.0;
+    local.contiguous.estimated = true;
     plans = &local;
   } else {
     auto key = std::make_pair(static_cast<const void*>(zone.series()),
@@ -255,9 +322,10 @@ bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* c
     auto [it, inserted] = plans_.try_emplace(key);
     if (inserted) {
       Plans& p = it->second;
-      p.contiguous_ok = BestContiguousWindow(zone, frame_, contiguous->runtime, &p.contiguous);
-      if (job_.checkpointable) {
-        p.split_ok = LowestCarbonSlots(zone, frame_, contiguous->runtime, &p.split);
+      ZonePlanner& planner = PlannerFor(zone);
+      p.contiguous_ok = planner.BestContiguous(contiguous->runtime, &p.contiguous);
+      if (job_.checkpointable && p.contiguous_ok) {
+        p.split_ok = planner.LowestCarbonSlots(contiguous->runtime, /*with_slots=*/false, &p.split);
       }
     }
     plans = &it->second;
@@ -267,7 +335,7 @@ bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* c
   contiguous->end = plans->contiguous.end;
   Finish(contiguous, plans->contiguous.gkwh_hours, plans->contiguous.estimated);
   split->pool = -1;
-  if (plans->split_ok && plans->split.slots.size() > 1) {
+  if (plans->split_ok && plans->split.runs > 1) {
     *split = *contiguous;
     split->split = true;
     split->start = plans->split.start;
@@ -281,7 +349,7 @@ void DecisionBuilder::EvaluatePool(int index) {
   const Pool& pool = s_.pools[index];
   FilterResult not_now;
   int not_now_stage = -1;
-  const auto& pool_filters = DefaultPoolFilters();
+  const auto& pool_filters = pool_filters_;
   for (size_t i = 0; i < pool_filters.size(); ++i) {
     FilterResult r = pool_filters[i]->Check(ctx_, pool);
     if (r.fit == Fit::kNever) {
@@ -293,7 +361,7 @@ void DecisionBuilder::EvaluatePool(int index) {
       not_now_stage = static_cast<int>(i);
     }
   }
-  double base_hours = RuntimeHours(job_, pool);
+  double base_hours = duration_hours_ > 0 ? duration_hours_ : RuntimeHours(job_, pool);
   if (!(base_hours > 0) || !std::isfinite(base_hours)) {
     Count(kReasonGpuType);  // no speed figure for this GPU: work cannot be converted
     return;
@@ -303,25 +371,25 @@ void DecisionBuilder::EvaluatePool(int index) {
   PoolVerdict verdict;
   bool pool_fits = false;
   bool offer_od = pool.price_micros_per_node_hour > 0;
-  bool offer_spot =
-      job_.checkpointable && pool.spot_price_micros_per_node_hour > 0 &&
-      (!offer_od || pool.spot_price_micros_per_node_hour * ctx_.spot_factor <
-                        static_cast<double>(pool.price_micros_per_node_hour));
+  bool offer_spot = job_.checkpointable && pool.spot_price_micros_per_node_hour > 0 &&
+                    (!offer_od || pool.spot_price_micros_per_node_hour * ctx_.spot_factor <
+                                      static_cast<double>(pool.price_micros_per_node_hour));
   if (!offer_od && !offer_spot) {
     Count(kReasonCapacity);  // nothing to rent: no price in the catalog
     return;
   }
+  Estimate& contiguous = scratch_contiguous_;
+  Estimate& split = scratch_split_;
   for (int v = 0; v < 2; ++v) {
     bool spot = v == 1;
     if (spot ? !offer_spot : !offer_od) continue;
-    Estimate contiguous, split;
     if (!Price(index, spot, base_hours, &contiguous, &split)) {
       if (stage0 > verdict.stage) verdict = {stage0, kReasonDeadline};
       continue;
     }
     // Split only when it saves enough carbon to pay for its restarts, or when
     // it is the only way under a carbon limit.
-    Estimate e = contiguous;
+    const Estimate* chosen = &contiguous;
     EstimateCheck check = CheckEstimate(ctx_, pool, contiguous);
     if (split.pool >= 0) {
       EstimateCheck split_check = CheckEstimate(ctx_, pool, split);
@@ -329,13 +397,14 @@ void DecisionBuilder::EvaluatePool(int index) {
                    split.carbon_mg <= (1.0 - s_.split_min_saving) * contiguous.carbon_mg;
       if ((saves && split_check.failed == 0) || (check.failed != 0 && split_check.failed == 0) ||
           (saves && check.failed != 0)) {
-        e = split;
+        chosen = &split;
         check = split_check;
       }
     }
+    const Estimate& e = *chosen;
     if (check.failed == 0) {
       if (now) {
-        feasible_.push_back(e);
+        Keep(e);
         pool_fits = true;
       } else {
         // Would fit once capacity or quota frees up: that is the pool's
@@ -349,7 +418,8 @@ void DecisionBuilder::EvaluatePool(int index) {
       uint32_t caps = kMaxCostBit | kMaxCarbonBit;
       if ((check.failed & ~caps) == 0) {
         // Only the job's caps fail: remember the best quote for the message.
-        if (!has_over_cost_ || CompareKeys(Mode::kCheapest, KeyOf(e, s_), KeyOf(over_cost_, s_)) < 0) {
+        if (!has_over_cost_ ||
+            CompareKeys(Mode::kCheapest, KeyOf(e, s_), KeyOf(over_cost_, s_)) < 0) {
           over_cost_ = e;
           has_over_cost_ = true;
         }
@@ -359,7 +429,8 @@ void DecisionBuilder::EvaluatePool(int index) {
           has_over_carbon_ = true;
         }
       } else if (check.failed == kTeamBit) {
-        if (!has_over_team_ || CompareKeys(Mode::kCheapest, KeyOf(e, s_), KeyOf(over_team_, s_)) < 0) {
+        if (!has_over_team_ ||
+            CompareKeys(Mode::kCheapest, KeyOf(e, s_), KeyOf(over_team_, s_)) < 0) {
           over_team_ = e;
           has_over_team_ = true;
         }
@@ -370,11 +441,18 @@ void DecisionBuilder::EvaluatePool(int index) {
                     (s_.team.cost_headroom_micros < 0 ||
                      contiguous.cost_micros <= s_.team.cost_headroom_micros);
     if (blind_ok) {
+      // Blind to carbon: cost, then the deterministic tie-breaks (the carbon
+      // at once is filled in for the winner only).
       RankKey k = KeyOf(contiguous, s_);
+      k.carbon = 0;
+      k.objective = 0;
+      k.start = ctx_.earliest;
       if (!has_baseline_ || CompareKeys(Mode::kCheapest, k, KeyOf(baseline_, s_)) < 0) {
-        // Carbon is filled in once the winner is known (start at once).
         baseline_ = contiguous;
         baseline_.carbon_mg = 0;
+        baseline_.objective_micros = 0;
+        baseline_.start = ctx_.earliest;
+        baseline_.split = false;
         has_baseline_ = true;
       }
     }
@@ -382,7 +460,17 @@ void DecisionBuilder::EvaluatePool(int index) {
   if (!pool_fits) Count(verdict.reason);
 }
 
-Option DecisionBuilder::Materialize(const Estimate& e) const {
+void DecisionBuilder::Keep(const Estimate& e) {
+  auto better = [&](const Estimate& a, const Estimate& b) {
+    return CompareKeys(job_.mode, KeyOf(a, s_), KeyOf(b, s_)) < 0;
+  };
+  if (feasible_.size() == keep_ && !better(e, feasible_.back())) return;
+  auto at = std::upper_bound(feasible_.begin(), feasible_.end(), e, better);
+  feasible_.insert(at, e);
+  if (feasible_.size() > keep_) feasible_.pop_back();
+}
+
+Option DecisionBuilder::Materialize(const Estimate& e) {
   const Pool& pool = s_.pools[e.pool];
   Option o;
   o.pool = e.pool;
@@ -401,9 +489,11 @@ Option DecisionBuilder::Materialize(const Estimate& e) const {
   o.objective_micros = e.objective_micros;
   o.mean_intensity = e.hours > 0 ? e.gkwh_hours / e.hours : 0;
   o.carbon_estimated = e.carbon_estimated;
-  if (e.split) {
-    RunWindow w;
-    if (LowestCarbonSlots(ZoneCarbon::For(s_, pool.zone), frame_, e.runtime, &w)) o.slots = w.slots;
+  ZoneCarbon zone = ZoneOf(pool);
+  RunWindow w;
+  if (e.split && zone.series() != nullptr &&
+      PlannerFor(zone).LowestCarbonSlots(e.runtime, /*with_slots=*/true, &w)) {
+    o.slots = std::move(w.slots);
   } else {
     o.slots.push_back(Slot{e.start, e.end});
   }
@@ -422,28 +512,45 @@ std::string DecisionBuilder::WhyNot(const Option& alt, const Option& chosen) con
   int64_t dc = alt.cost_micros - chosen.cost_micros;
   int64_t dg = alt.carbon_mg - chosen.carbon_mg;
   int64_t dobj = alt.objective_micros - chosen.objective_micros;
+  // Name the variant when the alternative is the chosen pool run otherwise.
+  std::string prefix;
+  if (alt.pool == chosen.pool && alt.spot == chosen.spot) {
+    prefix = alt.split ? "split: " : (alt.start == ctx_.earliest ? "at once: " : "contiguous: ");
+  }
+  std::string why;
   switch (job_.mode) {
     case Mode::kCheapest:
-      if (dc > 0) return absl::StrCat("costs ", Usd(dc), " more");
-      if (dg > 0) return absl::StrCat("same cost, emits ", Kg(dg), " more");
+      if (dc > 0) {
+        why = absl::StrCat("costs ", Usd(dc), " more");
+        if (dg < 0) absl::StrAppend(&why, ", emits ", Kg(-dg), " less");
+      } else if (dg > 0) {
+        why = absl::StrCat("same cost, emits ", Kg(dg), " more");
+      }
       break;
     case Mode::kGreenest:
-      if (dg > 0) return absl::StrCat("emits ", Kg(dg), " more");
-      if (dc > 0) return absl::StrCat("same carbon, costs ", Usd(dc), " more");
+      if (dg > 0) {
+        why = absl::StrCat("emits ", Kg(dg), " more");
+        if (dc < 0) absl::StrAppend(&why, ", costs ", Usd(-dc), " less");
+      } else if (dc > 0) {
+        why = absl::StrCat("same carbon, costs ", Usd(dc), " more");
+      }
       break;
     case Mode::kBalanced:
       if (dobj > 0) {
         std::vector<std::string> parts;
         if (dc != 0) parts.push_back(absl::StrCat("costs ", SignedUsd(dc)));
         if (dg != 0) parts.push_back(absl::StrCat("emits ", SignedKg(dg)));
-        return absl::StrCat("objective +", Usd(dobj), parts.empty() ? "" : ": ",
-                            absl::StrJoin(parts, ", "));
+        why = absl::StrCat("objective +", Usd(dobj), parts.empty() ? "" : ": ",
+                           absl::StrJoin(parts, ", "));
+      } else if (dg > 0) {
+        why = absl::StrCat("same objective, emits ", Kg(dg), " more");
+      } else if (dc > 0) {
+        why = absl::StrCat("same objective and carbon, costs ", Usd(dc), " more");
       }
-      if (dg > 0) return absl::StrCat("same objective, emits ", Kg(dg), " more");
-      if (dc > 0) return absl::StrCat("same objective and carbon, costs ", Usd(dc), " more");
       break;
   }
-  return "tie: loses on pool id, on-demand before spot, earlier start";
+  if (why.empty()) why = "tie: loses on pool id, on-demand before spot, earlier start";
+  return prefix + why;
 }
 
 std::string DecisionBuilder::RejectionText() const {
@@ -452,8 +559,8 @@ std::string DecisionBuilder::RejectionText() const {
   if (total == 0) return "";
   std::vector<std::string> parts;
   for (const auto& [reason, n] : d_.rejections) parts.push_back(absl::StrCat(n, " ", reason));
-  return absl::StrCat(total, " pool", total == 1 ? "" : "s", " rejected: ",
-                      absl::StrJoin(parts, ", "));
+  return absl::StrCat(total, " pool", total == 1 ? "" : "s",
+                      " rejected: ", absl::StrJoin(parts, ", "));
 }
 
 std::string DecisionBuilder::Summary() const {
@@ -468,8 +575,8 @@ std::string DecisionBuilder::Summary() const {
         Usd(c.cost_micros), Kg(c.carbon_mg), c.mean_intensity,
         c.carbon_estimated ? ", estimated" : "");
     if (d_.has_baseline) {
-      absl::StrAppend(&s, "; carbon-blind baseline ", d_.baseline.pool_id, " at once: ",
-                      Usd(d_.baseline.cost_micros), ", ", Kg(d_.baseline.carbon_mg),
+      absl::StrAppend(&s, "; carbon-blind baseline ", d_.baseline.pool_id,
+                      " at once: ", Usd(d_.baseline.cost_micros), ", ", Kg(d_.baseline.carbon_mg),
                       " (avoids ", Kg(d_.carbon_avoided_mg), ", costs ",
                       SignedUsd(-d_.cost_saved_micros), ")");
     }
@@ -491,15 +598,15 @@ std::string DecisionBuilder::Summary() const {
     if (!cost_binding && !carbon_binding) {
       absl::StrAppend(&s, "; no option meets both caps (", Usd(job_.max_cost_micros), ", ",
                       Kg(job_.max_carbon_mg), "): cheapest ", Usd(over_cost_.cost_micros), " / ",
-                      Kg(over_cost_.carbon_mg), ", lowest-carbon ",
-                      Usd(over_carbon_.cost_micros), " / ", Kg(over_carbon_.carbon_mg));
+                      Kg(over_cost_.carbon_mg), ", lowest-carbon ", Usd(over_carbon_.cost_micros),
+                      " / ", Kg(over_carbon_.carbon_mg));
     }
   }
   if (has_over_team_) {
     const TeamView& t = s_.team;
     if (t.cost_headroom_micros >= 0 && over_team_.cost_micros > t.cost_headroom_micros) {
-      absl::StrAppend(&s, "; team budget: cheapest needs ", Usd(over_team_.cost_micros),
-                      ", ", Usd(t.cost_headroom_micros), " left");
+      absl::StrAppend(&s, "; team budget: cheapest needs ", Usd(over_team_.cost_micros), ", ",
+                      Usd(t.cost_headroom_micros), " left");
     } else {
       absl::StrAppend(&s, "; team carbon budget: needs ", Kg(over_team_.carbon_mg), ", ",
                       Kg(t.carbon_headroom_mg), " left");
@@ -526,6 +633,8 @@ Decision DecisionBuilder::Run() {
     return std::move(d_);
   }
 
+  keep_ = static_cast<size_t>(std::max(0, job_.top_k)) + 1;
+  feasible_.reserve(keep_ + 1);
   for (int i = 0; i < static_cast<int>(s_.pools.size()); ++i) EvaluatePool(i);
 
   for (const auto& [reason, n] : counts_) d_.rejections.emplace_back(reason, n);
@@ -534,8 +643,8 @@ Decision DecisionBuilder::Run() {
   });
 
   if (has_baseline_) {
-    baseline_ = AsapEstimate(baseline_.pool, baseline_.spot,
-                             RuntimeHours(job_, s_.pools[baseline_.pool]));
+    baseline_ =
+        AsapEstimate(baseline_.pool, baseline_.spot, RuntimeHours(job_, s_.pools[baseline_.pool]));
     d_.baseline = Materialize(baseline_);
     d_.has_baseline = true;
   }
@@ -551,13 +660,11 @@ Decision DecisionBuilder::Run() {
     auto better = [&](const Estimate& a, const Estimate& b) {
       return CompareKeys(mode, KeyOf(a, s_), KeyOf(b, s_)) < 0;
     };
-    auto best_it = std::min_element(feasible_.begin(), feasible_.end(), better);
-    Estimate best = *best_it;
-    feasible_.erase(best_it);
+    Estimate best = feasible_.front();  // Keep() holds them best first
+    feasible_.erase(feasible_.begin());
     // Starting at once in the chosen pool is the alternative people ask about.
     if (best.start != ctx_.earliest || best.split) {
-      Estimate asap =
-          AsapEstimate(best.pool, best.spot, RuntimeHours(job_, s_.pools[best.pool]));
+      Estimate asap = AsapEstimate(best.pool, best.spot, RuntimeHours(job_, s_.pools[best.pool]));
       if (CheckEstimate(ctx_, s_.pools[best.pool], asap).failed == 0) feasible_.push_back(asap);
     }
     d_.feasible = true;

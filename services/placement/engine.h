@@ -17,16 +17,16 @@ namespace greenlight::placement {
 // The engine's view of a job (built from the API's JobSpec by the scheduler).
 struct JobRequest {
   int gpus = 1;
-  std::vector<std::string> gpu_types;   // empty = any
+  std::vector<std::string> gpu_types;  // empty = any
   // Exactly one of: reference GPU-hours (scaled by pool speed) or a fixed duration.
   double reference_gpu_hours = 0;
   absl::Duration duration = absl::ZeroDuration();
-  int64_t max_cost_micros = 0;   // 0 = no cap
-  int64_t max_carbon_mg = 0;     // 0 = no cap
-  absl::Time not_before = absl::InfinitePast();   // clamp to snapshot.now
+  int64_t max_cost_micros = 0;                   // 0 = no cap
+  int64_t max_carbon_mg = 0;                     // 0 = no cap
+  absl::Time not_before = absl::InfinitePast();  // clamp to snapshot.now
   absl::Time deadline = absl::InfiniteFuture();
   bool checkpointable = false;
-  std::vector<std::string> regions;     // empty = any
+  std::vector<std::string> regions;  // empty = any
   Mode mode = Mode::kBalanced;
   int64_t carbon_price_micros_per_tonne = 0;  // 0 = team's
   int top_k = 5;
@@ -39,25 +39,25 @@ struct Slot {
 
 // One way to run the job.
 struct Option {
-  int pool = -1;             // index into snapshot.pools
+  int pool = -1;  // index into snapshot.pools
   std::string pool_id;
   int nodes = 0;
   bool spot = false;
   absl::Time start;
   absl::Time end;
-  std::vector<Slot> slots;   // one for contiguous runs
-  absl::Duration runtime;    // compute time (sum of slots)
+  std::vector<Slot> slots;  // one for contiguous runs
+  absl::Duration runtime;   // compute time (sum of slots)
   int64_t cost_micros = 0;
   int64_t carbon_mg = 0;
   double energy_wh = 0;
   int64_t objective_micros = 0;
-  double mean_intensity = 0;  // gCO2e/kWh over the run
+  double mean_intensity = 0;      // gCO2e/kWh over the run
   bool carbon_estimated = false;  // annual average used (no or stale series)
-  std::string why_not;        // for alternatives: why it lost
+  std::string why_not;            // for alternatives: why it lost
   // Added with the engine:
-  bool split = false;              // checkpointable run over non-adjacent slots
-  bool on_partial_node = false;    // sub-node job packed onto a partly used node
-  double gpu_share = 0;            // node-hours billed per hour (see docs/PLACEMENT.md)
+  bool split = false;            // checkpointable run over non-adjacent slots
+  bool on_partial_node = false;  // sub-node job packed onto a partly used node
+  double gpu_share = 0;          // node-hours billed per hour (see docs/PLACEMENT.md)
 };
 
 // Reason codes of rejections (stable strings; used in metrics labels).

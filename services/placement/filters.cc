@@ -20,7 +20,8 @@ JobContext JobContext::Make(const JobRequest& job, const Snapshot& snapshot) {
   } else if (snapshot.team.carbon_price_micros_per_tonne > 0) {
     ctx.carbon_price_micros_per_tonne = snapshot.team.carbon_price_micros_per_tonne;
   } else {
-    ctx.carbon_price_micros_per_tonne = std::max<int64_t>(0, snapshot.default_carbon_price_micros_per_tonne);
+    ctx.carbon_price_micros_per_tonne =
+        std::max<int64_t>(0, snapshot.default_carbon_price_micros_per_tonne);
   }
   ctx.spot_factor = snapshot.spot.OverheadFactor();
   return ctx;
@@ -56,7 +57,10 @@ FilterResult GpuTypeFilter::Check(const JobContext& ctx, const Pool& pool) const
   const std::vector<std::string>& types = ctx.job->gpu_types;
   if (types.empty()) return FilterResult::Fits();
   for (const std::string& t : types) {
-    if (absl::EqualsIgnoreCase(t, pool.gpu_type)) return FilterResult::Fits();
+    // Length first: most pools fail here without a case-insensitive compare.
+    if (t.size() == pool.gpu_type.size() && absl::EqualsIgnoreCase(t, pool.gpu_type)) {
+      return FilterResult::Fits();
+    }
   }
   return FilterResult::Never(kReasonGpuType);
 }

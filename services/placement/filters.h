@@ -34,8 +34,8 @@ struct FilterResult {
 struct JobContext {
   const JobRequest* job = nullptr;
   const Snapshot* snapshot = nullptr;
-  absl::Time earliest;       // max(not_before, now)
-  absl::Time latest_start;   // max(earliest, now + horizon); the deadline cuts further
+  absl::Time earliest;      // max(not_before, now)
+  absl::Time latest_start;  // max(earliest, now + horizon); the deadline cuts further
   absl::Time deadline;
   int64_t carbon_price_micros_per_tonne = 0;
   double spot_factor = 1.0;  // SpotModel::OverheadFactor()
@@ -65,12 +65,12 @@ struct Estimate {
   double gpu_share = 0;
   absl::Time start;
   absl::Time end;
-  absl::Duration runtime;   // compute time (with the spot overhead)
-  double hours = 0;         // runtime in hours
+  absl::Duration runtime;  // compute time (with the spot overhead)
+  double hours = 0;        // runtime in hours
   int64_t cost_micros = 0;
   int64_t carbon_mg = 0;
   double energy_wh = 0;
-  double gkwh_hours = 0;    // integral of intensity over the run
+  double gkwh_hours = 0;  // integral of intensity over the run
   int64_t objective_micros = 0;
   bool carbon_estimated = false;
 };

@@ -50,7 +50,49 @@ struct RunWindow {
   absl::Time end;
   double gkwh_hours = 0;
   bool estimated = false;
-  std::vector<Slot> slots;  // split plans only; contiguous runs leave it empty
+  int runs = 1;             // contiguous pieces (1 = not split)
+  std::vector<Slot> slots;  // split plans only, when asked for; contiguous runs leave it empty
+};
+
+// Per-decision search over one zone with a series. Built once per (job,
+// zone), it keeps cumulative integrals over the job's time frame as plain
+// doubles (prefix sums over the series steps, O(horizon + run) to build) and
+// the slots ranked by mean intensity, so each query for a run length is
+// O(slots) arithmetic: the engine asks once per distinct runtime, whatever the
+// number of pools in the zone.
+class ZonePlanner {
+ public:
+  // `zone.series()` must be non-null (constant zones need no search).
+  ZonePlanner(const ZoneCarbon& zone, const TimeFrame& frame);
+
+  bool BestContiguous(absl::Duration run, RunWindow* out);
+  RunWindow Asap(absl::Duration run);
+  // `with_slots`: fill out->slots (only needed for the options returned).
+  bool LowestCarbonSlots(absl::Duration run, bool with_slots, RunWindow* out);
+  // Integral of intensity over [a, b) (ns since the Unix epoch).
+  double Integral(int64_t a_ns, int64_t b_ns);
+
+ private:
+  double Value(int64_t k) const;
+  int64_t StepIndex(int64_t t_ns) const;
+  double Cum(int64_t t_ns);  // integral from the frame's first step to t
+  void CoverSteps(int64_t k);
+  int64_t Boundary(int64_t i) const;  // slot grid: earliest, then epoch-aligned
+  void BuildSegments(int64_t end_ns);
+  bool Estimated(int64_t a_ns, int64_t b_ns) const;
+
+  const providers::CarbonSeries* series_;
+  double average_;
+  int64_t series_start_ns_, series_end_ns_, step_ns_;
+  int64_t earliest_ns_, latest_start_ns_, deadline_ns_, slot_ns_, first_boundary_ns_;
+  int64_t k_lo_;
+  std::vector<double> cum_;  // cum_[i] = integral from step k_lo_ to step k_lo_ + i
+  // Whole slot segments [Boundary(i), Boundary(i + 1)) up to segments_end_ns_,
+  // ranked by mean intensity (then time).
+  int64_t segments_end_ns_ = 0;
+  std::vector<double> seg_integral_;
+  std::vector<int> seg_order_;
+  std::vector<int64_t> taken_;  // scratch: ns used of each segment
 };
 
 // Start candidates: `earliest`, then each slot boundary (aligned to the Unix

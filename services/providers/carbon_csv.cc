@@ -1,3 +1,4 @@
+// Carbon series CSV formats, the hourly resampling rule and week-aligned shifting.
 #include "services/providers/carbon_csv.h"
 
 #include <algorithm>
@@ -69,7 +70,8 @@ std::vector<double> Resample(std::vector<SeriesPoint> points, const ResampleOpti
       ++filled;
     }
   }
-  const double fallback = options.fallback > 0 ? options.fallback : filled_sum / static_cast<double>(filled);
+  const double fallback =
+      options.fallback > 0 ? options.fallback : filled_sum / static_cast<double>(filled);
   const int64_t max_gap_slots = FloorDiv(options.max_interpolated_gap, step);
   // The first and last slots always hold a sample, so every gap has neighbours.
   size_t i = 0;
@@ -106,7 +108,8 @@ absl::StatusOr<LoadedSeries> LoadCarbonCsv(const std::string& path, const Resamp
     const char* want = column == EmapsColumn::kLca ? "(LCA)" : "(direct)";
     for (size_t c = 0; c < t.header().size(); ++c) {
       const std::string& h = t.header()[c];
-      if (absl::StartsWith(h, "Carbon Intensity") && absl::EndsWith(h, want)) c_value = static_cast<int>(c);
+      if (absl::StartsWith(h, "Carbon Intensity") && absl::EndsWith(h, want))
+        c_value = static_cast<int>(c);
     }
     if (c_value < 0) {
       return absl::InvalidArgumentError(
@@ -119,7 +122,8 @@ absl::StatusOr<LoadedSeries> LoadCarbonCsv(const std::string& path, const Resamp
     out.format = "lwa";
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ":1: missing column 'Time' (Let's Wait Awhile) or 'Datetime (UTC)' (Electricity Maps)"));
+        path,
+        ":1: missing column 'Time' (Let's Wait Awhile) or 'Datetime (UTC)' (Electricity Maps)"));
   }
   std::vector<SeriesPoint> points;
   points.reserve(t.rows());
@@ -133,17 +137,20 @@ absl::StatusOr<LoadedSeries> LoadCarbonCsv(const std::string& path, const Resamp
     if (absl::StripAsciiWhitespace(t.Cell(r, c_value)).empty()) continue;
     ASSIGN_OR_RETURN(p.value, t.Double(r, c_value));
     if (p.value < 0 || p.value > 5000) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(t.Where(r, c_value), ": intensity must be in [0, 5000] g/kWh, got ", p.value));
+      return absl::InvalidArgumentError(absl::StrCat(
+          t.Where(r, c_value), ": intensity must be in [0, 5000] g/kWh, got ", p.value));
     }
     points.push_back(p);
   }
   if (points.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no samples"));
-  auto [lo, hi] = std::minmax_element(points.begin(), points.end(),
-                                      [](const SeriesPoint& a, const SeriesPoint& b) { return a.t < b.t; });
-  if (options.step <= absl::ZeroDuration() || (hi->t - lo->t) / options.step > static_cast<double>(kMaxSlots)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": series spans ", absl::FormatTime(lo->t), " to ",
-                                                   absl::FormatTime(hi->t), ", longer than 20 years"));
+  auto [lo, hi] =
+      std::minmax_element(points.begin(), points.end(),
+                          [](const SeriesPoint& a, const SeriesPoint& b) { return a.t < b.t; });
+  if (options.step <= absl::ZeroDuration() ||
+      (hi->t - lo->t) / options.step > static_cast<double>(kMaxSlots)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": series spans ", absl::FormatTime(lo->t),
+                                                   " to ", absl::FormatTime(hi->t),
+                                                   ", longer than 20 years"));
   }
   out.values = Resample(std::move(points), options, &out.start, &out.stats);
   double sum = 0;
@@ -157,7 +164,8 @@ absl::Duration AlignmentShift(absl::Time start, absl::Time end, absl::Time now) 
   const int64_t year_mid = absl::ToCivilYear(mid, absl::UTCTimeZone()).year();
   const int64_t year_now = absl::ToCivilYear(now, absl::UTCTimeZone()).year();
   auto shift_for = [](int64_t years) {
-    return absl::Hours(24 * 7) * static_cast<int64_t>(std::llround(static_cast<double>(years) * 365.2425 / 7.0));
+    return absl::Hours(24 * 7) *
+           static_cast<int64_t>(std::llround(static_cast<double>(years) * 365.2425 / 7.0));
   };
   const int64_t y = year_now - year_mid;
   for (int64_t cand : {y, y - 1, y + 1}) {

@@ -50,7 +50,7 @@ std::vector<double> Resample(std::vector<SeriesPoint> points, const ResampleOpti
 struct LoadedSeries {
   absl::Time start;
   std::vector<double> values;
-  double mean = 0;  // mean of the resampled values
+  double mean = 0;     // mean of the resampled values
   std::string format;  // "lwa" | "emaps-lca" | "emaps-direct"
   ResampleStats stats;
 };

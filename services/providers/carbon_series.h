@@ -15,8 +15,8 @@ class CarbonSeries {
  public:
   // `values[i]` is the intensity of [start + i*step, start + (i+1)*step).
   // Outside the series the zone's `annual_average` applies.
-  CarbonSeries(std::string zone, absl::Time start, absl::Duration step,
-               std::vector<double> values, double annual_average);
+  CarbonSeries(std::string zone, absl::Time start, absl::Duration step, std::vector<double> values,
+               double annual_average);
 
   const std::string& zone() const { return zone_; }
   absl::Time start() const { return start_; }

@@ -31,7 +31,7 @@ class CarbonSource {
 using AnnualAverage = std::function<double(const std::string& zone)>;
 
 struct LiveSourceOptions {
-  std::string base_url;                     // no trailing slash
+  std::string base_url;                      // no trailing slash
   absl::Duration history = absl::Hours(24);  // how far back to ask for
   absl::Duration horizon = absl::Hours(72);  // forecast (provider's or ours) reaches now + horizon
   absl::Duration timeout = absl::Seconds(10);
@@ -44,15 +44,18 @@ struct LiveSourceOptions {
 // Points -> hourly CarbonSeries (Resample rule of carbon_csv.h, gaps up to
 // 6 h interpolated), extended to now + horizon by `forecaster` when the
 // provider's data stops earlier.
-absl::StatusOr<CarbonSeries> SeriesFromLivePoints(const std::string& zone, std::vector<SeriesPoint> points,
-                                                  double annual, absl::Time now, absl::Duration horizon,
-                                                  const Forecaster& forecaster, const std::string& source);
+absl::StatusOr<CarbonSeries> SeriesFromLivePoints(const std::string& zone,
+                                                  std::vector<SeriesPoint> points, double annual,
+                                                  absl::Time now, absl::Duration horizon,
+                                                  const Forecaster& forecaster,
+                                                  const std::string& source);
 
 // GET {base}/carbon-intensity/history?zone=Z and /carbon-intensity/forecast
 // with header auth-token. The forecast is optional (not every plan has it).
 class ElectricityMapsSource final : public CarbonSource {
  public:
-  ElectricityMapsSource(HttpClient* http, const Clock* clock, ApiKey key, LiveSourceOptions options);
+  ElectricityMapsSource(HttpClient* http, const Clock* clock, ApiKey key,
+                        LiveSourceOptions options);
   std::string name() const override { return "electricitymaps"; }
   absl::StatusOr<CarbonSeries> Fetch(const std::string& zone) override;
 
@@ -68,8 +71,8 @@ class ElectricityMapsSource final : public CarbonSource {
 // signal_type=co2_moer (Bearer token). MOER lbs/MWh -> g/kWh.
 class WattTimeSource final : public CarbonSource {
  public:
-  WattTimeSource(HttpClient* http, const Clock* clock, ApiKey username, ApiKey password, std::string auth_base,
-                 LiveSourceOptions options);
+  WattTimeSource(HttpClient* http, const Clock* clock, ApiKey username, ApiKey password,
+                 std::string auth_base, LiveSourceOptions options);
   std::string name() const override { return "watttime"; }
   absl::StatusOr<CarbonSeries> Fetch(const std::string& zone) override;
 
@@ -80,8 +83,9 @@ class WattTimeSource final : public CarbonSource {
   ApiKey username_, password_;
   std::string auth_base_;
   LiveSourceOptions options_;
-  std::string token_;
-  absl::Time token_at_ = absl::InfinitePast();
+  absl::Mutex token_mu_;  // Fetch may run for several zones at once
+  std::string token_ ABSL_GUARDED_BY(token_mu_);
+  absl::Time token_at_ ABSL_GUARDED_BY(token_mu_) = absl::InfinitePast();
 };
 
 // GET {base}/emissions/bylocation?location=L&time=..&toTime=.. (history) and
@@ -118,7 +122,8 @@ struct ZoneReading {
 // quotes/metrics can say so. Thread-safe; fetches run outside the lock.
 class CachingCarbonSource final : public CarbonSource {
  public:
-  CachingCarbonSource(CarbonSource* inner, const Clock* clock, CacheOptions options, AnnualAverage annual);
+  CachingCarbonSource(CarbonSource* inner, const Clock* clock, CacheOptions options,
+                      AnnualAverage annual);
   std::string name() const override { return absl::StrCat("cached:", inner_->name()); }
   ZoneReading Get(const std::string& zone);
   // Get() as a CarbonSource: never an error.

@@ -1,3 +1,4 @@
+// Comment-aware CSV reading for the hand-written data files.
 #include "services/providers/csv_text.h"
 
 #include <vector>

@@ -1,3 +1,4 @@
+// Forecasters and the rolling-origin MAPE that chose the default.
 #include "services/providers/forecast.h"
 
 #include <cmath>
@@ -17,7 +18,8 @@ double Fallback(absl::Span<const double> h, int64_t t) {
 
 // Mean of h[t - k*lag] for k = 1..count, where t may lie beyond h (then the
 // predicted values `out` are used for lags landing after the history).
-double LagMean(absl::Span<const double> h, const std::vector<double>& out, int64_t t, int64_t lag, int count) {
+double LagMean(absl::Span<const double> h, const std::vector<double>& out, int64_t t, int64_t lag,
+               int count) {
   const int64_t n = static_cast<int64_t>(h.size());
   double sum = 0;
   int used = 0;
@@ -32,7 +34,8 @@ double LagMean(absl::Span<const double> h, const std::vector<double>& out, int64
 
 }  // namespace
 
-std::vector<double> SameHourYesterday::Predict(absl::Span<const double> history, int horizon) const {
+std::vector<double> SameHourYesterday::Predict(absl::Span<const double> history,
+                                               int horizon) const {
   std::vector<double> out;
   if (history.empty()) return out;
   const int64_t n = static_cast<int64_t>(history.size());
@@ -58,10 +61,25 @@ std::vector<double> DailyProfile::Predict(absl::Span<const double> history, int 
   return out;
 }
 
-std::unique_ptr<Forecaster> DefaultForecaster() { return std::make_unique<DailyProfile>(3); }
+std::vector<double> YesterdayWeeklyBlend::Predict(absl::Span<const double> history,
+                                                  int horizon) const {
+  std::vector<double> out;
+  if (history.empty()) return out;
+  if (history.size() < 168) return SameHourYesterday().Predict(history, horizon);
+  // Each part runs on its own predictions beyond the history, so the blend
+  // is exactly the mean of the two forecasters.
+  std::vector<double> y = SameHourYesterday().Predict(history, horizon);
+  std::vector<double> w = weekly_.Predict(history, horizon);
+  for (int i = 0; i < horizon; ++i) out.push_back((y[i] + w[i]) / 2);
+  return out;
+}
 
-double RollingMape(absl::Span<const double> values, const Forecaster& f, int horizon, int warmup_hours,
-                   int origin_step_hours) {
+std::unique_ptr<Forecaster> DefaultForecaster() {
+  return std::make_unique<YesterdayWeeklyBlend>(4);
+}
+
+double RollingMape(absl::Span<const double> values, const Forecaster& f, int horizon,
+                   int warmup_hours, int origin_step_hours) {
   double sum = 0;
   int64_t count = 0;
   const int64_t n = static_cast<int64_t>(values.size());
@@ -78,14 +96,18 @@ double RollingMape(absl::Span<const double> values, const Forecaster& f, int hor
 }
 
 CarbonSeries ExtendWithForecast(const CarbonSeries& series, absl::Time until, const Forecaster& f) {
-  if (series.values().empty() || series.end() >= until || series.step() != absl::Hours(1)) return series;
-  const int64_t missing = static_cast<int64_t>(std::ceil(absl::ToDoubleHours(until - series.end())));
+  if (series.values().empty() || series.end() >= until || series.step() != absl::Hours(1))
+    return series;
+  const int64_t missing =
+      static_cast<int64_t>(std::ceil(absl::ToDoubleHours(until - series.end())));
   std::vector<double> values = series.values();
   std::vector<double> pred = f.Predict(values, static_cast<int>(missing));
   values.insert(values.end(), pred.begin(), pred.end());
-  CarbonSeries out(series.zone(), series.start(), series.step(), std::move(values), series.annual_average());
-  out.set_source(absl::StrCat(series.source(), " + forecast ", f.name(), " from ",
-                              absl::FormatTime(absl::RFC3339_sec, series.end(), absl::UTCTimeZone())));
+  CarbonSeries out(series.zone(), series.start(), series.step(), std::move(values),
+                   series.annual_average());
+  out.set_source(
+      absl::StrCat(series.source(), " + forecast ", f.name(), " from ",
+                   absl::FormatTime(absl::RFC3339_sec, series.end(), absl::UTCTimeZone())));
   out.set_stale(series.stale());
   return out;
 }

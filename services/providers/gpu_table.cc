@@ -55,7 +55,8 @@ absl::StatusOr<absl::flat_hash_map<std::string, Mlco2Row>> LoadMlco2(const std::
   int c_src = t.HasColumn("source") ? *t.Column("source") : -1;
   for (size_t r = 0; r < t.rows(); ++r) {
     std::string name(absl::StripAsciiWhitespace(t.Cell(r, c_name)));
-    if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_name), ": empty name"));
+    if (name.empty())
+      return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_name), ": empty name"));
     // CPUs and TPUs are not GPU pools; TPU rows are average power, not TDP.
     if (absl::AsciiStrToLower(absl::StripAsciiWhitespace(t.Cell(r, c_type))) != "gpu") continue;
     ASSIGN_OR_RETURN(double w, t.Double(r, c_tdp));
@@ -64,7 +65,8 @@ absl::StatusOr<absl::flat_hash_map<std::string, Mlco2Row>> LoadMlco2(const std::
           absl::StrCat(t.Where(r, c_tdp), ": power must be in (0, 5000] W, got ", w));
     }
     std::string src = c_src >= 0 ? std::string(absl::StripAsciiWhitespace(t.Cell(r, c_src))) : "";
-    out[name] = Mlco2Row{w, absl::StrCat("mlco2/impact gpus.csv '", name, "'", src.empty() ? "" : ": ", src)};
+    out[name] = Mlco2Row{
+        w, absl::StrCat("mlco2/impact gpus.csv '", name, "'", src.empty() ? "" : ": ", src)};
   }
   return out;
 }
@@ -74,7 +76,8 @@ absl::StatusOr<absl::flat_hash_map<std::string, Mlco2Row>> LoadMlco2(const std::
 std::string NormalizeGpuName(absl::string_view name) {
   std::string out;
   for (char c : name) {
-    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) out.push_back(absl::ascii_tolower(static_cast<unsigned char>(c)));
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c)))
+      out.push_back(absl::ascii_tolower(static_cast<unsigned char>(c)));
   }
   return out;
 }
@@ -90,7 +93,8 @@ absl::StatusOr<GpuTable> GpuTable::Load(const std::string& mlco2_gpus_csv,
     // No mapping file: every mlco2 GPU is its own model with an unknown
     // (reference) speed, so power still works for what it names.
     for (const auto& [name, row] : mlco2) {
-      table.Add(GpuModel{name, row.power_w, 1.0, row.source, "unknown (no override file): 1.0"}, {});
+      table.Add(GpuModel{name, row.power_w, 1.0, row.source, "unknown (no override file): 1.0"},
+                {});
     }
     return table;
   }
@@ -105,9 +109,11 @@ absl::StatusOr<GpuTable> GpuTable::Load(const std::string& mlco2_gpus_csv,
   for (size_t r = 0; r < t.rows(); ++r) {
     GpuModel m;
     m.name = std::string(absl::StripAsciiWhitespace(t.Cell(r, c_name)));
-    if (m.name.empty()) return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_name), ": empty name"));
+    if (m.name.empty())
+      return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_name), ": empty name"));
     if (table.models_.contains(m.name)) {
-      return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_name), ": duplicate GPU '", m.name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(t.Where(r, c_name), ": duplicate GPU '", m.name, "'"));
     }
     std::string mlco2_name(absl::StripAsciiWhitespace(t.Cell(r, c_mlco2)));
     std::string power_text(absl::StripAsciiWhitespace(t.Cell(r, c_power)));
@@ -115,14 +121,16 @@ absl::StatusOr<GpuTable> GpuTable::Load(const std::string& mlco2_gpus_csv,
       ASSIGN_OR_RETURN(m.power_w, t.Double(r, c_power));
       m.power_source = std::string(absl::StripAsciiWhitespace(t.Cell(r, c_power_src)));
       if (m.power_source.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_power_src), ": a power figure needs its source"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(t.Where(r, c_power_src), ": a power figure needs its source"));
       }
     } else if (!mlco2_name.empty()) {
       auto it = mlco2.find(mlco2_name);
       if (it == mlco2.end()) {
         return absl::InvalidArgumentError(absl::StrCat(
             t.Where(r, c_mlco2), ": unknown GPU '", mlco2_name, "' (not a gpu row of ",
-            mlco2_gpus_csv.empty() ? "the mlco2 file, which is not configured" : mlco2_gpus_csv, ")"));
+            mlco2_gpus_csv.empty() ? "the mlco2 file, which is not configured" : mlco2_gpus_csv,
+            ")"));
       }
       m.power_w = it->second.power_w;
       m.power_source = it->second.source;
@@ -141,7 +149,8 @@ absl::StatusOr<GpuTable> GpuTable::Load(const std::string& mlco2_gpus_csv,
     }
     m.speed_source = std::string(absl::StripAsciiWhitespace(t.Cell(r, c_speed_src)));
     if (m.speed_source.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_speed_src), ": a speed figure needs its source"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(t.Where(r, c_speed_src), ": a speed figure needs its source"));
     }
     std::vector<std::string> aliases;
     for (absl::string_view a : absl::StrSplit(t.Cell(r, c_aliases), '|', absl::SkipWhitespace())) {

@@ -12,9 +12,9 @@
 namespace greenlight::providers {
 
 struct GpuModel {
-  std::string name;      // canonical: "H100", "A100-80GB", "V100"
-  double power_w = 0;    // board power (TDP), W
-  double speed = 1.0;    // training throughput relative to A100 (40 GB) = 1.0
+  std::string name;          // canonical: "H100", "A100-80GB", "V100"
+  double power_w = 0;        // board power (TDP), W
+  double speed = 1.0;        // training throughput relative to A100 (40 GB) = 1.0
   std::string power_source;  // citation of the power figure
   std::string speed_source;  // citation of the speed figure
 };
@@ -40,8 +40,8 @@ class GpuTable {
   void Add(GpuModel model, const std::vector<std::string>& aliases);
 
  private:
-  absl::flat_hash_map<std::string, GpuModel> models_;   // canonical -> model
-  absl::flat_hash_map<std::string, std::string> alias_; // lowercased alias -> canonical
+  absl::flat_hash_map<std::string, GpuModel> models_;    // canonical -> model
+  absl::flat_hash_map<std::string, std::string> alias_;  // lowercased alias -> canonical
 };
 
 }  // namespace greenlight::providers

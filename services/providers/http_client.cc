@@ -1,3 +1,4 @@
+// libcurl GET with verified TLS, size and time limits; API keys from env or file.
 #include "services/providers/http_client.h"
 
 #include <curl/curl.h>
@@ -56,7 +57,8 @@ CurlHttpClient::CurlHttpClient(int64_t max_body_bytes) : max_body_bytes_(max_bod
 absl::StatusOr<HttpResponse> CurlHttpClient::Get(const HttpRequest& request) {
   const std::string where = Redacted(request.url);
   if (!absl::StartsWith(request.url, "https://") && !IsLoopbackHttpUrl(request.url)) {
-    return absl::InvalidArgumentError(absl::StrCat(where, ": only https:// URLs (or http:// to loopback) are allowed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": only https:// URLs (or http:// to loopback) are allowed"));
   }
   CURL* curl = curl_easy_init();
   if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
@@ -72,13 +74,16 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Get(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Write);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(std::min(request.timeout, absl::Seconds(5)))));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
+  curl_easy_setopt(
+      curl, CURLOPT_CONNECTTIMEOUT_MS,
+      static_cast<long>(absl::ToInt64Milliseconds(std::min(request.timeout, absl::Seconds(5)))));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // thread-safe timeouts
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect must not carry our headers elsewhere
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION,
+                   0L);  // a redirect must not carry our headers elsewhere
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "greenlight/1");
   CURLcode rc = curl_easy_perform(curl);
@@ -87,14 +92,17 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Get(const HttpRequest& request) {
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   if (sink.overflow) {
-    return absl::ResourceExhaustedError(absl::StrCat(where, ": response larger than ", max_body_bytes_, " bytes"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(where, ": response larger than ", max_body_bytes_, " bytes"));
   }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
-    return absl::DeadlineExceededError(absl::StrCat(where, ": timed out after ", absl::FormatDuration(request.timeout)));
+    return absl::DeadlineExceededError(
+        absl::StrCat(where, ": timed out after ", absl::FormatDuration(request.timeout)));
   }
   if (rc != CURLE_OK) {
-    return absl::UnavailableError(
-        absl::StrCat(where, ": ", errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));
+    return absl::UnavailableError(absl::StrCat(
+        where, ": ",
+        errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));
   }
   response.status = static_cast<int>(status);
   return response;
@@ -117,9 +125,9 @@ absl::StatusOr<ApiKey> ApiKey::FromEnvOrFile(const std::string& env_var, const s
       return absl::InvalidArgumentError(absl::StrCat("file ", file, ": empty key"));
     }
   }
-  return absl::NotFoundError(absl::StrCat("no API key: environment variable ", env_var.empty() ? "(none)" : env_var,
-                                          " is unset and file ", file.empty() ? "(none)" : file,
-                                          " is not readable"));
+  return absl::NotFoundError(
+      absl::StrCat("no API key: environment variable ", env_var.empty() ? "(none)" : env_var,
+                   " is unset and file ", file.empty() ? "(none)" : file, " is not readable"));
 }
 
 }  // namespace greenlight::providers

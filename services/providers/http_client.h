@@ -55,7 +55,9 @@ bool IsLoopbackHttpUrl(absl::string_view url);
 class ApiKey {
  public:
   ApiKey() = default;
-  static ApiKey FromValue(std::string value, std::string origin) { return ApiKey(std::move(value), std::move(origin)); }
+  static ApiKey FromValue(std::string value, std::string origin) {
+    return ApiKey(std::move(value), std::move(origin));
+  }
   // NOT_FOUND naming the variable and the file when neither has a value.
   static absl::StatusOr<ApiKey> FromEnvOrFile(const std::string& env_var, const std::string& file);
   bool empty() const { return value_.empty(); }

@@ -22,12 +22,13 @@ double DefaultPue(absl::string_view provider) {
   return kColocationPue;
 }
 
-absl::StatusOr<CarbonSeries> LoadZoneSeries(const std::string& zone, const std::string& file, absl::Time now,
-                                            bool align) {
+absl::StatusOr<CarbonSeries> LoadZoneSeries(const std::string& zone, const std::string& file,
+                                            absl::Time now, bool align) {
   ResampleOptions options;  // hourly, gaps <= 6 h interpolated, longer -> series mean
   ASSIGN_OR_RETURN(LoadedSeries loaded, LoadCarbonCsv(file, options));
   CarbonSeries series(zone, loaded.start, options.step, std::move(loaded.values), loaded.mean);
-  std::string source = absl::StrCat(std::filesystem::path(file).filename().string(), " (", loaded.format, ")");
+  std::string source =
+      absl::StrCat(std::filesystem::path(file).filename().string(), " (", loaded.format, ")");
   if (align) {
     absl::Duration shift = AlignmentShift(series.start(), series.end(), now);
     if (shift != absl::ZeroDuration()) {
@@ -42,7 +43,8 @@ absl::StatusOr<CarbonSeries> LoadZoneSeries(const std::string& zone, const std::
 absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
   Inventory inv;
   ASSIGN_OR_RETURN(inv.gpus, GpuTable::Load(config.gpu_power_file, config.gpu_overrides_file));
-  ASSIGN_OR_RETURN(RegionTable regions, RegionTable::Load(config.region_zones_file, config.region_carbon_file));
+  ASSIGN_OR_RETURN(RegionTable regions,
+                   RegionTable::Load(config.region_zones_file, config.region_carbon_file));
 
   for (size_t i = 0; i < config.carbon_series.size(); ++i) {
     const SeriesConfig& sc = config.carbon_series[i];
@@ -50,7 +52,8 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
       return absl::InvalidArgumentError(
           absl::StrCat("data.carbon_series[", i, "].zone: zone '", sc.zone, "' has two series"));
     }
-    ASSIGN_OR_RETURN(CarbonSeries series, LoadZoneSeries(sc.zone, sc.file, now, config.align_series_to_now));
+    ASSIGN_OR_RETURN(CarbonSeries series,
+                     LoadZoneSeries(sc.zone, sc.file, now, config.align_series_to_now));
     inv.zones[sc.zone] = std::make_shared<const CarbonSeries>(std::move(series));
   }
 
@@ -60,8 +63,9 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
   for (const std::string& g : config.gpu_types) {
     std::string canonical = inv.gpus.Canonical(g);
     if (canonical.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("data.gpu_types: unknown GPU '", g, "' (known: ",
-                                                     absl::StrJoin(inv.gpus.Names(), ", "), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.gpu_types: unknown GPU '", g,
+                       "' (known: ", absl::StrJoin(inv.gpus.Names(), ", "), ")"));
     }
     gpu_types.insert(canonical);
   }
@@ -76,7 +80,8 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
     for (Pool& p : pools) {
       if (!gpu_types.empty() && !gpu_types.contains(p.gpu_type)) continue;
       if (!ids.insert(p.id).second) {
-        return absl::InvalidArgumentError(absl::StrCat(cat.file, ": pool '", p.id, "' is also in another catalog"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(cat.file, ": pool '", p.id, "' is also in another catalog"));
       }
       RegionInfo info = regions.Lookup(p.provider, p.region);
       if (!info.listed) unlisted_regions.insert(absl::StrCat(p.provider, "/", p.region));
@@ -89,7 +94,8 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
           source = "default intensity (no series, no mlco2 figure)";
           default_zones.insert(p.zone);
         }
-        auto series = std::make_shared<CarbonSeries>(p.zone, now, absl::Hours(1), std::vector<double>{}, annual);
+        auto series = std::make_shared<CarbonSeries>(p.zone, now, absl::Hours(1),
+                                                     std::vector<double>{}, annual);
         series->set_source(source);
         inv.zones[p.zone] = std::move(series);
       }
@@ -100,12 +106,14 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
     }
   }
   if (!unlisted_regions.empty()) {
-    inv.notes.push_back(absl::StrCat(unlisted_regions.size(), " regions not in the region -> zone file: ",
-                                     absl::StrJoin(unlisted_regions, ", ")));
+    inv.notes.push_back(absl::StrCat(
+        unlisted_regions.size(),
+        " regions not in the region -> zone file: ", absl::StrJoin(unlisted_regions, ", ")));
   }
   if (!default_zones.empty()) {
-    inv.notes.push_back(absl::StrCat(default_zones.size(), " zones without a series or an annual figure use ",
-                                     inv.default_intensity_g_per_kwh, " g/kWh: ", absl::StrJoin(default_zones, ", ")));
+    inv.notes.push_back(absl::StrCat(
+        default_zones.size(), " zones without a series or an annual figure use ",
+        inv.default_intensity_g_per_kwh, " g/kWh: ", absl::StrJoin(default_zones, ", ")));
   }
   return inv;
 }

@@ -43,7 +43,7 @@ double DefaultPue(absl::string_view provider);
 // One zone's series file, resampled hourly (gaps <= 6 h interpolated, longer
 // gaps -> the series mean, which is also its annual average), optionally
 // shifted by whole weeks to cover `now` (AlignmentShift).
-absl::StatusOr<CarbonSeries> LoadZoneSeries(const std::string& zone, const std::string& file, absl::Time now,
-                                            bool align);
+absl::StatusOr<CarbonSeries> LoadZoneSeries(const std::string& zone, const std::string& file,
+                                            absl::Time now, bool align);
 
 }  // namespace greenlight::providers

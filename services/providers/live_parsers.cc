@@ -1,3 +1,4 @@
+// JSON -> points for Electricity Maps v3, WattTime v3 and the Carbon Aware SDK.
 #include "services/providers/live_parsers.h"
 
 #include <algorithm>
@@ -24,7 +25,8 @@ absl::StatusOr<Json> ParseJson(absl::string_view api, absl::string_view text) {
 // Reads a time field that must be a string in one of ParseSeriesTime's formats.
 absl::StatusOr<absl::Time> TimeField(absl::string_view api, const Json& obj, const char* key,
                                      const std::string& path) {
-  if (!obj.is_object() || !obj.contains(key)) return Bad(api, absl::StrCat(path, ".", key), "missing");
+  if (!obj.is_object() || !obj.contains(key))
+    return Bad(api, absl::StrCat(path, ".", key), "missing");
   const Json& v = obj.at(key);
   absl::Time t;
   if (!v.is_string() || !ParseSeriesTime(v.get_ref<const std::string&>(), &t)) {
@@ -34,20 +36,22 @@ absl::StatusOr<absl::Time> TimeField(absl::string_view api, const Json& obj, con
 }
 
 // Optional number: null/missing -> *present=false. Negative or absurd values are errors.
-absl::Status NumberField(absl::string_view api, const Json& obj, const char* key, const std::string& path,
-                         double* out, bool* present) {
+absl::Status NumberField(absl::string_view api, const Json& obj, const char* key,
+                         const std::string& path, double* out, bool* present) {
   *present = false;
   if (!obj.contains(key) || obj.at(key).is_null()) return absl::OkStatus();
   const Json& v = obj.at(key);
   if (!v.is_number()) return Bad(api, absl::StrCat(path, ".", key), "not a number");
   *out = v.get<double>();
-  if (!std::isfinite(*out) || *out < 0 || *out > 1e5) return Bad(api, absl::StrCat(path, ".", key), "out of range");
+  if (!std::isfinite(*out) || *out < 0 || *out > 1e5)
+    return Bad(api, absl::StrCat(path, ".", key), "out of range");
   *present = true;
   return absl::OkStatus();
 }
 
 std::string StringField(const Json& obj, const char* key) {
-  if (obj.is_object() && obj.contains(key) && obj.at(key).is_string()) return obj.at(key).get<std::string>();
+  if (obj.is_object() && obj.contains(key) && obj.at(key).is_string())
+    return obj.at(key).get<std::string>();
   return "";
 }
 
@@ -74,11 +78,13 @@ absl::Status WattTimeData(const Json& data, const std::string& path, LivePoints*
 }
 
 absl::Status WattTimeMeta(const Json& root, LivePoints* out) {
-  if (!root.contains("meta") || !root.at("meta").is_object()) return Bad("watttime", "meta", "missing");
+  if (!root.contains("meta") || !root.at("meta").is_object())
+    return Bad("watttime", "meta", "missing");
   const Json& meta = root.at("meta");
   out->zone = StringField(meta, "region");
   out->units = StringField(meta, "units");
-  if (meta.contains("data_point_period_seconds") && meta.at("data_point_period_seconds").is_number_integer()) {
+  if (meta.contains("data_point_period_seconds") &&
+      meta.at("data_point_period_seconds").is_number_integer()) {
     out->period = absl::Seconds(meta.at("data_point_period_seconds").get<int64_t>());
   }
   if (meta.contains("generated_at")) {
@@ -88,8 +94,9 @@ absl::Status WattTimeMeta(const Json& root, LivePoints* out) {
   }
   if (meta.contains("warnings") && meta.at("warnings").is_array()) {
     for (const Json& w : meta.at("warnings")) {
-      std::string msg = w.is_object() ? absl::StrCat(StringField(w, "type"), ": ", StringField(w, "message"))
-                                      : (w.is_string() ? w.get<std::string>() : "");
+      std::string msg = w.is_object()
+                            ? absl::StrCat(StringField(w, "type"), ": ", StringField(w, "message"))
+                            : (w.is_string() ? w.get<std::string>() : "");
       if (!msg.empty()) out->warnings.push_back(msg);
     }
   }
@@ -120,7 +127,9 @@ absl::StatusOr<LivePoints> WattTimeAny(absl::string_view json, bool index) {
   }
   if (!s.ok()) return s;
   if (index) {
-    if (out.units != "percentile") return Bad("watttime", "meta.units", absl::StrCat("expected percentile, got '", out.units, "'"));
+    if (out.units != "percentile")
+      return Bad("watttime", "meta.units",
+                 absl::StrCat("expected percentile, got '", out.units, "'"));
     for (const SeriesPoint& p : out.points) {
       if (p.value > 100) return Bad("watttime", "data", "percentile above 100");
     }
@@ -129,7 +138,8 @@ absl::StatusOr<LivePoints> WattTimeAny(absl::string_view json, bool index) {
     out.units = "g_co2_per_kwh";
   } else {
     return Bad("watttime", "meta.units",
-               absl::StrCat("'", out.units, "' is not an intensity this parser converts (lbs_co2_per_mwh)"));
+               absl::StrCat("'", out.units,
+                            "' is not an intensity this parser converts (lbs_co2_per_mwh)"));
   }
   SortPoints(&out);
   return out;
@@ -153,13 +163,15 @@ absl::StatusOr<LivePoints> ParseElectricityMaps(absl::string_view json) {
     absl::Status s = NumberField("electricitymaps", e, "carbonIntensity", path, &p.value, &present);
     if (!s.ok()) return s;
     if (present) out.points.push_back(p);
-    if (e.contains("isEstimated") && e.at("isEstimated").is_boolean() && e.at("isEstimated").get<bool>()) {
+    if (e.contains("isEstimated") && e.at("isEstimated").is_boolean() &&
+        e.at("isEstimated").get<bool>()) {
       // Estimated points are kept; the count is surfaced as a warning.
       if (out.warnings.empty()) out.warnings.push_back("estimated points");
     }
     return absl::OkStatus();
   };
-  const char* list = root->contains("history") ? "history" : (root->contains("forecast") ? "forecast" : nullptr);
+  const char* list =
+      root->contains("history") ? "history" : (root->contains("forecast") ? "forecast" : nullptr);
   if (list != nullptr) {
     const Json& arr = root->at(list);
     if (!arr.is_array()) return Bad("electricitymaps", list, "not an array");
@@ -179,7 +191,8 @@ absl::StatusOr<LivePoints> ParseElectricityMaps(absl::string_view json) {
     absl::Status s = entry(*root, "$");
     if (!s.ok()) return s;
   }
-  if (root->contains("emissionFactorType") && StringField(*root, "emissionFactorType") == "direct") {
+  if (root->contains("emissionFactorType") &&
+      StringField(*root, "emissionFactorType") == "direct") {
     out.units = "gCO2eq/kWh (direct)";
   }
   if (out.points.size() >= 2) out.period = out.points[1].t - out.points[0].t;
@@ -187,11 +200,16 @@ absl::StatusOr<LivePoints> ParseElectricityMaps(absl::string_view json) {
   return out;
 }
 
-absl::StatusOr<LivePoints> ParseWattTime(absl::string_view json) { return WattTimeAny(json, false); }
+absl::StatusOr<LivePoints> ParseWattTime(absl::string_view json) {
+  return WattTimeAny(json, false);
+}
 
-absl::StatusOr<LivePoints> ParseWattTimeSignalIndex(absl::string_view json) { return WattTimeAny(json, true); }
+absl::StatusOr<LivePoints> ParseWattTimeSignalIndex(absl::string_view json) {
+  return WattTimeAny(json, true);
+}
 
-absl::StatusOr<LivePoints> ParseCarbonAwareForecast(absl::string_view json, absl::string_view location) {
+absl::StatusOr<LivePoints> ParseCarbonAwareForecast(absl::string_view json,
+                                                    absl::string_view location) {
   auto root = ParseJson("carbon-aware-sdk", json);
   if (!root.ok()) return root.status();
   if (!root->is_array()) return Bad("carbon-aware-sdk", "$", "not an array of forecasts");
@@ -202,7 +220,9 @@ absl::StatusOr<LivePoints> ParseCarbonAwareForecast(absl::string_view json, absl
     for (size_t i = 0; i < root->size(); ++i) {
       if (StringField((*root)[i], "location") == location) idx = i;
     }
-    if (idx == root->size()) return absl::NotFoundError(absl::StrCat("carbon-aware-sdk: no forecast for '", location, "'"));
+    if (idx == root->size())
+      return absl::NotFoundError(
+          absl::StrCat("carbon-aware-sdk: no forecast for '", location, "'"));
   }
   const Json& f = (*root)[idx];
   const std::string path = absl::StrCat("[", idx, "]");
@@ -236,7 +256,8 @@ absl::StatusOr<LivePoints> ParseCarbonAwareForecast(absl::string_view json, absl
   return out;
 }
 
-absl::StatusOr<LivePoints> ParseCarbonAwareEmissions(absl::string_view json, absl::string_view location) {
+absl::StatusOr<LivePoints> ParseCarbonAwareEmissions(absl::string_view json,
+                                                     absl::string_view location) {
   auto root = ParseJson("carbon-aware-sdk", json);
   if (!root.ok()) return root.status();
   if (!root->is_array()) return Bad("carbon-aware-sdk", "$", "not an array of emissions data");

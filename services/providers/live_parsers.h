@@ -16,11 +16,11 @@ namespace greenlight::providers {
 inline constexpr double kGramsPerKwhPerLbPerMwh = 0.453592;
 
 struct LivePoints {
-  std::string zone;                  // zone / region / location as the API names it
-  std::vector<SeriesPoint> points;   // intensity in gCO2e/kWh (percent for a signal index)
-  absl::Duration period = absl::ZeroDuration();  // point spacing if the API states it
+  std::string zone;                 // zone / region / location as the API names it
+  std::vector<SeriesPoint> points;  // intensity in gCO2e/kWh (percent for a signal index)
+  absl::Duration period = absl::ZeroDuration();    // point spacing if the API states it
   absl::Time generated_at = absl::InfinitePast();  // forecast generation / update time if stated
-  std::string units;                 // as the API states them
+  std::string units;                               // as the API states them
   std::vector<std::string> warnings;
 };
 
@@ -42,9 +42,11 @@ absl::StatusOr<LivePoints> ParseWattTimeSignalIndex(absl::string_view json);
 // Carbon Aware SDK WebAPI /emissions/forecasts/current (array of
 // EmissionsForecastDTO; the entry for `location`, or the first if empty):
 // forecastData[] of {location, timestamp, duration (minutes), value}.
-absl::StatusOr<LivePoints> ParseCarbonAwareForecast(absl::string_view json, absl::string_view location);
+absl::StatusOr<LivePoints> ParseCarbonAwareForecast(absl::string_view json,
+                                                    absl::string_view location);
 
 // Carbon Aware SDK WebAPI /emissions/bylocation(s): [{location, time, rating}].
-absl::StatusOr<LivePoints> ParseCarbonAwareEmissions(absl::string_view json, absl::string_view location);
+absl::StatusOr<LivePoints> ParseCarbonAwareEmissions(absl::string_view json,
+                                                     absl::string_view location);
 
 }  // namespace greenlight::providers

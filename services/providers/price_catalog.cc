@@ -1,3 +1,4 @@
+// SkyPilot catalog rows -> pools, with the quirk rules of price_catalog.h.
 #include "services/providers/price_catalog.h"
 
 #include <algorithm>
@@ -62,7 +63,8 @@ absl::Status PriceCell(const CsvTable& t, size_t r, int col, double* out, bool* 
   *present = false;
   if (col < 0 || Trimmed(t, r, col).empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(*out, t.Double(r, col));
-  if (*out < 0) return absl::InvalidArgumentError(absl::StrCat(t.Where(r, col), ": negative price"));
+  if (*out < 0)
+    return absl::InvalidArgumentError(absl::StrCat(t.Where(r, col), ": negative price"));
   *present = true;
   return absl::OkStatus();
 }
@@ -104,11 +106,14 @@ std::string GcpHostMachine(absl::string_view gpu, int count) {
   // GCP accelerator-optimized machine families (cloud.google.com/compute/docs/gpus).
   if (gpu == "A100") {
     if (count == 16) return "a2-megagpu-16g";
-    if (count == 1 || count == 2 || count == 4 || count == 8) return absl::StrCat("a2-highgpu-", count, "g");
+    if (count == 1 || count == 2 || count == 4 || count == 8)
+      return absl::StrCat("a2-highgpu-", count, "g");
   } else if (gpu == "A100-80GB") {
-    if (count == 1 || count == 2 || count == 4 || count == 8) return absl::StrCat("a2-ultragpu-", count, "g");
+    if (count == 1 || count == 2 || count == 4 || count == 8)
+      return absl::StrCat("a2-ultragpu-", count, "g");
   } else if (gpu == "H100") {
-    if (count == 1 || count == 2 || count == 4 || count == 8) return absl::StrCat("a3-highgpu-", count, "g");
+    if (count == 1 || count == 2 || count == 4 || count == 8)
+      return absl::StrCat("a3-highgpu-", count, "g");
   } else if (gpu == "H100-MEGA") {
     if (count == 8) return "a3-megagpu-8g";
   } else if (gpu == "H200") {
@@ -117,8 +122,8 @@ std::string GcpHostMachine(absl::string_view gpu, int count) {
   return "";
 }
 
-absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog, const GpuTable& gpus,
-                                                   CatalogStats* stats) {
+absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog,
+                                                   const GpuTable& gpus, CatalogStats* stats) {
   CatalogStats local;
   if (stats == nullptr) stats = &local;
   *stats = CatalogStats{};
@@ -146,11 +151,12 @@ absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog,
     std::string type = Trimmed(t, r, c_type);
     std::string region = Trimmed(t, r, c_region);
     if (gpu_name.empty()) continue;  // host-only rows in a mixed file: not a GPU pool
-    if (region.empty()) return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_region), ": empty region"));
+    if (region.empty())
+      return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_region), ": empty region"));
     ASSIGN_OR_RETURN(double count_d, t.Double(r, c_count));
     if (count_d < 1 || count_d > 64 || count_d != std::floor(count_d)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(t.Where(r, c_count), ": GPU count must be a whole number in [1, 64], got ", count_d));
+      return absl::InvalidArgumentError(absl::StrCat(
+          t.Where(r, c_count), ": GPU count must be a whole number in [1, 64], got ", count_d));
     }
     int count = static_cast<int>(count_d);
     for (const CountFix& fix : kCountFixes) {
@@ -185,9 +191,11 @@ absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog,
       if (!host.empty() && have_hosts) {
         std::string zone = c_zone >= 0 ? Trimmed(t, r, c_zone) : "";
         // Same zone first; a region-level host price otherwise.
-        if (auto it = hosts.by_zone.find(absl::StrCat(host, "@", zone)); it != hosts.by_zone.end()) {
+        if (auto it = hosts.by_zone.find(absl::StrCat(host, "@", zone));
+            it != hosts.by_zone.end()) {
           h = &it->second;
-        } else if (auto jt = hosts.by_region.find(absl::StrCat(host, "@", region)); jt != hosts.by_region.end()) {
+        } else if (auto jt = hosts.by_region.find(absl::StrCat(host, "@", region));
+                   jt != hosts.by_region.end()) {
           h = &jt->second;
         }
       }
@@ -201,12 +209,13 @@ absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog,
       type = host;
       ++stats->host_added;
     }
-    if (type.empty()) return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_type), ": empty instance type"));
+    if (type.empty())
+      return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_type), ": empty instance type"));
     PoolAcc& a = acc[PoolKey{region, type}];
     if (a.gpus != 0 && (a.gpus != count || a.gpu != model->name)) {
-      return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_gpu), ": ", type, " in ", region, " was ", a.gpus,
-                                                     " x ", a.gpu, " on an earlier row, here ", count, " x ",
-                                                     model->name));
+      return absl::InvalidArgumentError(
+          absl::StrCat(t.Where(r, c_gpu), ": ", type, " in ", region, " was ", a.gpus, " x ", a.gpu,
+                       " on an earlier row, here ", count, " x ", model->name));
     }
     a.gpu = model->name;
     a.gpus = count;
@@ -227,8 +236,10 @@ absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog,
     auto [lo, hi] = std::minmax_element(a.prices.begin(), a.prices.end());
     if (*lo != *hi) ++stats->ondemand_differs;
     p.price_micros_per_node_hour = Money::FromUsd(*hi).micros();
-    p.spot_price_micros_per_node_hour = a.spots.empty() ? 0 : Money::FromUsd(Median(a.spots)).micros();
-    if (p.spot_price_micros_per_node_hour >= p.price_micros_per_node_hour) p.spot_price_micros_per_node_hour = 0;
+    p.spot_price_micros_per_node_hour =
+        a.spots.empty() ? 0 : Money::FromUsd(Median(a.spots)).micros();
+    if (p.spot_price_micros_per_node_hour >= p.price_micros_per_node_hour)
+      p.spot_price_micros_per_node_hour = 0;
     const GpuModel* m = gpus.Find(a.gpu);
     p.gpu_power_w = m->power_w;
     p.speed = m->speed;
@@ -241,29 +252,35 @@ absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog,
 std::vector<std::string> CatalogNotes(absl::string_view provider, const CatalogStats& s) {
   std::vector<std::string> notes;
   if (s.empty_price > 0) {
-    notes.push_back(absl::StrCat(provider, ": ", s.empty_price, " rows without an on-demand price skipped"));
+    notes.push_back(
+        absl::StrCat(provider, ": ", s.empty_price, " rows without an on-demand price skipped"));
   }
   if (s.unknown_gpu > 0) {
-    notes.push_back(absl::StrCat(provider, ": ", s.unknown_gpu, " rows with GPUs not in the GPU table skipped (",
+    notes.push_back(absl::StrCat(provider, ": ", s.unknown_gpu,
+                                 " rows with GPUs not in the GPU table skipped (",
                                  absl::StrJoin(s.unknown_gpu_names, ", "), ")"));
   }
   if (s.spot_ignored > 0) {
-    notes.push_back(absl::StrCat(provider, ": ", s.spot_ignored, " spot prices at or above on-demand ignored"));
+    notes.push_back(
+        absl::StrCat(provider, ": ", s.spot_ignored, " spot prices at or above on-demand ignored"));
   }
   if (s.no_host_price > 0) {
     notes.push_back(absl::StrCat(provider, ": ", s.no_host_price,
-                                 " GPU-only rows skipped, no host VM price (", absl::StrJoin(s.no_host_gpus, ", "),
-                                 ")"));
+                                 " GPU-only rows skipped, no host VM price (",
+                                 absl::StrJoin(s.no_host_gpus, ", "), ")"));
   }
   if (s.host_added > 0) {
-    notes.push_back(absl::StrCat(provider, ": ", s.host_added, " GPU-only rows priced as host VM + GPUs"));
+    notes.push_back(
+        absl::StrCat(provider, ": ", s.host_added, " GPU-only rows priced as host VM + GPUs"));
   }
   if (s.count_corrected > 0) {
-    notes.push_back(absl::StrCat(provider, ": ", s.count_corrected, " rows with a known wrong GPU count corrected"));
+    notes.push_back(absl::StrCat(provider, ": ", s.count_corrected,
+                                 " rows with a known wrong GPU count corrected"));
   }
   if (s.ondemand_differs > 0) {
-    notes.push_back(absl::StrCat(provider, ": ", s.ondemand_differs,
-                                 " pools whose zones list different on-demand prices (highest used)"));
+    notes.push_back(
+        absl::StrCat(provider, ": ", s.ondemand_differs,
+                     " pools whose zones list different on-demand prices (highest used)"));
   }
   return notes;
 }

@@ -39,8 +39,8 @@ struct CatalogStats {
 // price (they are equal in the real files; the highest never under-quotes a
 // budget), spot = the median of the zones' valid spot prices (spot varies by
 // zone and the pool cannot pick one).
-absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog, const GpuTable& gpus,
-                                                   CatalogStats* stats);
+absl::StatusOr<std::vector<Pool>> LoadPriceCatalog(const CatalogConfig& catalog,
+                                                   const GpuTable& gpus, CatalogStats* stats);
 
 // GCP machine type that hosts `count` GPUs of canonical type `gpu`, or "" if
 // the catalog has no host for it (n1-* for T4/V100/P100/P4, g2-* for L4,

@@ -1,3 +1,4 @@
+// RegionTable: region -> zone mapping joined with mlco2 annual averages and PUE.
 #include "services/providers/region_zones.h"
 
 #include "absl/strings/ascii.h"
@@ -27,12 +28,14 @@ absl::StatusOr<RegionTable> RegionTable::Load(const std::string& region_zones_cs
       RegionCarbon rc;
       ASSIGN_OR_RETURN(rc.impact_g_per_kwh, t.Double(r, c_impact));
       if (rc.impact_g_per_kwh < 0 || rc.impact_g_per_kwh > 2000) {
-        return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_impact), ": intensity must be in [0, 2000] g/kWh"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(t.Where(r, c_impact), ": intensity must be in [0, 2000] g/kWh"));
       }
       if (c_pue >= 0 && !Trimmed(t, r, c_pue).empty()) {
         ASSIGN_OR_RETURN(rc.pue, t.Double(r, c_pue));
         if (rc.pue < 1 || rc.pue > 3) {
-          return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_pue), ": PUE must be in [1, 3]"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(t.Where(r, c_pue), ": PUE must be in [1, 3]"));
         }
       }
       table.carbon_[Key(Trimmed(t, r, c_provider), region)] = rc;
@@ -48,24 +51,30 @@ absl::StatusOr<RegionTable> RegionTable::Load(const std::string& region_zones_cs
       std::string provider = Trimmed(t, r, c_provider);
       std::string region = Trimmed(t, r, c_region);
       Row row{Trimmed(t, r, c_zone), Trimmed(t, r, c_from)};
-      if (provider.empty()) return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_provider), ": required"));
-      if (region.empty()) return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_region), ": required"));
-      if (row.zone.empty()) return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_zone), ": required"));
+      if (provider.empty())
+        return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_provider), ": required"));
+      if (region.empty())
+        return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_region), ": required"));
+      if (row.zone.empty())
+        return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_zone), ": required"));
       if (!row.annual_from.empty()) {
         size_t slash = row.annual_from.find('/');
         if (slash == std::string::npos) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(t.Where(r, c_from), ": expected provider/region, got '", row.annual_from, "'"));
+          return absl::InvalidArgumentError(absl::StrCat(
+              t.Where(r, c_from), ": expected provider/region, got '", row.annual_from, "'"));
         }
         if (!mlco2_impact_csv.empty() &&
-            !table.carbon_.contains(Key(row.annual_from.substr(0, slash), row.annual_from.substr(slash + 1)))) {
+            !table.carbon_.contains(
+                Key(row.annual_from.substr(0, slash), row.annual_from.substr(slash + 1)))) {
           return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_from), ": '", row.annual_from,
-                                                         "' is not a region of ", mlco2_impact_csv));
+                                                         "' is not a region of ",
+                                                         mlco2_impact_csv));
         }
       }
       std::string key = Key(provider, region);
       if (table.rows_.contains(key)) {
-        return absl::InvalidArgumentError(absl::StrCat(t.Where(r, c_region), ": duplicate region '", key, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(t.Where(r, c_region), ": duplicate region '", key, "'"));
       }
       table.rows_[key] = std::move(row);
     }
@@ -73,7 +82,8 @@ absl::StatusOr<RegionTable> RegionTable::Load(const std::string& region_zones_cs
   return table;
 }
 
-const RegionCarbon* RegionTable::Carbon(absl::string_view provider, absl::string_view region) const {
+const RegionCarbon* RegionTable::Carbon(absl::string_view provider,
+                                        absl::string_view region) const {
   auto it = carbon_.find(Key(provider, region));
   return it == carbon_.end() ? nullptr : &it->second;
 }

@@ -18,11 +18,11 @@ struct RegionCarbon {
 };
 
 struct RegionInfo {
-  std::string zone;            // grid zone ("DE") or "provider:region"
-  double annual_g_per_kwh = 0; // 0 = no figure (caller applies its default)
-  std::string annual_source;   // "mlco2 aws/us-east-1", "mlco2 azure/... (annual_from)", ""
-  double pue = 0;              // mlco2 PUE of the region, 0 = not given
-  bool listed = false;         // the region has a row in the mapping file
+  std::string zone;             // grid zone ("DE") or "provider:region"
+  double annual_g_per_kwh = 0;  // 0 = no figure (caller applies its default)
+  std::string annual_source;    // "mlco2 aws/us-east-1", "mlco2 azure/... (annual_from)", ""
+  double pue = 0;               // mlco2 PUE of the region, 0 = not given
+  bool listed = false;          // the region has a row in the mapping file
 };
 
 class RegionTable {
@@ -41,8 +41,8 @@ class RegionTable {
     std::string annual_from;  // "provider/region" or ""
   };
   static std::string Key(absl::string_view provider, absl::string_view region);
-  absl::flat_hash_map<std::string, Row> rows_;              // "provider/region" -> row
-  absl::flat_hash_map<std::string, RegionCarbon> carbon_;   // "provider/region" -> mlco2
+  absl::flat_hash_map<std::string, Row> rows_;             // "provider/region" -> row
+  absl::flat_hash_map<std::string, RegionCarbon> carbon_;  // "provider/region" -> mlco2
 };
 
 }  // namespace greenlight::providers

@@ -709,7 +709,6 @@ bool SchedulerCore::TryAllocate(Job& job) {
   allocations_[job.id()] = a;
   running_gpus_[job.spec().team()] += g;
   running_gpus_by_type_[job.spec().team()][ps.pool.gpu_type] += g;
-  capacity_changed_ = true;
   return true;
 }
 
@@ -937,7 +936,16 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
   std::sort(active.begin(), active.end(), [](Job* a, Job* b) { return a->sequence() < b->sequence(); });
   absl::flat_hash_set<std::string> stop_teams;
   for (Job* j : active) {
-    if (j->state() == v1::JOB_STATE_RUNNING) AccrueJob(txn, *j, now);
+    if (j->state() != v1::JOB_STATE_RUNNING) continue;
+    absl::Time since = FromProto(j->accrued_until());
+    bool due = now - since >= options_.accrual_interval ||
+               now >= since + FromProto(j->remaining()) ||  // finishes (contiguous runs)
+               j->placement().slots_size() > 1;             // split runs: charge every tick
+    // Near a cap, charge every tick so the job stops at the cap, not after.
+    const auto& spec = j->spec();
+    if (spec.max_cost_micros() > 0 && j->accrued_cost_micros() > 0.8 * spec.max_cost_micros()) due = true;
+    if (spec.max_carbon_mg() > 0 && j->accrued_carbon_mg() > 0.8 * spec.max_carbon_mg()) due = true;
+    if (due) AccrueJob(txn, *j, now);
   }
   // Teams whose policy is "stop" stop their running jobs once the budget is spent.
   for (Job* j : active) {
@@ -964,6 +972,7 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
 }
 
 void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
+  // Only freed capacity, a raised quota or new pools can let a waiting job run.
   if (!capacity_changed_) return;
   capacity_changed_ = false;
   // Waiting jobs by team, each team's queue by priority then submit order;
@@ -979,6 +988,10 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
       return a->sequence() < b->sequence();
     });
   }
+  // Moving a job to another pool needs a placement run; bound them per tick so
+  // a long queue cannot stall the writer (the rest wait for the next tick).
+  int replans_left = 16;
+  bool retry_later = false;
   size_t round = 0;
   bool any = true;
   while (any) {
@@ -987,11 +1000,6 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
       if (round >= v.size()) continue;
       any = true;
       Job& j = *v[round];
-      // Same pool first: the reservation was made for it.
-      if (QuotaAllows(j) && TryAllocate(j)) {
-        StartJob(txn, j, now);
-        continue;
-      }
       if (!QuotaAllows(j)) {
         if (j.pending_reason() != "QUOTA") {
           j.set_pending_reason("QUOTA");
@@ -999,11 +1007,22 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
         }
         continue;
       }
+      // Same pool first: the reservation was made for it.
+      if (TryAllocate(j)) {
+        StartJob(txn, j, now);
+        continue;
+      }
+      if (replans_left <= 0) {
+        retry_later = true;
+        continue;
+      }
+      --replans_left;
       // Try another pool now, within the job's reservation.
       auto req = ToRequest(j.spec());
       if (!req.ok()) continue;
       placement::Snapshot snap = BuildSnapshot(team, false);
       req->not_before = now;
+      req->top_k = 0;
       req->max_cost_micros = req->max_cost_micros > 0 ? std::min<int64_t>(req->max_cost_micros, j.reserved_cost_micros()) : j.reserved_cost_micros();
       snap.team.cost_headroom_micros = -1;
       snap.team.carbon_headroom_mg = -1;
@@ -1022,6 +1041,7 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
     }
     ++round;
   }
+  if (retry_later) capacity_changed_ = true;
 }
 
 // ---------------------------------------------------------------------------

@@ -51,6 +51,10 @@ struct CoreOptions {
   int max_batch = 512;
   // Wall-time period of automatic ticks; 0 = only explicit Tick() calls.
   absl::Duration tick_interval = absl::Milliseconds(200);
+  // Running jobs are charged at least this often (simulated time), at their
+  // completion and when they may reach a cap; each charge is a ledger row and a
+  // job row, so per-tick charging of thousands of jobs would swamp the store.
+  absl::Duration accrual_interval = absl::Minutes(15);
   // Recent events kept in memory for watchers; older ones come from the store.
   int event_ring = 20000;
   // Observers (metrics); called on the writer thread after each commit.

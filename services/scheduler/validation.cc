@@ -14,14 +14,27 @@ absl::Status Bad(absl::string_view field, absl::string_view rule) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
 }
 
+// Strict UTF-8 as protobuf checks it when parsing proto3 strings: no overlong
+// forms, no UTF-16 surrogates, nothing above U+10FFFF. Anything looser would
+// be stored and then refuse to load ("corrupt job row") after a restart.
 bool ValidUtf8(const std::string& s) {
   size_t i = 0, n = s.size();
   while (i < n) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
     if (len == 0 || i + len > n) return false;
-    for (size_t k = 1; k < len; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    uint32_t cp = c & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
     i += len;
   }
   return true;
@@ -106,6 +119,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
     if (!ValidUtf8(k) || !ValidUtf8(v)) return Bad("spec.labels", "must be valid UTF-8");
   }
   if (s.request_id().size() > 128) return Bad("spec.request_id", "must be at most 128 bytes");
+  if (!ValidUtf8(s.request_id())) return Bad("spec.request_id", "must be valid UTF-8");
   if (s.payload().size() > kMaxPayloadBytes) return Bad("spec.payload", "must be at most 64 KiB");
   if (!v1::PlacementMode_IsValid(s.mode())) return Bad("spec.mode", "unknown placement mode");
   if (s.carbon_price_micros_per_tonne() < 0 ||

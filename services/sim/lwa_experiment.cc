@@ -37,11 +37,11 @@ absl::StatusOr<std::vector<PlannedJob>> PlanJobs(const CarbonSlots& carbon,
     // authors' slice is cut there too). Never reached with the 2020 files.
     end = std::min(end, carbon.size());
     if (submit < 0 || submit + job.duration_slots > end) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "job ", i, " (submitted ", absl::FormatCivilTime(job.submit), ", ", job.duration_slots,
-          " slots) does not fit in the ", carbon.region, " series ",
-          absl::FormatCivilTime(carbon.start), " .. ",
-          absl::FormatCivilTime(carbon.TimeOf(carbon.size()))));
+      return absl::InvalidArgumentError(
+          absl::StrCat("job ", i, " (submitted ", absl::FormatCivilTime(job.submit), ", ",
+                       job.duration_slots, " slots) does not fit in the ", carbon.region,
+                       " series ", absl::FormatCivilTime(carbon.start), " .. ",
+                       absl::FormatCivilTime(carbon.TimeOf(carbon.size()))));
     }
     planned.push_back({submit, job.duration_slots, {submit, end}});
   }
@@ -93,7 +93,9 @@ absl::StatusOr<ExperimentResult> RunExperiment(const CarbonSlots& carbon,
   double noninterruptible = 0, interruptible = 0, extra_slots = 0;
   for (int run = 0; run < result.runs; ++run) {
     const std::vector<double> forecast =
-        perfect ? carbon.values : NoisyForecast(carbon.values, sigma, options.noise_seed_base + static_cast<uint64_t>(run));
+        perfect ? carbon.values
+                : NoisyForecast(carbon.values, sigma,
+                                options.noise_seed_base + static_cast<uint64_t>(run));
     const PrefixSums forecast_sums(forecast);
     for (const PlannedJob& job : planned) {
       const int64_t start = LowestMeanStart(forecast_sums, job.window, job.duration);

@@ -1,10 +1,12 @@
 // Runs the Let's Wait Awhile experiments for the report and prints them.
 #include "services/sim/lwa_report.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
@@ -30,7 +32,9 @@ Pair Percent(const ExperimentResult& r) {
   return {100.0 * r.SavingsNonInterruptible(), 100.0 * r.SavingsInterruptible()};
 }
 
-std::string Fmt(Pair p) { return absl::StrFormat("%5.2f / %5.2f", p.noninterruptible, p.interruptible); }
+std::string Fmt(Pair p) {
+  return absl::StrFormat("%5.2f / %5.2f", p.noninterruptible, p.interruptible);
+}
 std::string FmtDelta(Pair p) {
   return absl::StrFormat("%+5.2f / %+5.2f", p.noninterruptible, p.interruptible);
 }
@@ -41,8 +45,8 @@ Pair Minus(Pair a, Pair b) {
 std::vector<Variant> Variants(const ReportOptions& options) {
   std::vector<Variant> variants;
   if (options.forecast_error > 0) {
-    variants.push_back({absl::StrFormat("%g%% error", 100 * options.forecast_error),
-                        options.forecast_error});
+    variants.push_back(
+        {absl::StrFormat("%g%% error", 100 * options.forecast_error), options.forecast_error});
   }
   variants.push_back({"perfect", 0.0});
   return variants;
@@ -85,34 +89,38 @@ absl::StatusOr<Pair> Savings(const CarbonSlots& carbon, const JobSets& job_sets,
 // The switches of Quirks, one at a time.
 struct NamedQuirk {
   const char* name;
-  Quirks quirks;
+  bool Quirks::*field;
+  // The stated mode with only this switch on.
+  Quirks OnAlone() const {
+    Quirks q = Quirks::Stated();
+    q.*field = true;
+    return q;
+  }
+  // The compat mode with only this switch off.
+  Quirks OffAlone() const {
+    Quirks q = Quirks::Compat();
+    q.*field = false;
+    return q;
+  }
 };
-std::vector<NamedQuirk> SingleQuirks() {
-  std::vector<NamedQuirk> out;
-  Quirks q;
-  q.friday_evening_to_saturday = true;
-  out.push_back({"fri->sat", q});
-  q = {};
-  q.one_slot_past_deadline = true;
-  out.push_back({"+1 slot", q});
-  q = {};
-  q.baseline_may_wait_one_slot = true;
-  out.push_back({"baseline+1", q});
-  q = {};
-  q.interruptible_takes_ties = true;
-  out.push_back({"ties", q});
-  q = {};
-  q.numpy_job_draw = true;
-  out.push_back({"job draw", q});
-  return out;
+const std::vector<NamedQuirk>& SingleQuirks() {
+  static const std::vector<NamedQuirk>* quirks = new std::vector<NamedQuirk>{
+      {"fri->sat", &Quirks::friday_evening_to_saturday},
+      {"+1 slot", &Quirks::one_slot_past_deadline},
+      {"baseline+1", &Quirks::baseline_may_wait_one_slot},
+      {"ties", &Quirks::interruptible_takes_ties},
+      {"job draw", &Quirks::numpy_job_draw},
+  };
+  return *quirks;
 }
 
 absl::Status PrintModeOnly(const ReportOptions& options, const std::vector<CarbonSlots>& regions,
                            const JobSets& jobs, std::ostream& out) {
   const bool compat = options.kind == ReportOptions::Kind::kCompat;
   const Quirks quirks = compat ? Quirks::Compat() : Quirks::Stated();
-  out << absl::StrFormat("mode: %s; savings vs run-at-once in %%, non-interruptible / interruptible\n",
-                         compat ? "compat (the authors' code)" : "stated (the paper's rules)");
+  out << absl::StrFormat(
+      "mode: %s; savings vs run-at-once in %%, non-interruptible / interruptible\n",
+      compat ? "compat (the authors' code)" : "stated (the paper's rules)");
   out << absl::StrFormat("%-6s  %-10s  %-15s  %s\n", "region", "forecast", "ours", "published");
   for (const CarbonSlots& carbon : regions) {
     for (const Variant& v : Variants(options)) {
@@ -129,8 +137,8 @@ absl::Status PrintFull(const ReportOptions& options, const std::vector<CarbonSlo
                        const JobSets& jobs, std::ostream& out) {
   const std::vector<Variant> variants = Variants(options);
   out << "Savings vs run-at-once in %, non-interruptible / interruptible\n";
-  out << absl::StrFormat("%-6s  %-10s  %-15s  %-15s  %-17s  %s\n", "region", "forecast",
-                         "stated", "compat", "published", "compat - published");
+  out << absl::StrFormat("%-6s  %-10s  %-15s  %-15s  %-17s  %s\n", "region", "forecast", "stated",
+                         "compat", "published", "compat - published");
   bool any_derived = false;
   struct Row {
     Pair stated, compat;
@@ -165,7 +173,7 @@ absl::Status PrintFull(const ReportOptions& options, const std::vector<CarbonSlo
 
   out << "\nWhat each difference between the modes is worth, in percentage points\n"
          "(non-interruptible / interruptible; each switch on alone, over the stated mode):\n";
-  const std::vector<NamedQuirk> singles = SingleQuirks();
+  const std::vector<NamedQuirk>& singles = SingleQuirks();
   out << absl::StrFormat("%-6s  %-10s", "region", "forecast");
   for (const NamedQuirk& q : singles) out << absl::StrFormat("  %-15s", q.name);
   out << absl::StrFormat("  %-15s  %s\n", "sum of parts", "compat - stated");
@@ -174,8 +182,8 @@ absl::Status PrintFull(const ReportOptions& options, const std::vector<CarbonSlo
       out << absl::StrFormat("%-6s  %-10s", regions[r].region, variants[vi].name);
       Pair sum;
       for (const NamedQuirk& q : singles) {
-        ASSIGN_OR_RETURN(Pair with,
-                         Savings(regions[r], jobs, options, q.quirks, variants[vi].forecast_error));
+        ASSIGN_OR_RETURN(Pair with, Savings(regions[r], jobs, options, q.OnAlone(),
+                                            variants[vi].forecast_error));
         const Pair delta = Minus(with, rows[r][vi].stated);
         sum.noninterruptible += delta.noninterruptible;
         sum.interruptible += delta.interruptible;
@@ -186,12 +194,29 @@ absl::Status PrintFull(const ReportOptions& options, const std::vector<CarbonSlo
     }
   }
 
+  out << "\nThe same, each switch off alone, under the compat mode (compat - compat without it):\n";
+  out << absl::StrFormat("%-6s  %-10s", "region", "forecast");
+  for (size_t i = 0; i < singles.size(); ++i) {
+    out << absl::StrFormat(i + 1 < singles.size() ? "  %-15s" : "  %s", singles[i].name);
+  }
+  out << "\n";
+  for (size_t r = 0; r < regions.size(); ++r) {
+    for (size_t vi = 0; vi < variants.size(); ++vi) {
+      std::string line = absl::StrFormat("%-6s  %-10s", regions[r].region, variants[vi].name);
+      for (const NamedQuirk& q : singles) {
+        ASSIGN_OR_RETURN(
+            Pair p, Savings(regions[r], jobs, options, q.OffAlone(), variants[vi].forecast_error));
+        absl::StrAppend(&line, absl::StrFormat("  %-15s", FmtDelta(Minus(rows[r][vi].compat, p))));
+      }
+      out << absl::StripTrailingAsciiWhitespace(line) << "\n";
+    }
+  }
+
   if (options.job_seed_spread > 0) {
     out << absl::StrFormat(
         "\nSpread over job draws (job seeds 0..%d), mean +- sd of the savings in %%:\n",
         options.job_seed_spread - 1);
-    out << absl::StrFormat("%-6s  %-10s  %-27s  %s\n", "region", "forecast", "stated",
-                           "compat");
+    out << absl::StrFormat("%-6s  %-10s  %-27s  %s\n", "region", "forecast", "stated", "compat");
     for (const CarbonSlots& carbon : regions) {
       for (const Variant& v : variants) {
         std::string cells[2];
@@ -267,8 +292,8 @@ absl::Status PrintReport(const ReportOptions& options, std::ostream& out) {
   for (const std::string& code : options.regions) {
     absl::StatusOr<CarbonSlots> carbon = LoadRegion(options.data_dir, code);
     if (absl::IsNotFound(carbon.status())) {
-      return absl::NotFoundError(absl::StrCat(carbon.status().message(),
-                                              " (run from the repository root or pass --data_dir)"));
+      return absl::NotFoundError(absl::StrCat(
+          carbon.status().message(), " (run from the repository root or pass --data_dir)"));
     }
     if (!carbon.ok()) return carbon.status();
     regions.push_back(*std::move(carbon));
@@ -277,9 +302,10 @@ absl::Status PrintReport(const ReportOptions& options, std::ostream& out) {
   const JobRules rules;
   ASSIGN_OR_RETURN(const JobSets jobs, MakeJobs(options, options.job_seed));
   if (!options.dump_jobs.empty()) {
-    RETURN_IF_ERROR(WriteJobsCsv(
-        jobs.For(options.kind == ReportOptions::Kind::kCompat ? Quirks::Compat() : Quirks::Stated()),
-        options.dump_jobs));
+    RETURN_IF_ERROR(
+        WriteJobsCsv(jobs.For(options.kind == ReportOptions::Kind::kCompat ? Quirks::Compat()
+                                                                           : Quirks::Stated()),
+                     options.dump_jobs));
   }
 
   out << "Let's Wait Awhile (Wiesner et al., Middleware 2021), ML-training scenario\n";
@@ -289,8 +315,7 @@ absl::Status PrintReport(const ReportOptions& options, std::ostream& out) {
         "      start 09:00-16:30, 4-89.5 h, 2036.6 W each\n",
         rules.count, rules.year, options.job_seed);
   } else {
-    out << absl::StrFormat("jobs: %d from %s, 2036.6 W each\n", jobs.ours.size(),
-                           options.jobs_csv);
+    out << absl::StrFormat("jobs: %d from %s, 2036.6 W each\n", jobs.ours.size(), options.jobs_csv);
   }
   out << absl::StrFormat(
       "forecast: actual + N(0, %g%% of the series mean) per 30-min slot, noise seeds %d..%d "

@@ -59,9 +59,8 @@ std::vector<absl::CivilDay> Workdays(int year) {
 
 std::vector<LwaJob> GenerateJobs(const JobRules& rules, uint64_t seed) {
   const std::vector<absl::CivilDay> workdays = Workdays(rules.year);
-  const uint64_t start_choices =
-      static_cast<uint64_t>((rules.last_start_minute - rules.first_start_minute) / kSlotMinutes +
-                            1);
+  const uint64_t start_choices = static_cast<uint64_t>(
+      (rules.last_start_minute - rules.first_start_minute) / kSlotMinutes + 1);
   const uint64_t duration_choices =
       static_cast<uint64_t>(rules.max_duration_slots - rules.min_duration_slots + 1);
 
@@ -111,7 +110,8 @@ std::vector<LwaJob> GenerateJobsLikeAuthors(const JobRules& rules, uint32_t seed
     for (int start : starts) jobs.push_back({absl::CivilMinute(day) + start, 0});
   }
   for (LwaJob& job : jobs) {
-    job.duration_slots = rules.min_duration_slots + static_cast<int>(rng.BoundedUint32(max_duration));
+    job.duration_slots =
+        rules.min_duration_slots + static_cast<int>(rng.BoundedUint32(max_duration));
   }
   return jobs;
 }

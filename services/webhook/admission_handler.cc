@@ -59,7 +59,8 @@ const json* Member(const json& obj, const char* key) {
 absl::StatusOr<std::string> OptString(const json& obj, const char* key, absl::string_view where) {
   const json* v = Member(obj, key);
   if (v == nullptr) return std::string();
-  if (!v->is_string()) return absl::InvalidArgumentError(absl::StrCat(where, key, " must be a string"));
+  if (!v->is_string())
+    return absl::InvalidArgumentError(absl::StrCat(where, key, " must be a string"));
   return v->get<std::string>();
 }
 
@@ -87,8 +88,8 @@ absl::StatusOr<Review> ParseReview(const json& root) {
                             "configuration"));
   }
   if (!kind.ok() || *kind != "AdmissionReview") {
-    return bad(absl::StrCat("kind must be AdmissionReview (got \"", kind.ok() ? *kind : "?",
-                            "\")"));
+    return bad(
+        absl::StrCat("kind must be AdmissionReview (got \"", kind.ok() ? *kind : "?", "\")"));
   }
   const json* request = Member(root, "request");
   if (request == nullptr || !request->is_object()) {
@@ -174,10 +175,10 @@ class Decider {
     } else if (review_.group == "batch" && review_.version == "v1" && review_.kind == "Job") {
       kind_ = WorkloadKind::kJob;
     } else {
-      return HttpError(400, absl::StrCat("greenlight admits v1 Pods and batch/v1 Jobs, got ",
-                                         review_.group.empty() ? "" : review_.group + "/",
-                                         review_.version, " ", review_.kind,
-                                         ": fix the rules of the webhook configuration"));
+      return HttpError(
+          400, absl::StrCat("greenlight admits v1 Pods and batch/v1 Jobs, got ",
+                            review_.group.empty() ? "" : review_.group + "/", review_.version, " ",
+                            review_.kind, ": fix the rules of the webhook configuration"));
     }
     if (review_.namespace_name.empty()) {
       return HttpError(400, "request.namespace is empty: Pods and Jobs are namespaced");
@@ -237,9 +238,10 @@ class Decider {
     auto w = Parse(review_.object, "object");
     if (!w.ok()) return ParseFailure(w.status());
     if (w->covered_by_job) return Allow();
-    auto old = Parse(review_.old_object, "oldObject");
-    if (!old.ok()) return ParseFailure(old.status());
-    std::string old_ref = old->total_gpus() > 0 && !old->covered_by_job ? ReleaseRef(*old) : "";
+    // An old object greenlight cannot read was never charged by it.
+    absl::StatusOr<Workload> old = Parse(review_.old_object, "oldObject");
+    const bool old_has_gpus = old.ok() && old->total_gpus() > 0 && !old->covered_by_job;
+    std::string old_ref = old_has_gpus ? ReleaseRef(*old) : "";
     if (w->total_gpus() == 0) {
       // A suspended Job scaled to zero: nothing left to reserve for.
       if (endpoint_ == Endpoint::kValidate && !old_ref.empty()) {
@@ -248,24 +250,27 @@ class Decider {
       return Allow();
     }
     auto spec = BuildJobSpec(*w, labels_);
-    if (!spec.ok()) return Deny(400, "BadRequest", spec.status().message());
-    if (old->total_gpus() > 0 && !old->covered_by_job) {
+    if (old_has_gpus) {
+      // Nothing greenlight reads changed (labels, finalizers, Kueue
+      // bookkeeping, its own annotations): no re-charge and no re-validation,
+      // so controllers can still update objects admitted before a rule change.
       auto old_spec = BuildJobSpec(*old, labels_);
-      // Same job as admitted (labels, status, Kueue bookkeeping changed): no re-charge.
-      if (old_spec.ok() &&
-          google::protobuf::util::MessageDifferencer::Equals(*old_spec, *spec)) {
-        return Allow();
-      }
+      bool unchanged =
+          spec.ok() ? old_spec.ok() &&
+                          google::protobuf::util::MessageDifferencer::Equals(*old_spec, *spec)
+                    : !old_spec.ok() && old_spec.status() == spec.status();
+      if (unchanged) return Allow();
     }
+    if (!spec.ok()) return Deny(400, "BadRequest", spec.status().message());
     std::string request_id;
     if (endpoint_ == Endpoint::kMutate) {
       request_id = IdPrefix() + review_.uid;
     } else {
       request_id = AnnotatedRequestId(*w);
-      if (request_id.empty() || request_id == AnnotatedRequestId(*old)) {
+      if (request_id.empty() || (old.ok() && request_id == AnnotatedRequestId(*old))) {
         // No fresh id from /mutate: one per (object, version), stable on retries.
         request_id = absl::StrCat(IdPrefix(), w->uid.empty() ? review_.uid : w->uid, "@",
-                                  old->resource_version);
+                                  old.ok() ? old->resource_version : review_.uid);
       }
     }
     // Pod specs and running Jobs' templates are immutable: only a suspended
@@ -278,8 +283,8 @@ class Decider {
     if (endpoint_ == Endpoint::kMutate) return Allow();
     if (review_.old_object == nullptr) return Allow();  // nothing to find the job by
     auto old = Parse(review_.old_object, "oldObject");
-    if (!old.ok()) return ParseFailure(old.status());
-    if (old->covered_by_job || old->total_gpus() == 0) return Allow();
+    // A deletion is never denied: an unreadable object was never charged.
+    if (!old.ok() || old->covered_by_job || old->total_gpus() == 0) return Allow();
     std::string ref = ReleaseRef(*old);
     if (!ref.empty() && !review_.dry_run) {
       ReleaseQuietly(ref, absl::StrCat("Kubernetes ", WorkloadKindName(kind_), " ",
@@ -320,16 +325,16 @@ class Decider {
                                "lower nvidia.com/gpu or spec.parallelism, or create it as a "
                                "suspended Job (Kueue) so it can queue"));
     }
-    if (!release_ref.empty() && !options.dry_run && !r->deduplicated &&
-        release_ref != r->job_id && release_ref != request_id) {
+    if (!release_ref.empty() && !options.dry_run && !r->deduplicated && release_ref != r->job_id &&
+        release_ref != request_id) {
       ReleaseQuietly(release_ref, "replaced by an updated Kubernetes object");
     }
     Decision d = Allow();
     if (endpoint_ == Endpoint::kMutate) {
       const json& object = *review_.object;
-      d.patch = BuildPatch(object, kind_, *r,
-                           QuoteAnnotations(*r, options.dry_run ? "" : request_id), labels_,
-                           pin_nodes);
+      d.patch =
+          BuildPatch(object, kind_, *r, QuoteAnnotations(*r, options.dry_run ? "" : request_id),
+                     labels_, pin_nodes);
     } else {
       d.warnings.push_back(absl::StrFormat(
           "greenlight: %s %s, %.3f kgCO2e on %s%s", r->job_id.empty() ? "quoted" : r->job_id,
@@ -367,15 +372,17 @@ class Decider {
       case absl::StatusCode::kResourceExhausted:
         return Deny(403, "Forbidden",
                     absl::StrCat(msg, ". To admit it: lower nvidia.com/gpu, parallelism or ",
-                                 annotation::kDuration, ", wait for the next budget period or "
+                                 annotation::kDuration,
+                                 ", wait for the next budget period or "
                                  "for running jobs to finish, or ask a greenlight admin to "
                                  "raise team ",
                                  spec.team(), "'s budget or GPU quota"));
       case absl::StatusCode::kAlreadyExists:
         return Deny(409, "Conflict",
-                    absl::StrCat(msg, ". The object's GPU request or greenlight.dev/* "
-                                      "annotations changed after greenlight's mutating webhook "
-                                      "ran; retry, and do not copy ",
+                    absl::StrCat(msg,
+                                 ". The object's GPU request or greenlight.dev/* "
+                                 "annotations changed after greenlight's mutating webhook "
+                                 "ran; retry, and do not copy ",
                                  annotation::kRequestId, " between objects"));
       default:
         GL_LOG_WARN("webhook: backend failed",
@@ -410,20 +417,19 @@ HttpReply AdmissionHandler::Handle(Endpoint endpoint, absl::string_view body) co
     }
     absl::StatusOr<Review> review = ParseReview(root);
     if (!review.ok()) {
-      return TextError(400, absl::StrCat("unexpected AdmissionReview: ", review.status().message()));
+      return TextError(400,
+                       absl::StrCat("unexpected AdmissionReview: ", review.status().message()));
     }
     Decision d = Decider(backend_, labels_, endpoint, *review).Decide();
     if (d.http_error != 0) {
-      return TextError(d.http_error,
-                       absl::StrCat(d.http_error == 400 ? "unexpected AdmissionReview: " : "",
-                                    d.http_message));
+      return TextError(
+          d.http_error,
+          absl::StrCat(d.http_error == 400 ? "unexpected AdmissionReview: " : "", d.http_message));
     }
     json response = {{"uid", review->uid}, {"allowed", d.allowed}};
     if (!d.allowed) {
-      response["status"] = {{"status", "Failure"},
-                            {"code", d.code},
-                            {"reason", d.reason},
-                            {"message", d.message}};
+      response["status"] = {
+          {"status", "Failure"}, {"code", d.code}, {"reason", d.reason}, {"message", d.message}};
     }
     if (!d.patch.empty()) {
       response["patchType"] = "JSONPatch";

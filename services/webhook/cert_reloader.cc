@@ -46,7 +46,7 @@ std::string OpenSslError() {
 
 struct CertReloader::Loaded {
   X509* cert = nullptr;
-  STACK_OF(X509)* chain = nullptr;
+  STACK_OF(X509) * chain = nullptr;
   EVP_PKEY* key = nullptr;
   FileStamp cert_stamp;
   FileStamp key_stamp;
@@ -96,13 +96,13 @@ absl::StatusOr<std::shared_ptr<CertReloader::Loaded>> Load(const std::string& ce
   out->key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
   if (out->key == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("webhook key_file ", key_file,
-                                                   ": no PEM private key: ", OpenSslError()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("webhook key_file ", key_file, ": no PEM private key: ", OpenSslError()));
   }
   if (X509_check_private_key(out->cert, out->key) != 1) {
     ERR_clear_error();
-    return absl::InvalidArgumentError(absl::StrCat("webhook key_file ", key_file,
-                                                   " does not match cert_file ", cert_file));
+    return absl::InvalidArgumentError(
+        absl::StrCat("webhook key_file ", key_file, " does not match cert_file ", cert_file));
   }
   return out;
 }

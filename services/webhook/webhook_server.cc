@@ -123,7 +123,8 @@ WebhookServerOptions WebhookServerOptionsFromConfig(const Config& config) {
   o.key_file = config.tls.key_file;
   o.labels = WebhookLabelsFromConfig(config);
   // An AdmissionReview holds up to two objects; keep the gRPC limit as a floor.
-  o.max_body_bytes = std::max<size_t>(o.max_body_bytes, static_cast<size_t>(config.max_message_bytes));
+  o.max_body_bytes =
+      std::max<size_t>(o.max_body_bytes, static_cast<size_t>(config.max_message_bytes));
   return o;
 }
 
@@ -136,8 +137,8 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   if (options.threads < 1) return absl::InvalidArgumentError("webhook threads must be >= 1");
   absl::StatusOr<ParsedAddress> parsed = ParseAddress(options.address);
   if (!parsed.ok()) return parsed.status();
-  auto certs = CertReloader::Create(options.cert_file, options.key_file,
-                                    options.cert_check_interval);
+  auto certs =
+      CertReloader::Create(options.cert_file, options.key_file, options.cert_check_interval);
   if (!certs.ok()) return certs.status();
   if (absl::Status free = CheckPortFree(options.address, *parsed); !free.ok()) return free;
 
@@ -192,8 +193,8 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   }
   if (!svr.is_running()) {
     s->Stop();
-    return absl::UnavailableError(absl::StrCat("webhook address ", options.address,
-                                               ": server did not start listening"));
+    return absl::UnavailableError(
+        absl::StrCat("webhook address ", options.address, ": server did not start listening"));
   }
   GL_LOG_INFO("webhook listening", {F("address", s->address()), F("cert_file", options.cert_file)});
   return s;

@@ -23,8 +23,8 @@ using nlohmann::json;
 
 // Limits shared with JobSpec validation (proto/greenlight/v1/types.proto).
 constexpr int64_t kMaxGpus = 4096;
-constexpr double kMaxUsd = 1e9;         // max_cost_micros <= 10^15
-constexpr double kMaxCarbonKg = 1e9;    // max_carbon_mg <= 10^15
+constexpr double kMaxUsd = 1e9;       // max_cost_micros <= 10^15
+constexpr double kMaxCarbonKg = 1e9;  // max_carbon_mg <= 10^15
 constexpr double kMaxReferenceGpuHours = 1e7;
 constexpr size_t kMaxNameBytes = 256;
 constexpr size_t kMaxListItems = 64;
@@ -179,13 +179,16 @@ void ToProto(absl::Time t, google::protobuf::Timestamp* ts) {
 }
 
 const std::set<std::string>& KnownAnnotations() {
-  static const auto* known = new std::set<std::string>{
-      annotation::kMaxCostUsd,   annotation::kMaxCarbonKg,       annotation::kDeadline,
-      annotation::kNotBefore,    annotation::kGpuType,           annotation::kRegions,
-      annotation::kDuration,     annotation::kReferenceGpuHours, annotation::kCheckpointable,
-      annotation::kPriority,     annotation::kMode,              annotation::kJobId,
-      annotation::kRequestId,    annotation::kQuoteCostUsd,      annotation::kQuoteCarbonKg,
-      annotation::kPool,         annotation::kPlannedStart};
+  static const auto* known =
+      new std::set<std::string>{annotation::kMaxCostUsd,     annotation::kMaxCarbonKg,
+                                annotation::kDeadline,       annotation::kNotBefore,
+                                annotation::kGpuType,        annotation::kRegions,
+                                annotation::kDuration,       annotation::kReferenceGpuHours,
+                                annotation::kCheckpointable, annotation::kPriority,
+                                annotation::kMode,           annotation::kJobId,
+                                annotation::kRequestId,      annotation::kQuoteCostUsd,
+                                annotation::kQuoteCarbonKg,  annotation::kPool,
+                                annotation::kPlannedStart};
   return *known;
 }
 
@@ -270,8 +273,7 @@ absl::StatusOr<Workload> ParseWorkload(const json& object, WorkloadKind kind,
   }
   ASSIGN_OR_RETURN(w.gpus_per_pod, EffectivePodGpus(*pod_spec));
   ASSIGN_OR_RETURN(int64_t parallelism, NonNegativeInt(*spec, "parallelism", 1, "spec."));
-  ASSIGN_OR_RETURN(int64_t completions,
-                   NonNegativeInt(*spec, "completions", INT64_MAX, "spec."));
+  ASSIGN_OR_RETURN(int64_t completions, NonNegativeInt(*spec, "completions", INT64_MAX, "spec."));
   // Pods running at once: parallelism, never more than the completions left.
   w.pods = std::min({parallelism, completions, kMaxPods});
   if (const json* s = Member(*spec, "suspend"); s != nullptr && s->is_boolean()) {
@@ -311,9 +313,9 @@ absl::StatusOr<greenlight::v1::JobSpec> BuildJobSpec(const Workload& w,
 
   int64_t gpus = w.total_gpus();
   if (gpus > kMaxGpus) {
-    return Invalid(absl::StrCat("requests ", gpus, " ", kGpuResource, " in total (",
-                                w.gpus_per_pod, " per pod x ", w.pods,
-                                " pods); greenlight admits at most ", kMaxGpus,
+    return Invalid(absl::StrCat("requests ", gpus, " ", kGpuResource, " in total (", w.gpus_per_pod,
+                                " per pod x ", w.pods, " pods); greenlight admits at most ",
+                                kMaxGpus,
                                 " GPUs per job: lower spec.parallelism or the GPU requests"));
   }
   spec.set_gpus(static_cast<int32_t>(gpus));
@@ -321,11 +323,17 @@ absl::StatusOr<greenlight::v1::JobSpec> BuildJobSpec(const Workload& w,
   // Typos in greenlight.dev/* would silently drop a cap: reject them.
   for (const auto& [key, value] : w.annotations) {
     if (absl::StartsWith(key, annotation::kPrefix) && !KnownAnnotations().contains(key)) {
-      std::vector<std::string> inputs = {
-          annotation::kMaxCostUsd,       annotation::kMaxCarbonKg,    annotation::kDeadline,
-          annotation::kNotBefore,        annotation::kGpuType,        annotation::kRegions,
-          annotation::kDuration,         annotation::kReferenceGpuHours,
-          annotation::kCheckpointable,   annotation::kPriority,       annotation::kMode};
+      std::vector<std::string> inputs = {annotation::kMaxCostUsd,
+                                         annotation::kMaxCarbonKg,
+                                         annotation::kDeadline,
+                                         annotation::kNotBefore,
+                                         annotation::kGpuType,
+                                         annotation::kRegions,
+                                         annotation::kDuration,
+                                         annotation::kReferenceGpuHours,
+                                         annotation::kCheckpointable,
+                                         annotation::kPriority,
+                                         annotation::kMode};
       return Invalid(absl::StrCat("unknown annotation ", key,
                                   " (greenlight reads: ", absl::StrJoin(inputs, ", "), ")"));
     }
@@ -336,13 +344,13 @@ absl::StatusOr<greenlight::v1::JobSpec> BuildJobSpec(const Workload& w,
   };
 
   if (const std::string* v = get(annotation::kMaxCostUsd)) {
-    ASSIGN_OR_RETURN(double usd, ParseNumber(annotation::kMaxCostUsd, *v, 0, kMaxUsd, false,
-                                             "250.50"));
+    ASSIGN_OR_RETURN(double usd,
+                     ParseNumber(annotation::kMaxCostUsd, *v, 0, kMaxUsd, false, "250.50"));
     spec.set_max_cost_micros(Money::FromUsd(usd).micros());
   }
   if (const std::string* v = get(annotation::kMaxCarbonKg)) {
-    ASSIGN_OR_RETURN(double kg, ParseNumber(annotation::kMaxCarbonKg, *v, 0, kMaxCarbonKg,
-                                            false, "40"));
+    ASSIGN_OR_RETURN(double kg,
+                     ParseNumber(annotation::kMaxCarbonKg, *v, 0, kMaxCarbonKg, false, "40"));
     spec.set_max_carbon_mg(Carbon::FromKg(kg).mg());
   }
   absl::Time not_before = absl::InfinitePast();
@@ -372,8 +380,7 @@ absl::StatusOr<greenlight::v1::JobSpec> BuildJobSpec(const Workload& w,
   const std::string* ref_hours = get(annotation::kReferenceGpuHours);
   if (duration != nullptr && ref_hours != nullptr) {
     return Invalid(absl::StrCat("annotations ", annotation::kDuration, " and ",
-                                annotation::kReferenceGpuHours,
-                                " are alternatives: set only one"));
+                                annotation::kReferenceGpuHours, " are alternatives: set only one"));
   }
   if (duration != nullptr) {
     absl::Duration d;
@@ -400,10 +407,10 @@ absl::StatusOr<greenlight::v1::JobSpec> BuildJobSpec(const Workload& w,
     }
     spec.mutable_duration()->set_seconds(w.active_deadline_seconds);
   } else {
-    return Invalid(absl::StrCat(
-        "greenlight needs the job's length to quote it: set annotation ", annotation::kDuration,
-        " (wall time, e.g. \"12h\") or ", annotation::kReferenceGpuHours,
-        " (A100 GPU-hours, e.g. \"512\"), or spec.activeDeadlineSeconds"));
+    return Invalid(absl::StrCat("greenlight needs the job's length to quote it: set annotation ",
+                                annotation::kDuration, " (wall time, e.g. \"12h\") or ",
+                                annotation::kReferenceGpuHours,
+                                " (A100 GPU-hours, e.g. \"512\"), or spec.activeDeadlineSeconds"));
   }
   if (const std::string* v = get(annotation::kCheckpointable)) {
     std::string b = absl::AsciiStrToLower(absl::StripAsciiWhitespace(*v));
@@ -463,7 +470,8 @@ std::map<std::string, std::string> QuoteAnnotations(const AdmitResult& r,
   a[annotation::kQuoteCarbonKg] = absl::StrFormat("%.3f", Carbon::FromMg(r.carbon_mg).kg());
   if (!r.pool_id.empty()) a[annotation::kPool] = r.pool_id;
   if (r.start != absl::InfinitePast() && r.start != absl::InfiniteFuture()) {
-    a[annotation::kPlannedStart] = absl::FormatTime(absl::RFC3339_sec, r.start, absl::UTCTimeZone());
+    a[annotation::kPlannedStart] =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", r.start, absl::UTCTimeZone());
   }
   return a;
 }
@@ -481,16 +489,16 @@ void SetMapEntries(json& ops, const json* parent, const std::string& path, const
     return;
   }
   for (const auto& [k, v] : entries) {
-    ops.push_back({{"op", "add"}, {"path", absl::StrCat(path, "/", JsonPointerEscape(k))},
-                   {"value", v}});
+    ops.push_back(
+        {{"op", "add"}, {"path", absl::StrCat(path, "/", JsonPointerEscape(k))}, {"value", v}});
   }
 }
 
 }  // namespace
 
 json BuildPatch(const json& object, WorkloadKind kind, const AdmitResult& result,
-                const std::map<std::string, std::string>& annotations,
-                const WebhookLabels& labels, bool pin_nodes) {
+                const std::map<std::string, std::string>& annotations, const WebhookLabels& labels,
+                bool pin_nodes) {
   json ops = json::array();
   SetMapEntries(ops, Member(object, "metadata"), "/metadata/annotations", "annotations",
                 annotations);
@@ -507,8 +515,7 @@ json BuildPatch(const json& object, WorkloadKind kind, const AdmitResult& result
                        {"value", {{"annotations", json(annotations)}}}});
       }
     } else {
-      SetMapEntries(ops, tmeta, "/spec/template/metadata/annotations", "annotations",
-                    annotations);
+      SetMapEntries(ops, tmeta, "/spec/template/metadata/annotations", "annotations", annotations);
     }
     pod_spec = tmpl != nullptr ? Member(*tmpl, "spec") : nullptr;
     pod_spec_path = "/spec/template/spec";

@@ -73,7 +73,8 @@ class FakeAdmissionBackend final : public webhook::AdmissionBackend {
       return absl::NotFoundError(absl::StrCat("team \"", spec.team(), "\" not found"));
     }
     if (spec.request_id().empty()) return absl::InvalidArgumentError("request_id: required");
-    if (auto it = by_request_.find(spec.request_id()); it != by_request_.end() && !options.dry_run) {
+    if (auto it = by_request_.find(spec.request_id());
+        it != by_request_.end() && !options.dry_run) {
       Job& job = jobs_.at(it->second);
       if (!google::protobuf::util::MessageDifferencer::Equals(job.spec, spec)) {
         return absl::AlreadyExistsError(
@@ -115,18 +116,18 @@ class FakeAdmissionBackend final : public webhook::AdmissionBackend {
     int64_t& reserved = reserved_micros_[spec.team()];
     if (team->second.cost_budget_micros > 0 &&
         reserved + cost.micros() > team->second.cost_budget_micros) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "team ", spec.team(), ": monthly cost budget ",
-          Money::FromMicros(team->second.cost_budget_micros).ToString(), " has ",
-          Money::FromMicros(team->second.cost_budget_micros - reserved).ToString(),
-          " left; this job needs ", cost.ToString()));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("team ", spec.team(), ": monthly cost budget ",
+                       Money::FromMicros(team->second.cost_budget_micros).ToString(), " has ",
+                       Money::FromMicros(team->second.cost_budget_micros - reserved).ToString(),
+                       " left; this job needs ", cost.ToString()));
     }
     webhook::AdmitResult r;
     int32_t& gpus = gpus_in_use_[spec.team()];
     if (team->second.gpu_quota > 0 && gpus + spec.gpus() > team->second.gpu_quota) {
       if (!options.allow_queueing) {
-        return absl::ResourceExhaustedError(absl::StrCat("team ", spec.team(), ": GPU quota ",
-                                                         team->second.gpu_quota, " full"));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("team ", spec.team(), ": GPU quota ", team->second.gpu_quota, " full"));
       }
       r.pending_reason = "QUOTA";
     }
@@ -192,7 +193,7 @@ class FakeAdmissionBackend final : public webhook::AdmissionBackend {
   mutable std::mutex mu_;
   std::map<std::string, Team> teams_;
   std::vector<Pool> pools_;
-  std::map<std::string, Job> jobs_;               // by job id
+  std::map<std::string, Job> jobs_;                // by job id
   std::map<std::string, std::string> by_request_;  // request_id -> job id
   std::map<std::string, int64_t> reserved_micros_;
   std::map<std::string, int32_t> gpus_in_use_;

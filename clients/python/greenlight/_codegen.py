@@ -149,6 +149,8 @@ def _run_protoc(proto_root: str, out_dir: str) -> None:
 def generate(proto_root: str, gen_dir: str = GEN_DIR) -> None:
     """Regenerates gen_dir from proto_root unconditionally (atomically swaps
     gen_dir/greenlight and writes the stamp last)."""
+    gen_dir = os.path.abspath(gen_dir)
+    proto_root = os.path.abspath(proto_root)
     os.makedirs(gen_dir, exist_ok=True)
     stamp = fingerprint(proto_root)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=gen_dir)

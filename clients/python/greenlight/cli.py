@@ -419,9 +419,21 @@ def render_usage(u) -> str:
     return f"{head}\n\n{body}\n\n{tail}"
 
 
+_EVENT_COLS = [("REVISION", 8, True), ("TIME", 20, False), ("JOB", 18, False), ("TEAM", 12, False), ("TYPE", 12, False), ("STATE", 16, False)]
+
+
+def _event_line(values) -> str:
+    parts = [str(v).rjust(w) if right else str(v).ljust(w) for v, (_, w, right) in zip(values, _EVENT_COLS)]
+    return "  ".join(parts + [str(values[-1])]).rstrip()
+
+
+def render_event_header() -> str:
+    return _event_line([c[0] for c in _EVENT_COLS] + ["MESSAGE"])
+
+
 def render_event(e) -> str:
-    state = e.state.name if e.state else "-"
-    return f"{e.revision:>8}  {fmt_time(e.time, seconds=True)}  {e.job_id}  {e.team}  {e.type:<12} {state:<16} {e.message}".rstrip()
+    state = e.state.name if e.state else "-"  # UNSPECIFIED is 0
+    return _event_line([e.revision, fmt_time(e.time, seconds=True), e.job_id, e.team, e.type, state, e.message])
 
 
 # ---------------------------------------------------------------------------
@@ -517,7 +529,7 @@ def cmd_watch(client: Client, args, out: Output) -> int:
                 out.print(f"{job.id} already {job.state.name}")
             return EXIT_OK
     if not out.json:
-        out.print(f"{'REVISION':>8}  {'TIME':<20}  JOB  TEAM  TYPE  STATE  MESSAGE")
+        out.print(render_event_header())
     n = 0
     events = client.watch(args.from_revision, team=args.team, job_id=args.job)
     try:
@@ -803,18 +815,43 @@ def _tls_from_args(args):
     return None  # the Client looks at GREENLIGHT_TLS_CA
 
 
+_FLAGS = {
+    "reference_gpu_hours": "--gpu-hours or --duration",
+    "duration": "--duration",
+    "max_cost_usd": "--max-cost",
+    "max_carbon_kg": "--max-carbon",
+    "gpu_types": "--gpu-type",
+    "regions": "--region",
+    "labels": "--label",
+    "payload": "--payload-file",
+    "carbon_price_usd_per_tonne": "--carbon-price",
+    "monthly_cost_budget_usd": "--cost-budget",
+    "monthly_carbon_budget_kg": "--carbon-budget",
+    "gpu_quota_by_type": "--gpu-quota-type",
+    "on_budget_exhausted": "--on-exhausted",
+}
+
+
+def _flag_for(argument: Optional[str]) -> Optional[str]:
+    if not argument:
+        return None
+    return _FLAGS.get(argument, "--" + argument.replace("_", "-"))
+
+
 def _report_error(err: errors.GreenlightError, out: Output) -> None:
     if out.json:
         body = {"error": {"type": type(err).__name__, "code": err.code.name, "message": err.message}}
         if isinstance(err, errors.InvalidJob) and err.field:
             body["error"]["field"] = err.field
+            body["error"]["argument"] = err.argument
         if isinstance(err, errors.CapExceeded) and err.quote is not None:
             body["error"]["quote"] = err.quote.to_dict()
         print(json.dumps(body, indent=2, sort_keys=True), file=sys.stderr)
         return
     print(f"greenlight: {type(err).__name__}: {err.message} [{err.code.name}]", file=sys.stderr)
     if isinstance(err, errors.InvalidJob) and err.field:
-        print(f"  field: {err.field}", file=sys.stderr)
+        flag = _flag_for(err.argument)
+        print(f"  field: {err.field}" + (f" (option {flag})" if flag else ""), file=sys.stderr)
     if isinstance(err, errors.CapExceeded) and err.quote is not None:
         q = err.quote
         best = q.chosen or (q.alternatives[0] if q.alternatives else None)

@@ -187,7 +187,6 @@ class Client:
                 # Reconnect quickly after a server restart (gRPC's default
                 # backoff grows to 2 minutes).
                 ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.min_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", 2000),
                 ("grpc.primary_user_agent", f"greenlight-python/{_version()}"),
                 ("grpc.max_receive_message_length", 64 << 20),

@@ -58,9 +58,22 @@ class GreenlightError(Exception):
         return f"{type(self).__name__}(code={self.code.name}, message={self.message!r})"
 
 
+# API field names (micro-USD, mg) -> the names this package uses (USD, kg).
+PYTHON_NAMES = {
+    "max_cost_micros": "max_cost_usd",
+    "max_carbon_mg": "max_carbon_kg",
+    "carbon_price_micros_per_tonne": "carbon_price_usd_per_tonne",
+    "monthly_cost_budget_micros": "monthly_cost_budget_usd",
+    "monthly_carbon_budget_mg": "monthly_carbon_budget_kg",
+    "work": "reference_gpu_hours",
+}
+
+
 class InvalidJob(GreenlightError):
-    """The request is malformed; ``field`` names the offending field when
-    the server says which (``None`` otherwise)."""
+    """The request is malformed. ``field`` is the offending API field as the
+    server names it ("gpus", "max_cost_micros", "deadline"; None when the
+    server does not say), ``argument`` the same field by its name in this
+    package (JobSpec / Team: "max_cost_usd")."""
 
     default_code = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -69,6 +82,8 @@ class InvalidJob(GreenlightError):
         violations = _status.bad_request_fields(self.details)
         self.violations = violations
         self.field = violations[0][0] if violations else _field_from_message(self.message)
+        leaf = self.field.rsplit(".", 1)[-1] if self.field else None
+        self.argument = PYTHON_NAMES.get(leaf, leaf) if leaf else None
 
 
 class FailedPrecondition(GreenlightError):
@@ -139,13 +154,14 @@ _BY_CODE = {
 # Methods whose FAILED_PRECONDITION means "the caps can never be met".
 _CAP_METHODS = ("SubmitJob", "EstimateJob")
 
-_FIELD_RE = re.compile(r"^\s*(?:spec\.)?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])*)\s*:")
+_FIELD_RE = re.compile(r"^\s*(?:(?:spec|team)\.(?=[A-Za-z_]))?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])*)\s*:")
 _FIELD_WORD_RE = re.compile(r"\b(?:field|spec)\s*[`'\"]?([a-z_][a-z0-9_.]*)", re.IGNORECASE)
 
 
 def _field_from_message(message: str) -> Optional[str]:
     """"gpus: must be 1..4096" -> "gpus"; "spec.max_cost_micros: ..." ->
-    "max_cost_micros"; "invalid field 'deadline' ..." -> "deadline"."""
+    "max_cost_micros"; "team.parent: ..." -> "parent"; "invalid field
+    'deadline' ..." -> "deadline"."""
     m = _FIELD_RE.match(message or "")
     if m:
         return m.group(1)

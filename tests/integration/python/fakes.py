@@ -86,6 +86,7 @@ class FakeGreenlight(
         self.watch_resend = 0  # resend this many already-seen events on reconnect
         self.watch_hold = 0.0  # keep the stream open this long after the log
         self.revision = 0
+        self.estimate_feasible = True
 
     # -- helpers -------------------------------------------------------------
 
@@ -153,7 +154,7 @@ class FakeGreenlight(
 
     def EstimateJob(self, request, context):
         self._enter("EstimateJob", request, context)
-        q = make_quote()
+        q = make_quote() if self.estimate_feasible else make_quote(feasible=False, summary="cheapest: $412 > cap $1")
         del q.alternatives[request.top_k or 5:]
         return scheduler_pb2.EstimateJobResponse(quote=q)
 

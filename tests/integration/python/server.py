@@ -31,7 +31,8 @@ class ServerError(RuntimeError):
 
 
 class Greenlightd:
-    def __init__(self, binary: str, config: str, workdir: str, extra_args=()):
+    def __init__(self, binary: str, config: str, workdir: str, extra_args=(), ca_pem: bytes | None = None):
+        self.ca_pem = ca_pem  # set when the config turns TLS on
         self.binary = binary
         self.config = config
         self.workdir = workdir
@@ -103,7 +104,16 @@ class Greenlightd:
         """Until grpc.health.v1 says SERVING (or, without a health service,
         Scheduler.Ping answers)."""
         deadline = time.monotonic() + timeout
-        channel = grpc.insecure_channel(self.target)
+        # Poll quickly: gRPC's default reconnect backoff grows past the start time.
+        opts = [
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 300),
+        ]
+        if self.ca_pem:
+            creds = grpc.ssl_channel_credentials(root_certificates=self.ca_pem)
+            channel = grpc.secure_channel(self.target, creds, options=opts)
+        else:
+            channel = grpc.insecure_channel(self.target, options=opts)
         check = channel.unary_unary(
             "/grpc.health.v1.Health/Check",
             request_serializer=lambda _: b"",  # HealthCheckRequest{service: ""}

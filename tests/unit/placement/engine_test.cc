@@ -42,10 +42,10 @@ TEST(Objective, RuntimeCostEnergyAndCarbonByHand) {
   Decision d = PlacementEngine().Place(job, s);
   ASSERT_TRUE(d.feasible) << d.summary;
   EXPECT_EQ(d.chosen.runtime, absl::Hours(10));
-  EXPECT_EQ(d.chosen.cost_micros, Usd(100));                   // 1 node x $10 x 10 h
-  EXPECT_DOUBLE_EQ(d.chosen.energy_wh, 8 * 700 * 1.1 * 10);    // 61,600 Wh
-  EXPECT_EQ(d.chosen.carbon_mg, 61'600 * 400);                 // Wh x g/kWh = mg
-  EXPECT_TRUE(d.chosen.carbon_estimated);                      // no series for zone Z
+  EXPECT_EQ(d.chosen.cost_micros, Usd(100));                 // 1 node x $10 x 10 h
+  EXPECT_DOUBLE_EQ(d.chosen.energy_wh, 8 * 700 * 1.1 * 10);  // 61,600 Wh
+  EXPECT_EQ(d.chosen.carbon_mg, 61'600 * 400);               // Wh x g/kWh = mg
+  EXPECT_TRUE(d.chosen.carbon_estimated);                    // no series for zone Z
   // balanced: $100 + 24.64 kg x $0.10/kg.
   EXPECT_EQ(d.chosen.objective_micros, Usd(100) + Usd(2.464));
   EXPECT_EQ(d.chosen.start, T0());
@@ -58,8 +58,8 @@ TEST(Objective, SubNodeJobsPayTheirGpuShareGangsPayWholeNodes) {
     int64_t cost;
     int nodes;
   };
-  for (const Case& c : std::vector<Case>{{2, Usd(25), 1}, {8, Usd(100), 1}, {12, Usd(200), 2},
-                                         {16, Usd(200), 2}}) {
+  for (const Case& c :
+       std::vector<Case>{{2, Usd(25), 1}, {8, Usd(100), 1}, {12, Usd(200), 2}, {16, Usd(200), 2}}) {
     JobRequest job = MakeJob();
     job.gpus = c.gpus;
     Decision d = PlacementEngine().Place(job, MakeSnapshot({MakePool("p")}));
@@ -89,7 +89,8 @@ TEST(Objective, FasterGpuConvertsReferenceHoursIntoShorterRuns) {
 // job uses 56 kWh: dirty = $100 + 28 kg, clean = $110 + 2.8 kg. Balanced
 // breaks even at $10 / 25.2 kg = $396.83/t.
 Snapshot DirtyAndClean() {
-  Snapshot s = MakeSnapshot({MakePool("dirty", "DIRTY", Usd(10)), MakePool("clean", "CLEAN", Usd(11))});
+  Snapshot s =
+      MakeSnapshot({MakePool("dirty", "DIRTY", Usd(10)), MakePool("clean", "CLEAN", Usd(11))});
   s.zones["DIRTY"] = Series("DIRTY", T0(), Hourly(96, 500), 500);
   s.zones["CLEAN"] = Series("CLEAN", T0(), Hourly(96, 50), 50);
   return s;
@@ -121,9 +122,8 @@ TEST(Objective, ModesAndCarbonPricePickTheExpectedPool) {
     if (c.mode != Mode::kGreenest) {
       EXPECT_EQ(d.chosen.objective_micros, c.objective) << c.name;
     }
-    EXPECT_EQ(d.carbon_price_micros_per_tonne, c.usd_per_tonne * 1'000'000 == 0
-                                                   ? 100'000'000
-                                                   : c.usd_per_tonne * 1'000'000)
+    EXPECT_EQ(d.carbon_price_micros_per_tonne,
+              c.usd_per_tonne * 1'000'000 == 0 ? 100'000'000 : c.usd_per_tonne * 1'000'000)
         << c.name;
   }
 }
@@ -143,8 +143,7 @@ TEST(Objective, BaselineIsCarbonBlindCheapestAtOnceAndSavingIsExplicit) {
   ASSERT_FALSE(d.alternatives.empty());
   EXPECT_EQ(d.alternatives[0].pool_id, "dirty");
   // 128 - 112.8 = $15.20.
-  EXPECT_EQ(d.alternatives[0].why_not,
-            "objective +$15.20: costs $10.00 less, emits 25.20 kg more");
+  EXPECT_EQ(d.alternatives[0].why_not, "objective +$15.20: costs $10.00 less, emits 25.20 kg more");
   EXPECT_THAT(d.summary, HasSubstr("avoids 25.20 kg"));
 }
 
@@ -153,8 +152,9 @@ TEST(Objective, WhyNotSpeaksTheModesUnit) {
     Mode mode;
     std::string why;
   };
-  for (const Case& c : std::vector<Case>{{Mode::kCheapest, "costs $10.00 more"},
-                                         {Mode::kGreenest, "emits 25.20 kg more"}}) {
+  for (const Case& c :
+       std::vector<Case>{{Mode::kCheapest, "costs $10.00 more, emits 25.20 kg less"},
+                         {Mode::kGreenest, "emits 25.20 kg more, costs $10.00 less"}}) {
     JobRequest job = MakeJob();
     job.mode = c.mode;
     Decision d = PlacementEngine().Place(job, DirtyAndClean());
@@ -246,7 +246,7 @@ TEST(TimeShifting, WaitingIsListedAgainstStartingAtOnce) {
   ASSERT_EQ(d.alternatives.size(), 1u);
   EXPECT_EQ(d.alternatives[0].start, T0());
   // 5.6 kW x 2 h x 400 g/kWh more = 4.48 kg, x $0.10/kg = $0.448.
-  EXPECT_EQ(d.alternatives[0].why_not, "objective +$0.45: emits 4.48 kg more");
+  EXPECT_EQ(d.alternatives[0].why_not, "at once: objective +$0.45: emits 4.48 kg more");
   EXPECT_THAT(d.summary, HasSubstr("start 2025-06-01 05:00 UTC"));
 }
 
@@ -261,8 +261,8 @@ TEST(TimeShifting, NotBeforeBeyondTheDeadlineIsRejectedForDeadline) {
 
 TEST(TimeShifting, StaleOrMissingSeriesUsesTheAverageAndSaysSo) {
   Snapshot s = MakeSnapshot({MakePool("p")});
-  auto series = std::make_shared<providers::CarbonSeries>("Z", T0(), absl::Hours(1),
-                                                          Hourly(96, 10), 300);
+  auto series =
+      std::make_shared<providers::CarbonSeries>("Z", T0(), absl::Hours(1), Hourly(96, 10), 300);
   series->set_stale(true);
   s.zones["Z"] = series;
   Decision d = PlacementEngine().Place(MakeJob(), s);
@@ -427,19 +427,19 @@ TEST(NotNow, CapacityAndFreeQuotaWaitWholeQuotaAndCapsDoNot) {
     std::string reason;
   };
   for (const Case& c : std::vector<Case>{
-           {"pool full", [](JobRequest&, Snapshot& s) { s.pools[0].free_nodes = 0; }, true,
+           {"pool full", [](JobRequest&, Snapshot&s) { s.pools[0].free_nodes = 0; }, true,
             kReasonCapacity},
-           {"quota in use", [](JobRequest&, Snapshot& s) { s.team.gpu_quota_free = 4; }, true,
+           {"quota in use", [](JobRequest&, Snapshot&s) { s.team.gpu_quota_free = 4; }, true,
             kReasonQuota},
-           {"quota too small ever", [](JobRequest&, Snapshot& s) { s.team.gpu_quota_total = 4; },
+           {"quota too small ever", [](JobRequest&, Snapshot&s) { s.team.gpu_quota_total = 4; },
             false, kReasonQuota},
            {"pool full but over the cap anyway",
-            [](JobRequest& j, Snapshot& s) {
+            [](JobRequest&j, Snapshot&s) {
               s.pools[0].free_nodes = 0;
               j.max_cost_micros = Usd(50);
             },
             false, kReasonMaxCost},
-           {"pool too small ever", [](JobRequest& j, Snapshot&) { j.gpus = 64; }, false,
+           {"pool too small ever", [](JobRequest&j, Snapshot&) { j.gpus = 64; }, false,
             kReasonGangShape},
        }) {
     Snapshot s = MakeSnapshot({MakePool("p")});

@@ -34,7 +34,9 @@ struct World {
 World RandomWorld(uint32_t seed) {
   std::mt19937 rng(seed);
   auto uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  auto real = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
+  auto real = [&](double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng);
+  };
   auto pick = [&](const auto& v) { return v[uni(0, static_cast<int>(v.size()) - 1)]; };
   World w;
   Snapshot& s = w.snap;
@@ -54,7 +56,8 @@ World RandomWorld(uint32_t seed) {
     std::vector<double> v(kSeriesHours);
     for (double& x : v) x = real(20, 800);
     double avg = real(100, 600);
-    auto series = std::make_shared<providers::CarbonSeries>(zone, kSeriesStart, absl::Hours(1), v, avg);
+    auto series =
+        std::make_shared<providers::CarbonSeries>(zone, kSeriesStart, absl::Hours(1), v, avg);
     bool stale = uni(0, 9) == 0;
     series->set_stale(stale);
     w.values[zone] = v;
@@ -121,8 +124,8 @@ double Integral(const World& w, const std::string& zone, absl::Time a, absl::Tim
     absl::Duration rem;
     int64_t idx = absl::IDivDuration(t - kSeriesStart, absl::Hours(1), &rem);
     if (t < kSeriesStart) idx = -1;
-    absl::Time slot_end = idx < 0 ? std::min(b, kSeriesStart)
-                                  : std::min(b, kSeriesStart + absl::Hours(idx + 1));
+    absl::Time slot_end =
+        idx < 0 ? std::min(b, kSeriesStart) : std::min(b, kSeriesStart + absl::Hours(idx + 1));
     double v = (idx >= 0 && idx < kSeriesHours) ? it->second[idx] : avg;
     total += v * absl::ToDoubleHours(slot_end - t);
     t = slot_end;
@@ -140,7 +143,8 @@ bool TypeAllowed(const JobRequest& j, const Pool& p) {
          std::find(j.gpu_types.begin(), j.gpu_types.end(), p.gpu_type) != j.gpu_types.end();
 }
 bool RegionAllowed(const JobRequest& j, const Pool& p) {
-  return j.regions.empty() || std::find(j.regions.begin(), j.regions.end(), p.region) != j.regions.end();
+  return j.regions.empty() ||
+         std::find(j.regions.begin(), j.regions.end(), p.region) != j.regions.end();
 }
 int Nodes(const JobRequest& j, const Pool& p) {
   return j.gpus <= p.gpus_per_node ? 1 : (j.gpus + p.gpus_per_node - 1) / p.gpus_per_node;
@@ -163,7 +167,8 @@ bool QuotaAllows(const World& w) {
 }
 int64_t CarbonPrice(const World& w) {
   if (w.job.carbon_price_micros_per_tonne > 0) return w.job.carbon_price_micros_per_tonne;
-  if (w.snap.team.carbon_price_micros_per_tonne > 0) return w.snap.team.carbon_price_micros_per_tonne;
+  if (w.snap.team.carbon_price_micros_per_tonne > 0)
+    return w.snap.team.carbon_price_micros_per_tonne;
   return w.snap.default_carbon_price_micros_per_tonne;
 }
 absl::Time Earliest(const World& w) { return std::max(w.job.not_before, w.snap.now); }
@@ -222,7 +227,8 @@ Ref BruteForce(const World& w) {
           }
           return std::make_pair(o, g);
         };
-        if (!best.found || key(cost, carbon, objective) < key(best.cost, best.carbon, best.objective)) {
+        if (!best.found ||
+            key(cost, carbon, objective) < key(best.cost, best.carbon, best.objective)) {
           best = {true, cost, carbon, objective};
         }
       }

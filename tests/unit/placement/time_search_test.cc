@@ -36,11 +36,13 @@ TimeFrame Frame(absl::Time earliest, absl::Duration horizon, absl::Time deadline
 TEST(BestContiguousWindow, MinimumIntegralEarliestOnTies) {
   //                       0    1    2    3    4    5    6    7
   auto s = Series("Z", T0(), {300, 200, 100, 300, 100, 200, 300, 300}, 250);
-  ZoneCarbon zone = ZoneCarbon::For([&] {
-    Snapshot snap;
-    snap.zones["Z"] = s;
-    return snap;
-  }(), "Z");
+  ZoneCarbon zone = ZoneCarbon::For(
+      [&] {
+        Snapshot snap;
+        snap.zones["Z"] = s;
+        return snap;
+      }(),
+      "Z");
   RunWindow w;
   // 2 h windows: [1,3) = 300, [2,4) = 400, [3,5) = 400, [4,6) = 300: the earlier wins.
   ASSERT_TRUE(BestContiguousWindow(zone, Frame(T0(), absl::Hours(6), absl::InfiniteFuture()),
@@ -50,16 +52,16 @@ TEST(BestContiguousWindow, MinimumIntegralEarliestOnTies) {
   EXPECT_FALSE(w.estimated);
   // Starting mid-slot: candidates are 00:30, then 01:00, 02:00 ...
   ASSERT_TRUE(BestContiguousWindow(
-      zone, Frame(T0() + absl::Minutes(30), absl::Hours(6), absl::InfiniteFuture()),
-      absl::Hours(1), &w));
+      zone, Frame(T0() + absl::Minutes(30), absl::Hours(6), absl::InfiniteFuture()), absl::Hours(1),
+      &w));
   EXPECT_EQ(w.start, T0() + absl::Hours(2));
   // Deadline before any run can end.
   EXPECT_FALSE(BestContiguousWindow(zone, Frame(T0(), absl::Hours(6), T0() + absl::Hours(1)),
                                     absl::Hours(2), &w));
   // Beyond the series end the annual average applies and is flagged.
-  ASSERT_TRUE(BestContiguousWindow(zone, Frame(T0() + absl::Hours(7), absl::Hours(0),
-                                               absl::InfiniteFuture()),
-                                   absl::Hours(2), &w));
+  ASSERT_TRUE(BestContiguousWindow(
+      zone, Frame(T0() + absl::Hours(7), absl::Hours(0), absl::InfiniteFuture()), absl::Hours(2),
+      &w));
   EXPECT_DOUBLE_EQ(w.gkwh_hours, 300 + 250);
   EXPECT_TRUE(w.estimated);
 }

@@ -10,8 +10,8 @@
 namespace greenlight::providers {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::DataPath;
+using ::testing::HasSubstr;
 using testing::ReadAll;
 using testing::TempDir;
 
@@ -47,7 +47,8 @@ TEST(LoadCarbonCsv, GermanQuarterHoursAreAveragedIntoHours) {
   auto s = LoadCarbonCsv(DataPath("carbon/lwa2020_ger_ci.csv"), ResampleOptions{});
   ASSERT_TRUE(s.ok()) << s.status();
   // First hour: rows 00:00, 00:15, 00:30, 00:45 of 2019-12-20.
-  const double want = (218.29003068829462 + 217.8834341330206 + 217.49442613204167 + 217.60302457466918) / 4;
+  const double want =
+      (218.29003068829462 + 217.8834341330206 + 217.49442613204167 + 217.60302457466918) / 4;
   EXPECT_NEAR(s->values[0], want, 1e-9);
   EXPECT_EQ(s->stats.samples, 37147);
   EXPECT_EQ(s->values.size(), static_cast<size_t>(s->stats.slots));
@@ -61,17 +62,19 @@ TEST(LoadCarbonCsv, ElectricityMapsUsesTheLcaColumnUnlessToldOtherwise) {
   EXPECT_EQ(lca->values.size(), 8760u);
   EXPECT_DOUBLE_EQ(lca->values[0], 175.54);
   EXPECT_DOUBLE_EQ(lca->values[1], 181.54);
-  auto direct = LoadCarbonCsv(DataPath("carbon/emaps_ES_2022_hourly.csv"), ResampleOptions{}, EmapsColumn::kDirect);
+  auto direct = LoadCarbonCsv(DataPath("carbon/emaps_ES_2022_hourly.csv"), ResampleOptions{},
+                              EmapsColumn::kDirect);
   ASSERT_TRUE(direct.ok()) << direct.status();
   EXPECT_DOUBLE_EQ(direct->values[0], 133.64);
   EXPECT_EQ(lca->stats.interpolated_slots + lca->stats.fallback_slots, 0);
 }
 
 TEST(LoadCarbonCsv, EveryShippedSeriesLoadsHourlyWithoutLongGaps) {
-  for (const char* f : {"carbon/lwa2020_ger_ci.csv", "carbon/lwa2020_gb_ci.csv", "carbon/lwa2020_fr_ci.csv",
-                        "carbon/lwa2025_cal_ci.csv", "carbon/emaps_US-CAL-CISO_2022_hourly.csv",
-                        "carbon/emaps_ES_2022_hourly.csv", "carbon/emaps_NO_2022_hourly.csv",
-                        "carbon/emaps_BR_2022_hourly.csv"}) {
+  for (const char* f :
+       {"carbon/lwa2020_ger_ci.csv", "carbon/lwa2020_gb_ci.csv", "carbon/lwa2020_fr_ci.csv",
+        "carbon/lwa2025_cal_ci.csv", "carbon/emaps_US-CAL-CISO_2022_hourly.csv",
+        "carbon/emaps_ES_2022_hourly.csv", "carbon/emaps_NO_2022_hourly.csv",
+        "carbon/emaps_BR_2022_hourly.csv"}) {
     auto s = LoadCarbonCsv(DataPath(f), ResampleOptions{});
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_GT(s->values.size(), 8700u) << f;
@@ -85,10 +88,10 @@ TEST(Resample, AveragesSlotsInterpolatesShortGapsAndFallsBackOnLongOnes) {
   const absl::Time t0 = Utc(2026, 1, 1);
   auto at = [&](double h) { return t0 + absl::Minutes(static_cast<int64_t>(h * 60)); };
   std::vector<SeriesPoint> pts = {
-      {at(0.5), 200}, {at(0), 100},                // slot 0: mean 150 (unsorted input)
-      {at(1), 300},   {at(1), 500},                // slot 1: duplicates averaged -> 400
-      {at(5), 800},                                // slots 2..4 empty: 3 h gap, interpolated
-      {at(16), 100},                               // slots 6..15 empty: 10 h gap -> fallback
+      {at(0.5), 200}, {at(0), 100},  // slot 0: mean 150 (unsorted input)
+      {at(1), 300},   {at(1), 500},  // slot 1: duplicates averaged -> 400
+      {at(5), 800},                  // slots 2..4 empty: 3 h gap, interpolated
+      {at(16), 100},                 // slots 6..15 empty: 10 h gap -> fallback
   };
   ResampleOptions opt;
   opt.fallback = 42;
@@ -116,15 +119,17 @@ TEST(Resample, AveragesSlotsInterpolatesShortGapsAndFallsBackOnLongOnes) {
 
 TEST(Resample, StartsOnAStepBoundary) {
   absl::Time start;
-  std::vector<double> v = Resample({{Utc(2026, 1, 1, 3, 40), 10}}, ResampleOptions{}, &start, nullptr);
+  std::vector<double> v =
+      Resample({{Utc(2026, 1, 1, 3, 40), 10}}, ResampleOptions{}, &start, nullptr);
   EXPECT_EQ(start, Utc(2026, 1, 1, 3));
   EXPECT_EQ(v, std::vector<double>{10});
 }
 
 TEST(ParseSeriesTime, AcceptsTheShippedAndApiFormats) {
   absl::Time t;
-  for (const char* s : {"2020-01-01 00:00:00", "2020-01-01 00:00", "2020-01-01T00:00:00Z",
-                        "2020-01-01T00:00:00+00:00", "2020-01-01T01:00:00+01:00", "2020-01-01T00:00:00.000Z"}) {
+  for (const char* s :
+       {"2020-01-01 00:00:00", "2020-01-01 00:00", "2020-01-01T00:00:00Z",
+        "2020-01-01T00:00:00+00:00", "2020-01-01T01:00:00+01:00", "2020-01-01T00:00:00.000Z"}) {
     ASSERT_TRUE(ParseSeriesTime(s, &t)) << s;
     EXPECT_EQ(t, Utc(2020, 1, 1)) << s;
   }
@@ -141,26 +146,38 @@ TEST(LoadCarbonCsv, BrokenCopiesFailWithFileLineAndColumn) {
     std::vector<std::string> want;
   };
   for (const Case& c : std::vector<Case>{
-           {"missing value column", absl::StrReplaceAll(lwa, {{"Time,Carbon Intensity", "Time,CI"}}),
+           {"missing value column",
+            absl::StrReplaceAll(lwa, {{"Time,Carbon Intensity", "Time,CI"}}),
             {"bad.csv:1", "missing column 'Carbon Intensity'"}},
-           {"missing time column", "When,Carbon Intensity\n2020-01-01 00:00:00,1\n", {"bad.csv:1", "'Time'"}},
-           {"bad number", "Time,Carbon Intensity\n2020-01-01 00:00:00,1\n2020-01-01 01:00:00,12,5\n",
+           {"missing time column",
+            "When,Carbon Intensity\n2020-01-01 00:00:00,1\n",
+            {"bad.csv:1", "'Time'"}},
+           {"bad number",
+            "Time,Carbon Intensity\n2020-01-01 00:00:00,1\n2020-01-01 01:00:00,12,5\n",
             {"bad.csv:3", "expected 2 fields"}},
-           {"not a number", "Time,Carbon Intensity\n2020-01-01 00:00:00,1\n2020-01-01 01:00:00,twelve\n",
+           {"not a number",
+            "Time,Carbon Intensity\n2020-01-01 00:00:00,1\n2020-01-01 01:00:00,twelve\n",
             {"bad.csv:3:2", "'Carbon Intensity'", "not a number"}},
-           {"bad time", "Time,Carbon Intensity\n2020-13-45 00:00:00,1\n", {"bad.csv:2:1", "not a time"}},
-           {"negative", "Time,Carbon Intensity\n2020-01-01 00:00:00,-3\n", {"bad.csv:2:2", "[0, 5000]"}},
+           {"bad time",
+            "Time,Carbon Intensity\n2020-13-45 00:00:00,1\n",
+            {"bad.csv:2:1", "not a time"}},
+           {"negative",
+            "Time,Carbon Intensity\n2020-01-01 00:00:00,-3\n",
+            {"bad.csv:2:2", "[0, 5000]"}},
            {"empty file", "", {"bad.csv:1", "empty file"}},
            {"header only", "Time,Carbon Intensity\n", {"bad.csv", "no samples"}},
-           {"emaps without LCA", "Datetime (UTC),Carbon Intensity gCO₂eq/kWh (direct)\n2022-01-01 00:00:00,1\n",
+           {"emaps without LCA",
+            "Datetime (UTC),Carbon Intensity gCO₂eq/kWh (direct)\n2022-01-01 00:00:00,1\n",
             {"bad.csv:1", "(LCA)"}},
-           {"absurd span", "Time,Carbon Intensity\n2020-01-01 00:00:00,1\n2920-01-01 00:00:00,1\n",
+           {"absurd span",
+            "Time,Carbon Intensity\n2020-01-01 00:00:00,1\n2920-01-01 00:00:00,1\n",
             {"bad.csv", "20 years"}},
        }) {
     std::string f = dir.Write("bad.csv", c.text);
     auto s = LoadCarbonCsv(f, ResampleOptions{});
     ASSERT_FALSE(s.ok()) << c.name;
-    for (const std::string& w : c.want) EXPECT_THAT(std::string(s.status().message()), HasSubstr(w)) << c.name;
+    for (const std::string& w : c.want)
+      EXPECT_THAT(std::string(s.status().message()), HasSubstr(w)) << c.name;
   }
 }
 
@@ -169,10 +186,10 @@ TEST(AlignmentShift, WholeWeeksThatCoverNowOnAboutTheSameDayOfYear) {
     absl::Time start, end, now;
   };
   for (const Case& c : std::vector<Case>{
-           {Utc(2019, 12, 20), Utc(2021, 1, 10), Utc(2026, 3, 10, 12)},   // LWA 2020
-           {Utc(2022, 1, 1), Utc(2023, 1, 1), Utc(2026, 11, 28, 7)},      // Electricity Maps 2022
-           {Utc(2022, 1, 1), Utc(2023, 1, 1), Utc(2026, 1, 2)},           // early January
-           {Utc(2025, 1, 1), Utc(2026, 1, 7), Utc(2025, 6, 1)},           // already covers now
+           {Utc(2019, 12, 20), Utc(2021, 1, 10), Utc(2026, 3, 10, 12)},  // LWA 2020
+           {Utc(2022, 1, 1), Utc(2023, 1, 1), Utc(2026, 11, 28, 7)},     // Electricity Maps 2022
+           {Utc(2022, 1, 1), Utc(2023, 1, 1), Utc(2026, 1, 2)},          // early January
+           {Utc(2025, 1, 1), Utc(2026, 1, 7), Utc(2025, 6, 1)},          // already covers now
        }) {
     absl::Duration shift = AlignmentShift(c.start, c.end, c.now);
     EXPECT_EQ(shift % absl::Hours(24 * 7), absl::ZeroDuration()) << c.now;
@@ -189,7 +206,8 @@ TEST(AlignmentShift, WholeWeeksThatCoverNowOnAboutTheSameDayOfYear) {
   absl::CivilDay same_day_2020(2020, 3, 10);
   absl::CivilDay mapped = absl::ToCivilDay(now - shift, absl::UTCTimeZone());
   EXPECT_LE(std::abs(mapped - same_day_2020), 5);
-  EXPECT_EQ(AlignmentShift(Utc(2025, 1, 1), Utc(2026, 1, 7), Utc(2025, 6, 1)), absl::ZeroDuration());
+  EXPECT_EQ(AlignmentShift(Utc(2025, 1, 1), Utc(2026, 1, 7), Utc(2025, 6, 1)),
+            absl::ZeroDuration());
 }
 
 }  // namespace

@@ -14,8 +14,8 @@
 namespace greenlight::providers {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::DataPath;
+using ::testing::HasSubstr;
 using testing::ReadAll;
 using testing::TempDir;
 
@@ -154,27 +154,43 @@ TEST(GpuTable, BrokenCopiesFailWithFileLineAndColumn) {
   };
   const std::string header = "name,aliases,mlco2_name,power_w,power_source,speed,speed_source\n";
   for (const Case& c : std::vector<Case>{
-           {"missing column", mlco2,
+           {"missing column",
+            mlco2,
             absl::StrReplaceAll(overrides, {{",speed,speed_source", ",velocity,speed_source"}}),
             {"overrides.csv:", "missing column 'speed'"}},
-           {"bad speed number", mlco2, header + "\n\nH100,,H100 SXM,,,fast,Lambda\n",
+           {"bad speed number",
+            mlco2,
+            header + "\n\nH100,,H100 SXM,,,fast,Lambda\n",
             {"overrides.csv:4:6", "'speed'", "not a number"}},
-           {"bad power number", mlco2, header + "H100,,,7OO,NVIDIA,2.0,Lambda\n",
+           {"bad power number",
+            mlco2,
+            header + "H100,,,7OO,NVIDIA,2.0,Lambda\n",
             {"overrides.csv:2:4", "'power_w'", "not a number"}},
-           {"unknown GPU in mlco2", mlco2, header + "Z9,,Zeta 9000,,,1.0,made up\n",
+           {"unknown GPU in mlco2",
+            mlco2,
+            header + "Z9,,Zeta 9000,,,1.0,made up\n",
             {"overrides.csv:2:3", "unknown GPU 'Zeta 9000'"}},
-           {"no citation", mlco2, header + "H100,,,700,,2.0,Lambda\n", {"overrides.csv:2:5", "source"}},
+           {"no citation",
+            mlco2,
+            header + "H100,,,700,,2.0,Lambda\n",
+            {"overrides.csv:2:5", "source"}},
            {"empty overrides", mlco2, "", {"overrides.csv:1", "empty file"}},
            {"empty mlco2", "", overrides, {"mlco2.csv:1", "empty file"}},
-           {"mlco2 bad tdp", absl::StrReplaceAll(mlco2, {{"H100 SXM,gpu,700", "H100 SXM,gpu,seven hundred"}}),
-            overrides, {"mlco2.csv:2:3", "'tdp_watts'", "not a number"}},
-           {"duplicate alias", mlco2, header + "A,,,1,x,1,x\nB,a,,1,x,1,x\n", {"overrides.csv:3:2", "alias 'a'"}},
+           {"mlco2 bad tdp",
+            absl::StrReplaceAll(mlco2, {{"H100 SXM,gpu,700", "H100 SXM,gpu,seven hundred"}}),
+            overrides,
+            {"mlco2.csv:2:3", "'tdp_watts'", "not a number"}},
+           {"duplicate alias",
+            mlco2,
+            header + "A,,,1,x,1,x\nB,a,,1,x,1,x\n",
+            {"overrides.csv:3:2", "alias 'a'"}},
        }) {
     std::string m = dir.Write("mlco2.csv", c.mlco2_text);
     std::string o = dir.Write("overrides.csv", c.overrides_text);
     auto t = GpuTable::Load(m, o);
     ASSERT_FALSE(t.ok()) << c.name;
-    for (const std::string& w : c.want) EXPECT_THAT(std::string(t.status().message()), HasSubstr(w)) << c.name;
+    for (const std::string& w : c.want)
+      EXPECT_THAT(std::string(t.status().message()), HasSubstr(w)) << c.name;
   }
   auto missing = GpuTable::Load(dir.path() + "/nope.csv", "");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);

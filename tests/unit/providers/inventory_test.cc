@@ -1,6 +1,8 @@
 // LoadInventory on the shipped data: every pool priced, powered and zoned.
 #include "services/providers/inventory.h"
 
+#include <iostream>
+#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -38,10 +40,18 @@ TEST(LoadInventory, RealDataGivesPricedPoweredZonedPools) {
     EXPECT_GT(inv->zones.at(p.zone)->annual_average(), 0);
   }
   std::set<std::string> ids;
-  for (const Pool& p : inv->pools) EXPECT_TRUE(ids.insert(p.id).second) << p.id;
+  std::map<std::string, int> per_provider;
+  for (const Pool& p : inv->pools) {
+    EXPECT_TRUE(ids.insert(p.id).second) << p.id;
+    ++per_provider[p.provider];
+  }
+  // Summary for docs/PROVIDERS.md.
+  for (const auto& [provider, n] : per_provider) std::cout << "pools " << provider << ": " << n << "\n";
+  for (const std::string& n : inv->notes) std::cout << "note: " << n << "\n";
   EXPECT_THAT(inv->notes, Contains(HasSubstr("aws: 7 rows without an on-demand price skipped")));
   EXPECT_THAT(inv->notes, Contains(HasSubstr("GPU-only rows skipped, no host VM price")));
-  EXPECT_THAT(inv->notes, Contains(HasSubstr("azure: 3 rows with a known wrong GPU count corrected")));
+  EXPECT_THAT(inv->notes,
+              Contains(HasSubstr("azure: 3 rows with a known wrong GPU count corrected")));
   EXPECT_THAT(inv->notes, Contains(HasSubstr("use 400 g/kWh")));
 }
 
@@ -75,9 +85,11 @@ TEST(LoadInventory, RegionsMapToTheirGridZoneAndPue) {
   }
   // Zones without a series carry the region's mlco2 annual average.
   EXPECT_DOUBLE_EQ(inv->zones.at("aws:us-east-1")->annual_average(), 367.8);
-  EXPECT_DOUBLE_EQ(inv->zones.at("gcp:us-east5")->annual_average(), 568.2);  // annual_from aws/us-east-2
+  EXPECT_DOUBLE_EQ(inv->zones.at("gcp:us-east5")->annual_average(),
+                   568.2);  // annual_from aws/us-east-2
   EXPECT_TRUE(inv->zones.at("aws:us-east-1")->values().empty());
-  EXPECT_DOUBLE_EQ(inv->zones.at("lambda:us-east-1")->annual_average(), inv->default_intensity_g_per_kwh);
+  EXPECT_DOUBLE_EQ(inv->zones.at("lambda:us-east-1")->annual_average(),
+                   inv->default_intensity_g_per_kwh);
 }
 
 TEST(LoadInventory, AlignedSeriesCoverNowAndKeepTheirValues) {
@@ -120,7 +132,8 @@ TEST(LoadInventory, FiltersKeepOnlyTheNamedGpuTypesAndProviders) {
   c.gpu_types = {"Warp9000"};
   auto bad = LoadInventory(c, kNow);
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("data.gpu_types: unknown GPU 'Warp9000'"));
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("data.gpu_types: unknown GPU 'Warp9000'"));
 }
 
 TEST(LoadInventory, ErrorsOfAnyInputFilePropagateWithTheirLocation) {
@@ -132,7 +145,8 @@ TEST(LoadInventory, ErrorsOfAnyInputFilePropagateWithTheirLocation) {
   EXPECT_THAT(std::string(dup.status().message()), HasSubstr("data.carbon_series[7].zone"));
 
   c = RealDataConfig();
-  c.region_zones_file = dir.Write("zones.csv", "provider,region,zone,annual_from\naws,us-east-1,X,gcp/nowhere\n");
+  c.region_zones_file =
+      dir.Write("zones.csv", "provider,region,zone,annual_from\naws,us-east-1,X,gcp/nowhere\n");
   auto zones = LoadInventory(c, kNow);
   ASSERT_FALSE(zones.ok());
   EXPECT_THAT(std::string(zones.status().message()), HasSubstr("zones.csv:2:4"));
@@ -141,7 +155,8 @@ TEST(LoadInventory, ErrorsOfAnyInputFilePropagateWithTheirLocation) {
   c.catalogs[0].file = dir.Write("aws.csv", "InstanceType,AcceleratorName\n");
   auto cat = LoadInventory(c, kNow);
   ASSERT_FALSE(cat.ok());
-  EXPECT_THAT(std::string(cat.status().message()), HasSubstr("aws.csv:1: missing column 'AcceleratorCount'"));
+  EXPECT_THAT(std::string(cat.status().message()),
+              HasSubstr("aws.csv:1: missing column 'AcceleratorCount'"));
 
   c = RealDataConfig();
   c.carbon_series[0].file = dir.Write("de.csv", "Time,Carbon Intensity\n2020-01-01 00:00:00,abc\n");
@@ -155,6 +170,22 @@ TEST(LoadInventory, EmptyConfigGivesAnEmptyInventory) {
   ASSERT_TRUE(inv.ok()) << inv.status();
   EXPECT_TRUE(inv->pools.empty());
   EXPECT_TRUE(inv->zones.empty());
+}
+
+}  // namespace
+}  // namespace greenlight::providers
+
+namespace greenlight::providers {
+namespace {
+
+// The shipped demo config names the shipped data; it must load as is.
+TEST(LoadInventory, TheDemoConfigLoads) {
+  auto config = LoadConfig(absl::StrCat(testing::Root(), "/deploy/config/demo.yaml"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto inv = LoadInventory(*config, kNow);
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_GT(inv->pools.size(), 100u);
+  for (const Pool& p : inv->pools) ASSERT_TRUE(inv->zones.contains(p.zone)) << p.id;
 }
 
 }  // namespace

@@ -10,8 +10,8 @@
 namespace greenlight::providers {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::DataPath;
+using ::testing::HasSubstr;
 using testing::ReadAll;
 using testing::TempDir;
 
@@ -47,19 +47,40 @@ TEST(LoadPriceCatalog, RealFilesOfEachCloudGiveTheHandCheckedPools) {
   for (const Case& c : std::vector<Case>{
            // 3 AZ rows at 32.7726; spots 6.7915, 9.6107, 5.0933 -> median 6.7915.
            {{"aws", DataPath("prices/aws_gpu_vms.csv"), ""},
-            "aws/us-east-1/p4d.24xlarge", "A100", 8, 32'772'600, 6'791'500},
+            "aws/us-east-1/p4d.24xlarge",
+            "A100",
+            8,
+            32'772'600,
+            6'791'500},
            // GPU rows 33.60609 (spot 18.024) + host a3-highgpu-8g 9.46006 (2.17547).
-           {{"gcp", DataPath("prices/gcp_gpu_vms.csv"), DataPath("prices/gcp_gpu_host_vms_partial.csv")},
-            "gcp/us-central1/a3-highgpu-8g", "H100", 8, 43'066'150, 20'199'470},
+           {{"gcp", DataPath("prices/gcp_gpu_vms.csv"),
+             DataPath("prices/gcp_gpu_host_vms_partial.csv")},
+            "gcp/us-central1/a3-highgpu-8g",
+            "H100",
+            8,
+            43'066'150,
+            20'199'470},
            // Upstream says 12 GPUs; the VM has 8. Spot equals on-demand -> no spot.
            {{"azure", DataPath("prices/azure_gpu_vms.csv"), ""},
-            "azure/eastus/Standard_ND96isr_H100_v5", "H100", 8, 98'320'000, 0},
+            "azure/eastus/Standard_ND96isr_H100_v5",
+            "H100",
+            8,
+            98'320'000,
+            0},
            // Column order differs upstream (SpotPrice before Price): 12.96 / 9.52.
            {{"runpod", DataPath("prices/runpod_gpu_vms_partial.csv"), ""},
-            "runpod/CA/8x_A100-80GB_SECURE", "A100-80GB", 8, 12'960'000, 9'520'000},
+            "runpod/CA/8x_A100-80GB_SECURE",
+            "A100-80GB",
+            8,
+            12'960'000,
+            9'520'000},
            // Flat price, no spot column values.
            {{"lambda", DataPath("prices/lambda_gpu_vms.csv"), ""},
-            "lambda/europe-central-1/gpu_8x_h100_sxm5", "H100", 8, 23'920'000, 0},
+            "lambda/europe-central-1/gpu_8x_h100_sxm5",
+            "H100",
+            8,
+            23'920'000,
+            0},
        }) {
     std::vector<Pool> pools = LoadOk(c.catalog);
     const Pool* p = FindPool(pools, c.id);
@@ -76,8 +97,8 @@ TEST(LoadPriceCatalog, RealAwsQuirksAreSkippedCountedAndPoolsAreUnique) {
   CatalogStats stats;
   std::vector<Pool> pools = LoadOk({"aws", DataPath("prices/aws_gpu_vms.csv"), ""}, &stats);
   EXPECT_EQ(stats.rows, 545);
-  EXPECT_EQ(stats.empty_price, 7);  // p5e.48xlarge rows have no on-demand price upstream
-  EXPECT_EQ(stats.unknown_gpu, 4);  // Gaudi HL-205 and Qualcomm AI100 are not training GPUs here
+  EXPECT_EQ(stats.empty_price, 7);   // p5e.48xlarge rows have no on-demand price upstream
+  EXPECT_EQ(stats.unknown_gpu, 4);   // Gaudi HL-205 and Qualcomm AI100 are not training GPUs here
   EXPECT_EQ(stats.spot_ignored, 7);  // spot equal to on-demand
   std::set<std::string> ids;
   for (const Pool& p : pools) {
@@ -92,8 +113,9 @@ TEST(LoadPriceCatalog, RealAwsQuirksAreSkippedCountedAndPoolsAreUnique) {
 
 TEST(LoadPriceCatalog, GcpRowsWithoutAKnownHostAreSkippedAndReported) {
   CatalogStats stats;
-  std::vector<Pool> pools =
-      LoadOk({"gcp", DataPath("prices/gcp_gpu_vms.csv"), DataPath("prices/gcp_gpu_host_vms_partial.csv")}, &stats);
+  std::vector<Pool> pools = LoadOk(
+      {"gcp", DataPath("prices/gcp_gpu_vms.csv"), DataPath("prices/gcp_gpu_host_vms_partial.csv")},
+      &stats);
   EXPECT_GT(stats.host_added, 0);
   EXPECT_GT(stats.no_host_price, 0);
   EXPECT_EQ(stats.spot_ignored, 8);  // H100 spot above on-demand in 2 zones x 4 sizes
@@ -101,7 +123,8 @@ TEST(LoadPriceCatalog, GcpRowsWithoutAKnownHostAreSkippedAndReported) {
   EXPECT_THAT(stats.no_host_gpus, ::testing::Contains("B200x8"));
   for (const Pool& p : pools) {
     EXPECT_FALSE(p.instance_type.empty());
-    EXPECT_TRUE(p.instance_type.rfind("a2-", 0) == 0 || p.instance_type.rfind("a3-", 0) == 0) << p.id;
+    EXPECT_TRUE(p.instance_type.rfind("a2-", 0) == 0 || p.instance_type.rfind("a3-", 0) == 0)
+        << p.id;
   }
   // Without the host file nothing can be priced, and that is reported, not an error.
   CatalogStats no_host;
@@ -121,7 +144,8 @@ TEST(GcpHostMachine, MapsGpuCountsToTheAcceleratorOptimizedFamilies) {
   EXPECT_EQ(GcpHostMachine("T4", 1), "");
 }
 
-constexpr char kHeader[] = "InstanceType,AcceleratorName,AcceleratorCount,Price,SpotPrice,Region,AvailabilityZone\n";
+constexpr char kHeader[] =
+    "InstanceType,AcceleratorName,AcceleratorCount,Price,SpotPrice,Region,AvailabilityZone\n";
 
 TEST(LoadPriceCatalog, ZonesOfARegionCollapseToOnePool) {
   TempDir dir;
@@ -136,8 +160,8 @@ TEST(LoadPriceCatalog, ZonesOfARegionCollapseToOnePool) {
   ASSERT_EQ(pools.size(), 2u);
   const Pool* r1 = FindPool(pools, "aws/r1/x8");
   ASSERT_NE(r1, nullptr);
-  EXPECT_EQ(r1->gpu_type, "A100-80GB");              // three spellings, one model
-  EXPECT_EQ(r1->price_micros_per_node_hour, 10'500'000);  // highest zone price
+  EXPECT_EQ(r1->gpu_type, "A100-80GB");                       // three spellings, one model
+  EXPECT_EQ(r1->price_micros_per_node_hour, 10'500'000);      // highest zone price
   EXPECT_EQ(r1->spot_price_micros_per_node_hour, 4'000'000);  // median of 3, 5, 4
   EXPECT_EQ(stats.ondemand_differs, 1);
   const Pool* r2 = FindPool(pools, "aws/r2/x8");
@@ -170,22 +194,37 @@ TEST(LoadPriceCatalog, BrokenCopiesFailWithFileLineAndColumn) {
     std::vector<std::string> want;
   };
   for (const Case& c : std::vector<Case>{
-           {"missing column", absl::StrReplaceAll(aws, {{",Price,SpotPrice,", ",Cost,SpotPrice,"}}),
+           {"missing column",
+            absl::StrReplaceAll(aws, {{",Price,SpotPrice,", ",Cost,SpotPrice,"}}),
             {"broken.csv:1", "missing column 'Price'"}},
-           {"bad number", std::string(kHeader) + "a,H100,8,12.x,,r1,z\n", {"broken.csv:2:4", "'Price'", "not a number"}},
-           {"bad count", std::string(kHeader) + "a,H100,eight,1,,r1,z\n", {"broken.csv:2:3", "AcceleratorCount"}},
-           {"fractional count", std::string(kHeader) + "a,H100,1.5,1,,r1,z\n", {"broken.csv:2:3", "whole number"}},
-           {"negative price", std::string(kHeader) + "a,H100,8,-1,,r1,z\n", {"broken.csv:2:4", "negative"}},
-           {"short row", std::string(kHeader) + "a,H100,8,1\n", {"broken.csv:2:", "expected 7 fields"}},
-           {"unterminated quote", std::string(kHeader) + "a,\"H100,8,1,,r1,z\n", {"broken.csv:2", "unterminated"}},
+           {"bad number",
+            std::string(kHeader) + "a,H100,8,12.x,,r1,z\n",
+            {"broken.csv:2:4", "'Price'", "not a number"}},
+           {"bad count",
+            std::string(kHeader) + "a,H100,eight,1,,r1,z\n",
+            {"broken.csv:2:3", "AcceleratorCount"}},
+           {"fractional count",
+            std::string(kHeader) + "a,H100,1.5,1,,r1,z\n",
+            {"broken.csv:2:3", "whole number"}},
+           {"negative price",
+            std::string(kHeader) + "a,H100,8,-1,,r1,z\n",
+            {"broken.csv:2:4", "negative"}},
+           {"short row",
+            std::string(kHeader) + "a,H100,8,1\n",
+            {"broken.csv:2:", "expected 7 fields"}},
+           {"unterminated quote",
+            std::string(kHeader) + "a,\"H100,8,1,,r1,z\n",
+            {"broken.csv:2", "unterminated"}},
            {"empty file", "", {"broken.csv:1", "empty file"}},
-           {"gpu changes within a pool", std::string(kHeader) + "a,H100,8,1,,r1,z1\na,A100,8,1,,r1,z2\n",
+           {"gpu changes within a pool",
+            std::string(kHeader) + "a,H100,8,1,,r1,z1\na,A100,8,1,,r1,z2\n",
             {"broken.csv:3:2", "was 8 x H100"}},
        }) {
     std::string f = dir.Write("broken.csv", c.text);
     auto pools = LoadPriceCatalog({"aws", f, ""}, Gpus(), nullptr);
     ASSERT_FALSE(pools.ok()) << c.name;
-    for (const std::string& w : c.want) EXPECT_THAT(std::string(pools.status().message()), HasSubstr(w)) << c.name;
+    for (const std::string& w : c.want)
+      EXPECT_THAT(std::string(pools.status().message()), HasSubstr(w)) << c.name;
   }
   auto missing = LoadPriceCatalog({"aws", dir.path() + "/absent.csv", ""}, Gpus(), nullptr);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);

@@ -49,19 +49,15 @@ TEST(NextWorkdayDeadline, MovesEveningsNightsAndWeekendsToNineOnTheNextWorkday) 
            {"Tuesday 07:00", At(2020, 1, 7, 7, 0), At(2020, 1, 7, 9, 0), At(2020, 1, 7, 9, 0)},
            {"Monday 00:00", At(2020, 1, 6, 0, 0), At(2020, 1, 6, 9, 0), At(2020, 1, 6, 9, 0)},
            {"Monday 09:00", At(2020, 1, 6, 9, 0), At(2020, 1, 6, 9, 0), At(2020, 1, 6, 9, 0)},
-           {"Wednesday 17:00", At(2020, 1, 8, 17, 0), At(2020, 1, 8, 17, 0),
-            At(2020, 1, 8, 17, 0)},
+           {"Wednesday 17:00", At(2020, 1, 8, 17, 0), At(2020, 1, 8, 17, 0), At(2020, 1, 8, 17, 0)},
            {"Wednesday 17:30", At(2020, 1, 8, 17, 30), At(2020, 1, 9, 9, 0), At(2020, 1, 9, 9, 0)},
-           {"Thursday 23:30", At(2020, 1, 9, 23, 30), At(2020, 1, 10, 9, 0),
-            At(2020, 1, 10, 9, 0)},
+           {"Thursday 23:30", At(2020, 1, 9, 23, 30), At(2020, 1, 10, 9, 0), At(2020, 1, 10, 9, 0)},
            {"Friday 08:30", At(2020, 1, 10, 8, 30), At(2020, 1, 10, 9, 0), At(2020, 1, 10, 9, 0)},
            {"Friday 16:30", At(2020, 1, 10, 16, 30), At(2020, 1, 10, 16, 30),
             At(2020, 1, 10, 16, 30)},
-           {"Saturday 10:00", At(2020, 1, 11, 10, 0), At(2020, 1, 13, 9, 0),
-            At(2020, 1, 13, 9, 0)},
+           {"Saturday 10:00", At(2020, 1, 11, 10, 0), At(2020, 1, 13, 9, 0), At(2020, 1, 13, 9, 0)},
            {"Sunday 08:00", At(2020, 1, 12, 8, 0), At(2020, 1, 13, 9, 0), At(2020, 1, 13, 9, 0)},
-           {"Sunday 23:30", At(2020, 1, 12, 23, 30), At(2020, 1, 13, 9, 0),
-            At(2020, 1, 13, 9, 0)},
+           {"Sunday 23:30", At(2020, 1, 12, 23, 30), At(2020, 1, 13, 9, 0), At(2020, 1, 13, 9, 0)},
            // Holidays are ignored: New Year's Day 2021 is a workday here.
            {"Thursday 2020-12-31 18:00", At(2020, 12, 31, 18, 0), At(2021, 1, 1, 9, 0),
             At(2021, 1, 1, 9, 0)},
@@ -91,8 +87,8 @@ void ExpectJobsFollowTheRules(const std::vector<LwaJob>& jobs, const std::string
     ASSERT_GE(minute, 9 * 60) << name;
     ASSERT_LE(minute, 16 * 60 + 30) << name;
     ASSERT_EQ(minute % 30, 0) << name;
-    ASSERT_GE(job.duration_slots, 8) << name;     // 4 h
-    ASSERT_LE(job.duration_slots, 179) << name;   // 89.5 h
+    ASSERT_GE(job.duration_slots, 8) << name;    // 4 h
+    ASSERT_LE(job.duration_slots, 179) << name;  // 89.5 h
     ++per_day[day];
     ++per_start[minute];
     durations.insert(job.duration_slots);
@@ -281,8 +277,8 @@ TEST(RunExperiment, TakingTiesRunsJobsLongerOnAFlatPerfectForecast) {
 TEST(RunExperiment, OnlyTheExtraSlotLetsAJobFinishAfterItsDeadline) {
   CarbonSlots carbon = Constant(100);
   const int64_t nine = carbon.SlotOf(At(2020, 1, 7, 9, 0));
-  carbon.values[nine] = 400;      // 09:00-09:30 is dirty
-  carbon.values[nine + 2] = 10;   // 10:00-10:30 is clean
+  carbon.values[nine] = 400;     // 09:00-09:30 is dirty
+  carbon.values[nine + 2] = 10;  // 10:00-10:30 is clean
   const std::vector<LwaJob> jobs = {{At(2020, 1, 7, 9, 0), 2}};
   ExperimentOptions options;
   options.forecast_error = 0;

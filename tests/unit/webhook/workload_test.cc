@@ -64,8 +64,7 @@ TEST(EffectivePodGpus, FollowsKubernetesInitAndSidecarRules) {
 
 TEST(EffectivePodGpus, RejectsFractionalOrNegativeCountsNamingTheContainer) {
   for (json bad : {json("1.5"), json("500m"), json(-1), json(""), json(true), json("1Gi")}) {
-    absl::StatusOr<int64_t> got =
-        EffectivePodGpus({{"containers", {Container("trainer", bad)}}});
+    absl::StatusOr<int64_t> got = EffectivePodGpus({{"containers", {Container("trainer", bad)}}});
     ASSERT_FALSE(got.ok()) << bad.dump();
     EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(got.status().message()), HasSubstr("\"trainer\""));
@@ -160,8 +159,8 @@ TEST(BuildJobSpec, NeedsAWorkEstimateAndAcceptsActiveDeadlineSeconds) {
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->duration().seconds(), 7200);
 
-  json both = GpuPod(
-      {{"greenlight.dev/duration", "1h"}, {"greenlight.dev/reference-gpu-hours", "10"}});
+  json both =
+      GpuPod({{"greenlight.dev/duration", "1h"}, {"greenlight.dev/reference-gpu-hours", "10"}});
   w = ParseWorkload(both, WorkloadKind::kPod, "team-a");
   spec = BuildJobSpec(*w, WebhookLabels{});
   ASSERT_FALSE(spec.ok());
@@ -230,10 +229,8 @@ TEST(BuildPatch, AppliesToObjectsWithAndWithoutTheMaps) {
     json patched = obj.patch(BuildPatch(obj, WorkloadKind::kPod, r, ann, labels, true));
     EXPECT_EQ(patched["metadata"]["annotations"]["greenlight.dev/job-id"], "j-1") << obj.dump();
     EXPECT_EQ(patched["spec"]["nodeSelector"]["topology.kubernetes.io/region"], "eu-north-1");
-    EXPECT_EQ(patched["spec"]["nodeSelector"]["node.kubernetes.io/instance-type"],
-              "p4de.24xlarge");
-    EXPECT_EQ(patched["spec"]["nodeSelector"]["nvidia.com/gpu.product"],
-              "NVIDIA-A100-SXM4-80GB");
+    EXPECT_EQ(patched["spec"]["nodeSelector"]["node.kubernetes.io/instance-type"], "p4de.24xlarge");
+    EXPECT_EQ(patched["spec"]["nodeSelector"]["nvidia.com/gpu.product"], "NVIDIA-A100-SXM4-80GB");
   }
   json full = objects[1].patch(BuildPatch(objects[1], WorkloadKind::kPod, r, ann, labels, true));
   EXPECT_EQ(full["metadata"]["annotations"]["keep"], "me");

@@ -1,0 +1,371 @@
+// ValidateJobSpec / ValidateTeam: each bad field is INVALID_ARGUMENT with a
+// message naming the field; good specs (also at every limit) pass.
+#include "services/scheduler/validation.h"
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "common/proto_time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace greenlight::scheduler {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using v1::JobSpec;
+
+const absl::Time kNow =
+    absl::FromCivil(absl::CivilSecond(2026, 3, 10, 8, 0, 0), absl::UTCTimeZone());
+
+ValidationContext Ctx() {
+  ValidationContext c;
+  c.now = kNow;
+  c.canonical_gpu = [](const std::string& n) -> std::string {
+    if (n == "A100" || n == "a100" || n == "A100-40GB") return "A100";
+    if (n == "H100" || n == "h100") return "H100";
+    return "";
+  };
+  c.region_known = [](const std::string& r) { return r == "eu-central-1" || r == "us-east-1"; };
+  c.team_exists = [](const std::string& t) { return t == "ml" || t == "cv"; };
+  return c;
+}
+
+JobSpec ValidSpec() {
+  JobSpec s;
+  s.set_team("ml");
+  s.set_name("resnet50-imagenet");
+  s.set_gpus(8);
+  s.add_gpu_types("A100");
+  s.set_reference_gpu_hours(64);
+  s.set_max_cost_micros(500'000'000);
+  s.set_max_carbon_mg(50'000'000);
+  s.add_regions("eu-central-1");
+  (*s.mutable_labels())["project"] = "vision";
+  s.set_request_id("req-0001");
+  return s;
+}
+
+void SetDuration(JobSpec& s, int64_t seconds, int32_t nanos = 0) {
+  s.mutable_duration()->set_seconds(seconds);
+  s.mutable_duration()->set_nanos(nanos);
+}
+
+TEST(ValidateJobSpec, RejectsEachBadFieldWithItsName) {
+  struct Case {
+    std::string name;
+    std::function<void(JobSpec&)> mutate;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {"missing team", [](JobSpec& s) { s.clear_team(); }, "spec.team"},
+      {"upper-case team", [](JobSpec& s) { s.set_team("ML"); }, "spec.team"},
+      {"team starting with '-'", [](JobSpec& s) { s.set_team("-ml"); }, "spec.team"},
+      {"team of 64 characters", [](JobSpec& s) { s.set_team(std::string(64, 'a')); }, "spec.team"},
+      {"unknown team", [](JobSpec& s) { s.set_team("nobody"); }, "spec.team"},
+      {"name of 257 bytes", [](JobSpec& s) { s.set_name(std::string(257, 'n')); }, "spec.name"},
+      {"name not UTF-8", [](JobSpec& s) { s.set_name("bad\xff"); }, "spec.name"},
+      {"name truncated UTF-8", [](JobSpec& s) { s.set_name("caf\xc3"); }, "spec.name"},
+      {"name overlong UTF-8", [](JobSpec& s) { s.set_name("\xc0\xaf"); }, "spec.name"},
+      {"name UTF-16 surrogate", [](JobSpec& s) { s.set_name("\xed\xa0\x80"); }, "spec.name"},
+      {"name beyond U+10FFFF", [](JobSpec& s) { s.set_name("\xf4\x90\x80\x80"); }, "spec.name"},
+      {"zero gpus", [](JobSpec& s) { s.set_gpus(0); }, "spec.gpus"},
+      {"negative gpus", [](JobSpec& s) { s.set_gpus(-8); }, "spec.gpus"},
+      {"4097 gpus", [](JobSpec& s) { s.set_gpus(4097); }, "spec.gpus"},
+      {"33 gpu types",
+       [](JobSpec& s) {
+         for (int i = 0; i < 32; ++i) s.add_gpu_types("H100");
+       },
+       "spec.gpu_types"},
+      {"empty gpu type", [](JobSpec& s) { s.add_gpu_types(""); }, "spec.gpu_types"},
+      {"gpu type of 65 bytes", [](JobSpec& s) { s.add_gpu_types(std::string(65, 'x')); },
+       "spec.gpu_types"},
+      {"unknown gpu type", [](JobSpec& s) { s.add_gpu_types("Z9000"); }, "spec.gpu_types"},
+      {"duplicate gpu type by alias", [](JobSpec& s) { s.add_gpu_types("a100"); },
+       "spec.gpu_types"},
+      {"no work", [](JobSpec& s) { s.clear_work(); }, "spec.work"},
+      {"zero gpu-hours", [](JobSpec& s) { s.set_reference_gpu_hours(0); },
+       "spec.reference_gpu_hours"},
+      {"negative gpu-hours", [](JobSpec& s) { s.set_reference_gpu_hours(-1); },
+       "spec.reference_gpu_hours"},
+      {"NaN gpu-hours",
+       [](JobSpec& s) { s.set_reference_gpu_hours(std::numeric_limits<double>::quiet_NaN()); },
+       "spec.reference_gpu_hours"},
+      {"infinite gpu-hours",
+       [](JobSpec& s) { s.set_reference_gpu_hours(std::numeric_limits<double>::infinity()); },
+       "spec.reference_gpu_hours"},
+      {"absurd gpu-hours", [](JobSpec& s) { s.set_reference_gpu_hours(1e7 + 1); },
+       "spec.reference_gpu_hours"},
+      {"duration under a minute", [](JobSpec& s) { SetDuration(s, 59, 999'999'999); },
+       "spec.duration"},
+      {"negative duration", [](JobSpec& s) { SetDuration(s, -3600); }, "spec.duration"},
+      {"negative duration nanos", [](JobSpec& s) { SetDuration(s, 3600, -1); }, "spec.duration"},
+      {"nanos out of range", [](JobSpec& s) { SetDuration(s, 3600, 1'000'000'000); },
+       "spec.duration"},
+      {"duration over a year", [](JobSpec& s) { SetDuration(s, 365LL * 86400 + 1); },
+       "spec.duration"},
+      {"negative cost cap", [](JobSpec& s) { s.set_max_cost_micros(-1); }, "spec.max_cost_micros"},
+      {"absurd cost cap", [](JobSpec& s) { s.set_max_cost_micros(kMaxCapMicros + 1); },
+       "spec.max_cost_micros"},
+      {"negative carbon cap", [](JobSpec& s) { s.set_max_carbon_mg(-1); }, "spec.max_carbon_mg"},
+      {"absurd carbon cap", [](JobSpec& s) { s.set_max_carbon_mg(kMaxCapMg + 1); },
+       "spec.max_carbon_mg"},
+      {"not_before nanos out of range",
+       [](JobSpec& s) {
+         *s.mutable_not_before() = ToProto(kNow);
+         s.mutable_not_before()->set_nanos(-5);
+       },
+       "spec.not_before"},
+      {"not_before beyond year 9999",
+       [](JobSpec& s) { s.mutable_not_before()->set_seconds(253402300800); }, "spec.not_before"},
+      {"not_before more than 366 days ahead",
+       [](JobSpec& s) { *s.mutable_not_before() = ToProto(kNow + absl::Hours(24 * 367)); },
+       "spec.not_before"},
+      {"deadline in the past",
+       [](JobSpec& s) { *s.mutable_deadline() = ToProto(kNow - absl::Hours(1)); },
+       "spec.deadline"},
+      {"deadline now", [](JobSpec& s) { *s.mutable_deadline() = ToProto(kNow); }, "spec.deadline"},
+      {"deadline before not_before",
+       [](JobSpec& s) {
+         *s.mutable_not_before() = ToProto(kNow + absl::Hours(10));
+         *s.mutable_deadline() = ToProto(kNow + absl::Hours(5));
+       },
+       "spec.deadline"},
+      {"deadline more than 366 days ahead",
+       [](JobSpec& s) { *s.mutable_deadline() = ToProto(kNow + absl::Hours(24 * 367)); },
+       "spec.deadline"},
+      {"deadline not a timestamp",
+       [](JobSpec& s) { s.mutable_deadline()->set_seconds(-62135596801); }, "spec.deadline"},
+      {"priority above 1000", [](JobSpec& s) { s.set_priority(1001); }, "spec.priority"},
+      {"priority below -1000", [](JobSpec& s) { s.set_priority(-1001); }, "spec.priority"},
+      {"257 regions",
+       [](JobSpec& s) {
+         for (int i = 0; i < 256; ++i) s.add_regions("us-east-1");
+       },
+       "spec.regions"},
+      {"empty region", [](JobSpec& s) { s.add_regions(""); }, "spec.regions"},
+      {"region of 65 bytes", [](JobSpec& s) { s.add_regions(std::string(65, 'r')); },
+       "spec.regions"},
+      {"unknown region", [](JobSpec& s) { s.add_regions("mars-north-1"); }, "spec.regions"},
+      {"65 labels",
+       [](JobSpec& s) {
+         for (int i = 0; i < 65; ++i) (*s.mutable_labels())[absl::StrCat("k", i)] = "v";
+       },
+       "spec.labels"},
+      {"empty label key", [](JobSpec& s) { (*s.mutable_labels())[""] = "v"; }, "spec.labels"},
+      {"label key of 64 bytes", [](JobSpec& s) { (*s.mutable_labels())[std::string(64, 'k')] = "v"; },
+       "spec.labels"},
+      {"label value of 257 bytes",
+       [](JobSpec& s) { (*s.mutable_labels())["k"] = std::string(257, 'v'); }, "spec.labels"},
+      {"label value not UTF-8", [](JobSpec& s) { (*s.mutable_labels())["k"] = "\x80"; },
+       "spec.labels"},
+      {"request_id of 129 bytes", [](JobSpec& s) { s.set_request_id(std::string(129, 'r')); },
+       "spec.request_id"},
+      {"request_id not UTF-8", [](JobSpec& s) { s.set_request_id("retry-\xfe\xff"); },
+       "spec.request_id"},
+      {"payload over 64 KiB", [](JobSpec& s) { s.set_payload(std::string(64 * 1024 + 1, 'p')); },
+       "spec.payload"},
+      {"unknown placement mode", [](JobSpec& s) { s.set_mode(static_cast<v1::PlacementMode>(99)); },
+       "spec.mode"},
+      {"negative carbon price", [](JobSpec& s) { s.set_carbon_price_micros_per_tonne(-1); },
+       "spec.carbon_price_micros_per_tonne"},
+      {"absurd carbon price",
+       [](JobSpec& s) { s.set_carbon_price_micros_per_tonne(1'000'000'000'001LL); },
+       "spec.carbon_price_micros_per_tonne"},
+  };
+  ASSERT_GE(cases.size(), 30u);
+  for (const Case& c : cases) {
+    JobSpec spec = ValidSpec();
+    c.mutate(spec);
+    absl::Status st = ValidateJobSpec(spec, Ctx());
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.name << ": " << st;
+    // The message starts with the field, then says the rule.
+    EXPECT_THAT(std::string(st.message()), StartsWith(c.field + ":")) << c.name;
+    EXPECT_GT(st.message().size(), c.field.size() + 4) << c.name << ": no rule given";
+  }
+}
+
+TEST(ValidateJobSpec, AcceptsGoodSpecsIncludingEveryLimit) {
+  struct Case {
+    std::string name;
+    std::function<void(JobSpec&)> mutate;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"typical", [](JobSpec&) {}},
+           {"minimal: team, gpus and work only",
+            [](JobSpec& s) {
+              JobSpec m;
+              m.set_team("cv");
+              m.set_gpus(1);
+              SetDuration(m, 60);
+              s = m;
+            }},
+           {"4096 gpus", [](JobSpec& s) { s.set_gpus(kMaxGpus); }},
+           {"aliases of two models", [](JobSpec& s) { s.add_gpu_types("h100"); }},
+           {"two models",
+            [](JobSpec& s) {
+              s.clear_gpu_types();
+              s.add_gpu_types("A100");
+              s.add_gpu_types("H100");
+            }},
+           {"name of 256 bytes of multibyte UTF-8",
+            [](JobSpec& s) {
+              std::string n;
+              while (n.size() + 4 <= 256) n += "\xf0\x9f\x8c\xb1";  // U+1F331 seedling
+              while (n.size() < 256) n += "a";
+              s.set_name(n);
+            }},
+           {"name with U+10FFFF and U+FFFD", [](JobSpec& s) { s.set_name("\xf4\x8f\xbf\xbf \xef\xbf\xbd"); }},
+           {"1e7 gpu-hours", [](JobSpec& s) { s.set_reference_gpu_hours(kMaxReferenceGpuHours); }},
+           {"one minute", [](JobSpec& s) { SetDuration(s, 60); }},
+           {"365 days", [](JobSpec& s) { SetDuration(s, 365LL * 86400); }},
+           {"no caps", [](JobSpec& s) {
+              s.set_max_cost_micros(0);
+              s.set_max_carbon_mg(0);
+            }},
+           {"largest caps",
+            [](JobSpec& s) {
+              s.set_max_cost_micros(kMaxCapMicros);
+              s.set_max_carbon_mg(kMaxCapMg);
+            }},
+           {"not_before in the past (start at once)",
+            [](JobSpec& s) { *s.mutable_not_before() = ToProto(kNow - absl::Hours(24)); }},
+           {"window of a day",
+            [](JobSpec& s) {
+              *s.mutable_not_before() = ToProto(kNow + absl::Hours(1));
+              *s.mutable_deadline() = ToProto(kNow + absl::Hours(25));
+            }},
+           {"deadline 366 days ahead",
+            [](JobSpec& s) { *s.mutable_deadline() = ToProto(kNow + absl::Hours(24 * 366)); }},
+           {"priorities at the limits", [](JobSpec& s) { s.set_priority(-1000); }},
+           {"priority 1000", [](JobSpec& s) { s.set_priority(1000); }},
+           {"256 regions",
+            [](JobSpec& s) {
+              s.clear_regions();
+              for (int i = 0; i < 256; ++i) s.add_regions(i % 2 ? "us-east-1" : "eu-central-1");
+            }},
+           {"64 labels with long keys and values",
+            [](JobSpec& s) {
+              s.clear_labels();
+              for (int i = 0; i < 64; ++i)
+                (*s.mutable_labels())[absl::StrCat(std::string(60, 'k'), i)] = std::string(256, 'v');
+            }},
+           {"empty label value", [](JobSpec& s) { (*s.mutable_labels())["flag"] = ""; }},
+           {"request_id of 128 bytes", [](JobSpec& s) { s.set_request_id(std::string(128, 'r')); }},
+           {"payload of 64 KiB with any bytes",
+            [](JobSpec& s) { s.set_payload(std::string(64 * 1024, '\xff')); }},
+           {"every placement mode", [](JobSpec& s) { s.set_mode(v1::PLACEMENT_MODE_GREENEST); }},
+           {"carbon price $1e6 per tonne",
+            [](JobSpec& s) { s.set_carbon_price_micros_per_tonne(1'000'000'000'000LL); }},
+       }) {
+    JobSpec spec = ValidSpec();
+    c.mutate(spec);
+    EXPECT_TRUE(ValidateJobSpec(spec, Ctx()).ok()) << c.name << ": " << ValidateJobSpec(spec, Ctx());
+  }
+}
+
+// What validation accepts is stored as protobuf and parsed back at restart;
+// proto3 refuses to parse strings that are not strict UTF-8, so validation
+// must refuse them first (else the store holds a job that cannot load).
+TEST(ValidateJobSpec, AcceptedStringsSurviveTheStoreRoundTrip) {
+  for (const std::string& text :
+       {std::string("plain"), std::string("caf\xc3\xa9"), std::string("\xf0\x9f\x8c\xb1"),
+        std::string("\xc0\xaf"), std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"),
+        std::string("\xfe\xff"), std::string("\xe0\x80\xaf")}) {
+    for (int field = 0; field < 4; ++field) {
+      JobSpec spec = ValidSpec();
+      if (field == 0) spec.set_name(text);
+      if (field == 1) spec.set_request_id(text);
+      if (field == 2) (*spec.mutable_labels())["k"] = text;
+      if (field == 3) (*spec.mutable_labels())[text] = "v";
+      bool accepted = ValidateJobSpec(spec, Ctx()).ok();
+      JobSpec parsed;
+      bool parses = parsed.ParseFromString(spec.SerializeAsString());
+      EXPECT_EQ(accepted, parses) << "field " << field << " text bytes " << text.size();
+    }
+  }
+}
+
+TEST(ValidateJobSpec, WithoutLookupsOnlyTheShapeIsChecked) {
+  ValidationContext bare;
+  bare.now = kNow;
+  JobSpec s = ValidSpec();
+  s.set_team("anyone");
+  s.clear_gpu_types();
+  s.add_gpu_types("Z9000");
+  s.clear_regions();
+  s.add_regions("mars-north-1");
+  EXPECT_TRUE(ValidateJobSpec(s, bare).ok()) << ValidateJobSpec(s, bare);
+}
+
+v1::Team ValidTeam() {
+  v1::Team t;
+  t.set_name("ml");
+  t.set_parent("acme");
+  t.set_monthly_cost_budget_micros(100'000'000'000);
+  t.set_monthly_carbon_budget_mg(10'000'000'000);
+  t.set_gpu_quota(64);
+  (*t.mutable_gpu_quota_by_type())["H100"] = 16;
+  t.set_carbon_price_micros_per_tonne(150'000'000);
+  t.set_alert_ratio(0.8);
+  t.set_on_budget_exhausted("stop");
+  return t;
+}
+
+TEST(ValidateTeam, RejectsEachBadFieldWithItsName) {
+  struct Case {
+    std::string name;
+    std::function<void(v1::Team&)> mutate;
+    std::string field;
+  };
+  auto exists = [](const std::string& n) { return n == "acme" || n == "ml"; };
+  for (const Case& c : std::vector<Case>{
+           {"empty name", [](v1::Team& t) { t.clear_name(); }, "team.name"},
+           {"bad name", [](v1::Team& t) { t.set_name("ML team"); }, "team.name"},
+           {"own parent", [](v1::Team& t) { t.set_parent("ml"); }, "team.parent"},
+           {"bad parent name", [](v1::Team& t) { t.set_parent("Acme!"); }, "team.parent"},
+           {"unknown parent", [](v1::Team& t) { t.set_parent("globex"); }, "team.parent"},
+           {"negative cost budget", [](v1::Team& t) { t.set_monthly_cost_budget_micros(-1); },
+            "team.monthly_cost_budget_micros"},
+           {"absurd cost budget",
+            [](v1::Team& t) { t.set_monthly_cost_budget_micros(kMaxCapMicros + 1); },
+            "team.monthly_cost_budget_micros"},
+           {"negative carbon budget", [](v1::Team& t) { t.set_monthly_carbon_budget_mg(-1); },
+            "team.monthly_carbon_budget_mg"},
+           {"negative quota", [](v1::Team& t) { t.set_gpu_quota(-1); }, "team.gpu_quota"},
+           {"absurd quota", [](v1::Team& t) { t.set_gpu_quota(1'000'001); }, "team.gpu_quota"},
+           {"negative quota by type", [](v1::Team& t) { (*t.mutable_gpu_quota_by_type())["A100"] = -1; },
+            "team.gpu_quota_by_type"},
+           {"negative carbon price", [](v1::Team& t) { t.set_carbon_price_micros_per_tonne(-1); },
+            "team.carbon_price_micros_per_tonne"},
+           {"alert ratio above 1", [](v1::Team& t) { t.set_alert_ratio(1.01); }, "team.alert_ratio"},
+           {"negative alert ratio", [](v1::Team& t) { t.set_alert_ratio(-0.1); }, "team.alert_ratio"},
+           {"NaN alert ratio",
+            [](v1::Team& t) { t.set_alert_ratio(std::numeric_limits<double>::quiet_NaN()); },
+            "team.alert_ratio"},
+           {"unknown policy", [](v1::Team& t) { t.set_on_budget_exhausted("pause"); },
+            "team.on_budget_exhausted"},
+       }) {
+    v1::Team team = ValidTeam();
+    c.mutate(team);
+    absl::Status st = ValidateTeam(team, exists);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.name << ": " << st;
+    EXPECT_THAT(std::string(st.message()), StartsWith(c.field + ":")) << c.name;
+  }
+  EXPECT_TRUE(ValidateTeam(ValidTeam(), exists).ok());
+  v1::Team top = ValidTeam();
+  top.clear_parent();
+  top.set_monthly_cost_budget_micros(0);
+  top.set_alert_ratio(0);
+  top.clear_on_budget_exhausted();
+  EXPECT_TRUE(ValidateTeam(top, exists).ok()) << "zeros mean unlimited / defaults";
+}
+
+}  // namespace
+}  // namespace greenlight::scheduler
