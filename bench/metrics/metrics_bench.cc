@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
   std::printf("%-34s %-7s %9s %9s %9s %5s\n", "measurement (ms)", "registry", "p50", "p99", "max",
               "n");
 
-  double full_http_p99 = 0;
+  double full_http_p99 = 0, full_http_cpu_p99 = 0;
   for (Fixture* f : {empty.get(), full.get()}) {
     const char* name = f == empty.get() ? "empty" : "full";
     std::vector<double> ser, ser_cpu, http, http_gzip, http_gzip_cpu;
@@ -268,7 +268,9 @@ int main(int argc, char** argv) {
     Print("HTTP GET /metrics", name, Summarize(http), "identity");
     const Stats h = Summarize(http_gzip);
     Print("HTTP GET /metrics, gzip", name, h, "as Prometheus scrapes");
-    Print("HTTP GET /metrics, gzip, CPU time", name, Summarize(http_gzip_cpu), "process CPU");
+    const Stats cpu = Summarize(http_gzip_cpu);
+    Print("HTTP GET /metrics, gzip, CPU time", name, cpu, "process CPU");
+    if (f == full.get()) full_http_cpu_p99 = cpu.p99;
     if (f == full.get()) full_http_p99 = h.p99;
   }
 
@@ -285,8 +287,17 @@ int main(int argc, char** argv) {
           mode.every_ms < 0 ? "no scrapes" : absl::StrCat(scrapes, " scrapes"));
   }
 
-  std::printf("goal: full gzip HTTP scrape p99 < 50 ms: %s (%.3f ms)\n",
-              full_http_p99 < 50 ? "met" : "NOT MET", full_http_p99);
+  // Wall time depends on what else runs on the box: print the load with it.
+  double load1 = 0;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &load1) != 1) load1 = 0;
+    std::fclose(f);
+  }
+  std::printf(
+      "goal: full gzip scrape < 50 ms: wall p99 %.3f ms (%s), CPU p99 %.3f ms (%s); "
+      "load average %.2f on %u cores\n",
+      full_http_p99, full_http_p99 < 50 ? "met" : "NOT MET", full_http_cpu_p99,
+      full_http_cpu_p99 < 50 ? "met" : "NOT MET", load1, std::thread::hardware_concurrency());
   curl_global_cleanup();
   return 0;
 }

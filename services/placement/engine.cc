@@ -157,7 +157,10 @@ class DecisionBuilder {
     frame_.earliest = ctx_.earliest;
     frame_.latest_start = ctx_.latest_start;
     frame_.deadline = ctx_.deadline;
-    frame_.slot = snapshot.slot > absl::ZeroDuration() ? snapshot.slot : absl::Hours(1);
+    // Slots finer than a minute would only multiply the work (series are
+    // hourly or 15-minute); an unset slot means hourly.
+    frame_.slot = snapshot.slot > absl::ZeroDuration() ? std::max(snapshot.slot, absl::Minutes(1))
+                                                       : absl::Hours(1);
     util_ = snapshot.gpu_utilization > 0 ? snapshot.gpu_utilization : 1.0;
     if (job.duration > absl::ZeroDuration()) duration_hours_ = absl::ToDoubleHours(job.duration);
   }

@@ -13,7 +13,10 @@ JobContext JobContext::Make(const JobRequest& job, const Snapshot& snapshot) {
   ctx.job = &job;
   ctx.snapshot = &snapshot;
   ctx.earliest = std::max(job.not_before, snapshot.now);
-  ctx.latest_start = std::max(ctx.earliest, snapshot.now + snapshot.horizon);
+  // A bounded search whatever the caller passes: a year of slots at most.
+  absl::Duration horizon =
+      std::clamp(snapshot.horizon, absl::ZeroDuration(), absl::Hours(24 * 366));
+  ctx.latest_start = std::max(ctx.earliest, snapshot.now + horizon);
   ctx.deadline = job.deadline;
   if (job.carbon_price_micros_per_tonne > 0) {
     ctx.carbon_price_micros_per_tonne = job.carbon_price_micros_per_tonne;

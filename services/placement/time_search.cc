@@ -127,7 +127,7 @@ bool ZonePlanner::Estimated(int64_t a_ns, int64_t b_ns) const {
 bool ZonePlanner::BestContiguous(absl::Duration run, RunWindow* out) {
   const int64_t run_ns = absl::ToInt64Nanoseconds(run);
   int64_t last_start = latest_start_ns_;
-  if (deadline_ns_ != kMaxNs) last_start = std::min(last_start, deadline_ns_ - run_ns);
+  if (deadline_ns_ != kMaxNs) last_start = std::min(last_start, SatAddNs(deadline_ns_, -run_ns));
   if (last_start < earliest_ns_) return false;
   int64_t best_start = earliest_ns_;
   double best = Integral(earliest_ns_, earliest_ns_ + run_ns);

@@ -168,7 +168,50 @@ absl::Status SchedulerCore::LoadFromStore() {
     ring_.clear();
   }
   capacity_changed_ = true;
+  NoteOverLimits();
   return absl::OkStatus();
+}
+
+void SchedulerCore::NoteOverLimits() {
+  auto fresh_budget = std::move(over_budget_);
+  auto fresh_quota = std::move(over_quota_);
+  over_budget_.clear();
+  over_quota_.clear();
+  // Use noted before can only have shrunk: keep the smaller figure, so that
+  // a later SetTeam cannot hide an increase.
+  auto keep = [](int64_t noted, int64_t now) { return noted > 0 ? std::min(noted, now) : now; };
+  for (const auto& [team, period] : ledger_.TeamPeriods()) {
+    const v1::Team* own = ledger_.FindTeam(team);
+    if (!own) continue;
+    for (const v1::Team* t : {own, ledger_.FindTeam(own->parent())}) {
+      if (!t) continue;
+      budget::Totals r = ledger_.RollupTotals(t->name(), period);
+      int64_t cost = SatAdd(r.cost_spent_micros, r.cost_reserved_micros);
+      int64_t carbon = SatAdd(r.carbon_spent_mg, r.carbon_reserved_mg);
+      bool over_cost = t->monthly_cost_budget_micros() > 0 && cost > t->monthly_cost_budget_micros();
+      bool over_carbon = t->monthly_carbon_budget_mg() > 0 && carbon > t->monthly_carbon_budget_mg();
+      if (!over_cost && !over_carbon) continue;
+      std::string key = RequestKey(t->name(), period);
+      std::pair<int64_t, int64_t> before = fresh_budget[key];
+      over_budget_[key] = {over_cost ? keep(before.first, cost) : 0,
+                           over_carbon ? keep(before.second, carbon) : 0};
+    }
+  }
+  for (const auto& [team, gpus] : running_gpus_) {
+    const v1::Team* t = ledger_.FindTeam(team);
+    if (t && t->gpu_quota() > 0 && gpus > t->gpu_quota())
+      over_quota_[team] = static_cast<int>(keep(fresh_quota[team], gpus));
+  }
+  for (const auto& [team, by_type] : running_gpus_by_type_) {
+    const v1::Team* t = ledger_.FindTeam(team);
+    if (!t) continue;
+    for (const auto& [type, gpus] : by_type) {
+      auto q = t->gpu_quota_by_type().find(type);
+      std::string key = RequestKey(team, type);
+      if (q != t->gpu_quota_by_type().end() && q->second > 0 && gpus > q->second)
+        over_quota_[key] = static_cast<int>(keep(fresh_quota[key], gpus));
+    }
+  }
 }
 
 void SchedulerCore::Start() {
@@ -256,7 +299,8 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
   bool ok = true;
   absl::Status commit_status;
   {
-    absl::MutexLock l(&mu_);
+    mu_.Lock();
+    absl::Time apply_start = absl::Now();
     Txn txn;
     for (size_t i = 0; i < batch.size(); ++i) results[i] = batch[i]->apply(txn);
     if (tick) DoTick(txn, options_.clock->Now());
@@ -264,9 +308,17 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
     // Keep job rows in sequence order for a stable file layout.
     std::sort(txn.batch.jobs.begin(), txn.batch.jobs.end(),
               [](const Job& a, const Job& b) { return a.sequence() < b.sequence(); });
+    // Release the state for the fsync: submitters quote the next batch meanwhile.
+    commit_mu_.Lock();
+    mu_.Unlock();
     absl::Time t0 = absl::Now();
     commit_status = options_.store->Commit(txn.batch);
     double secs = absl::ToDoubleSeconds(absl::Now() - t0);
+    commit_mu_.Unlock();
+    GL_LOG_DEBUG("group commit", F("commands", batch.size()), F("tick", tick ? 1 : 0),
+                 F("jobs", txn.batch.jobs.size()), F("ledger", txn.batch.ledger.size()),
+                 F("apply_ms", absl::ToDoubleMilliseconds(t0 - apply_start)),
+                 F("commit_ms", secs * 1000));
     if (!commit_status.ok()) {
       ok = false;
       GL_LOG_ERROR("store commit failed; state reloaded from the store",
@@ -274,16 +326,17 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
       // Nothing of this batch is durable: forget it by reloading what is.
       // The executor is reset too, since launches were never acknowledged.
       for (const auto& [id, _] : txn.launches) options_.executor->Kill(id);
-      mu_.Unlock();
       absl::Status reload = LoadFromStore();
-      mu_.Lock();
       if (!reload.ok()) GL_LOG_ERROR("reload after failed commit failed", F("error", reload.message()));
+      mu_.Lock();
     } else {
+      mu_.Lock();
       for (const auto& id : txn.kills) options_.executor->Kill(id);
       for (const auto& [id, d] : txn.launches) options_.executor->Launch(id, d);
       committed = std::move(txn.batch.events);
       if (options_.on_commit && !txn.batch.empty()) options_.on_commit(secs, static_cast<int>(batch.size()));
     }
+    mu_.Unlock();
   }
   if (ok && !committed.empty()) {
     absl::MutexLock el(&events_mu_);
@@ -490,7 +543,6 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
 
   absl::Time t0 = absl::Now();
   placement::Decision d = engine_.Place(req, snap);
-  std::string pending_reason;
   placement::Snapshot used = snap;
   if (!d.feasible) {
     // Would it fit if capacity and quota were free? Then it waits.
@@ -513,9 +565,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
       }
     }
     if (d2.feasible && !team_budget_only) {
-      bool quota = false;
-      for (const auto& [reason, n] : d.rejections) quota |= reason == placement::kReasonQuota;
-      pending_reason = quota ? "QUOTA" : "CAPACITY";
+      // It waits (quota or capacity, decided live when it is stored).
       d = d2;
       used = free_snap;
     } else if (team_budget_only) {
@@ -576,16 +626,18 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
     Job& j = jobs_[id];
     Emit(txn, j, "SUBMITTED", quote.summary());
     absl::Time start = FromProto(j.placement().start());
-    if (!pending_reason.empty()) {
-      j.set_pending_reason(pending_reason);
-      Transition(txn, j, v1::JOB_STATE_PENDING,
-                 absl::StrCat("waiting for ", pending_reason == "QUOTA" ? "GPU quota" : "capacity"));
-    } else if (start <= now) {
+    // Quota and capacity are checked again here, live: the quote's snapshot
+    // (pending_reason) may be stale either way. A future start (not_before or
+    // a greener slot) is PLANNED even when it was quoted on free capacity, so
+    // that it never starts early when capacity frees up before its time.
+    if (start <= now) {
       if (QuotaAllows(j) && TryAllocate(j)) {
         StartJob(txn, j, now);
       } else {
         j.set_pending_reason(QuotaAllows(j) ? "CAPACITY" : "QUOTA");
-        Transition(txn, j, v1::JOB_STATE_PENDING, "waiting for capacity");
+        Transition(txn, j, v1::JOB_STATE_PENDING,
+                   absl::StrCat("waiting for ",
+                                j.pending_reason() == "QUOTA" ? "GPU quota" : "capacity"));
       }
     } else {
       Transition(txn, j, v1::JOB_STATE_PLANNED,
@@ -994,12 +1046,26 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
   bool retry_later = false;
   size_t round = 0;
   bool any = true;
+  auto running_gpus = [this](const std::string& team) {
+    auto it = running_gpus_.find(team);
+    return it == running_gpus_.end() ? 0 : it->second;
+  };
   while (any) {
     any = false;
-    for (auto& [team, v] : by_team) {
-      if (round >= v.size()) continue;
+    // In each round the team with the fewest running GPUs goes first, then the
+    // one whose waiting job is oldest: when capacity frees up one job at a
+    // time, teams take turns (in name order the first team took every turn).
+    std::vector<std::pair<std::string, std::vector<Job*>*>> turns;
+    for (auto& [name, queue] : by_team)
+      if (round < queue.size()) turns.push_back({name, &queue});
+    std::sort(turns.begin(), turns.end(), [&](const auto& a, const auto& b) {
+      int ra = running_gpus(a.first), rb = running_gpus(b.first);
+      if (ra != rb) return ra < rb;
+      return (*a.second)[round]->sequence() < (*b.second)[round]->sequence();
+    });
+    for (auto& [team, queue] : turns) {
       any = true;
-      Job& j = *v[round];
+      Job& j = *(*queue)[round];
       if (!QuotaAllows(j)) {
         if (j.pending_reason() != "QUOTA") {
           j.set_pending_reason("QUOTA");
@@ -1030,6 +1096,7 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
       if (!d.feasible || d.chosen.start > now || d.chosen.carbon_mg > j.reserved_carbon_mg()) continue;
       v1::Placement p = ToPlacement(d.chosen, snap);
       v1::Placement old = j.placement();
+      google::protobuf::Duration old_remaining = j.remaining();
       *j.mutable_placement() = p;
       absl::Duration runtime = d.chosen.runtime > absl::ZeroDuration() ? d.chosen.runtime : d.chosen.end - d.chosen.start;
       *j.mutable_remaining() = ToProtoDuration(runtime);
@@ -1037,6 +1104,7 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
         StartJob(txn, j, now);
       } else {
         *j.mutable_placement() = old;
+        *j.mutable_remaining() = old_remaining;
       }
     }
     ++round;
@@ -1048,7 +1116,7 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
 // Reads.
 
 absl::StatusOr<Job> SchedulerCore::GetJob(const std::string& id) const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
   return it->second;
@@ -1063,7 +1131,7 @@ absl::StatusOr<ListJobsPage> SchedulerCore::ListJobs(const ListJobsQuery& q) con
       return absl::InvalidArgumentError("page_token: not a token returned by ListJobs");
   }
   ListJobsPage page;
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   // order_[i] has sequence >= i + 1; find the first with sequence > after.
   auto it = std::partition_point(order_.begin(), order_.end(), [&](const std::string& id) {
     return jobs_.at(id).sequence() <= after;
@@ -1161,6 +1229,7 @@ absl::StatusOr<v1::Team> SchedulerCore::SetTeam(const v1::Team& team_in) {
     txn.batch.teams.push_back(team);
     txn.batch.ledger.push_back(ledger_.BudgetChange(team.name(), now, change));
     capacity_changed_ = true;  // a raised quota may let waiting jobs start
+    NoteOverLimits();          // a lowered budget or quota is not an overshoot
     out = team;
     return absl::OkStatus();
   }));
@@ -1168,14 +1237,14 @@ absl::StatusOr<v1::Team> SchedulerCore::SetTeam(const v1::Team& team_in) {
 }
 
 absl::StatusOr<v1::Team> SchedulerCore::GetTeam(const std::string& name) const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   const v1::Team* t = ledger_.FindTeam(name);
   if (!t) return absl::NotFoundError(absl::StrCat("name: no team '", name, "'"));
   return *t;
 }
 
 std::vector<v1::Team> SchedulerCore::ListTeams() const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   return ledger_.Teams();
 }
 
@@ -1214,13 +1283,13 @@ v1::Usage SchedulerCore::UsageLocked(const std::string& team, absl::Time at) con
 }
 
 absl::StatusOr<v1::Usage> SchedulerCore::GetUsage(const std::string& team, absl::Time at) const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   if (!ledger_.FindTeam(team)) return absl::NotFoundError(absl::StrCat("team: no team '", team, "'"));
   return UsageLocked(team, at);
 }
 
 std::vector<TeamView> SchedulerCore::TeamViews() const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   absl::Time now = options_.clock->Now();
   std::vector<TeamView> out;
   absl::flat_hash_map<std::string, size_t> index;
@@ -1261,7 +1330,7 @@ std::vector<TeamView> SchedulerCore::TeamViews() const {
 }
 
 std::map<std::string, int> SchedulerCore::JobsByState() const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   std::map<std::string, int> out;
   for (const auto& [_, j] : jobs_) out[StateName(j.state())]++;
   return out;
@@ -1271,7 +1340,7 @@ std::map<std::string, int> SchedulerCore::JobsByState() const {
 // Inventory.
 
 std::vector<v1::NodePool> SchedulerCore::ListPools() const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   std::vector<v1::NodePool> out;
   for (const auto& ps : pools_) {
     int full = 0;
@@ -1396,7 +1465,7 @@ absl::StatusOr<v1::GridZone> SchedulerCore::SetCarbonSeries(const std::string& z
 }
 
 std::vector<v1::GridZone> SchedulerCore::ListZones() const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   absl::Time now = options_.clock->Now();
   std::vector<v1::GridZone> out;
   for (const auto& [name, s] : zones_) {
@@ -1427,7 +1496,7 @@ absl::Status SchedulerCore::PutToken(const store::TokenRow& token) {
 }
 
 std::vector<store::TokenRow> SchedulerCore::Tokens() const {
-  absl::ReaderMutexLock l(&mu_);
+  CommittedReadLock l(this);
   std::vector<store::TokenRow> out;
   for (const auto& [_, t] : tokens_) out.push_back(t);
   return out;
@@ -1441,27 +1510,53 @@ absl::Status SchedulerCore::Tick() {
 }
 
 absl::Status SchedulerCore::CheckInvariants() const {
-  absl::ReaderMutexLock l(&mu_);
-  // Budgets: spent + reserved <= budget for every team (rollup) and period.
+  CommittedReadLock l(this);
+  // Budgets: spent + reserved <= budget for every team and its parent (rollup)
+  // in every period with rows; use left over a lowered budget may only shrink.
   for (const auto& [team, period] : ledger_.TeamPeriods()) {
-    const v1::Team* t = ledger_.FindTeam(team);
-    if (!t) continue;
-    budget::Totals r = ledger_.RollupTotals(team, period);
-    if (t->monthly_cost_budget_micros() > 0 &&
-        r.cost_spent_micros + r.cost_reserved_micros > t->monthly_cost_budget_micros())
-      return absl::InternalError(absl::StrCat("cost budget overshot: team ", team, " ", period));
-    if (t->monthly_carbon_budget_mg() > 0 &&
-        r.carbon_spent_mg + r.carbon_reserved_mg > t->monthly_carbon_budget_mg())
-      return absl::InternalError(absl::StrCat("carbon budget overshot: team ", team, " ", period));
-    if (r.cost_reserved_micros < 0 || r.carbon_reserved_mg < 0)
-      return absl::InternalError(absl::StrCat("negative reservation: team ", team, " ", period));
+    const v1::Team* own = ledger_.FindTeam(team);
+    if (!own) continue;
+    for (const v1::Team* t : {own, ledger_.FindTeam(own->parent())}) {
+      if (!t) continue;
+      budget::Totals r = ledger_.RollupTotals(t->name(), period);
+      int64_t cost_limit = t->monthly_cost_budget_micros();
+      int64_t carbon_limit = t->monthly_carbon_budget_mg();
+      auto over = over_budget_.find(RequestKey(t->name(), period));
+      if (over != over_budget_.end()) {
+        cost_limit = std::max(cost_limit, over->second.first);
+        carbon_limit = std::max(carbon_limit, over->second.second);
+      }
+      if (t->monthly_cost_budget_micros() > 0 &&
+          SatAdd(r.cost_spent_micros, r.cost_reserved_micros) > cost_limit)
+        return absl::InternalError(absl::StrCat("cost budget overshot: team ", t->name(), " ", period));
+      if (t->monthly_carbon_budget_mg() > 0 &&
+          SatAdd(r.carbon_spent_mg, r.carbon_reserved_mg) > carbon_limit)
+        return absl::InternalError(absl::StrCat("carbon budget overshot: team ", t->name(), " ", period));
+      if (r.cost_reserved_micros < 0 || r.carbon_reserved_mg < 0)
+        return absl::InternalError(absl::StrCat("negative reservation: team ", t->name(), " ", period));
+    }
   }
-  // Quota.
+  // Quota (total and per GPU type); use left over a lowered quota may only shrink.
+  auto quota_limit = [this](const std::string& key, int quota) {
+    auto it = over_quota_.find(key);
+    return it == over_quota_.end() ? quota : std::max(quota, it->second);
+  };
   for (const auto& [team, gpus] : running_gpus_) {
     const v1::Team* t = ledger_.FindTeam(team);
-    if (t && t->gpu_quota() > 0 && gpus > t->gpu_quota())
+    if (t && t->gpu_quota() > 0 && gpus > quota_limit(team, t->gpu_quota()))
       return absl::InternalError(absl::StrCat("gpu quota exceeded: team ", team));
     if (gpus < 0) return absl::InternalError(absl::StrCat("negative running gpus: team ", team));
+  }
+  for (const auto& [team, by_type] : running_gpus_by_type_) {
+    const v1::Team* t = ledger_.FindTeam(team);
+    for (const auto& [type, gpus] : by_type) {
+      if (gpus < 0) return absl::InternalError(absl::StrCat("negative running gpus: team ", team, " ", type));
+      if (!t) continue;
+      auto q = t->gpu_quota_by_type().find(type);
+      if (q != t->gpu_quota_by_type().end() && q->second > 0 &&
+          gpus > quota_limit(RequestKey(team, type), q->second))
+        return absl::InternalError(absl::StrCat("gpu quota of ", type, " exceeded: team ", team));
+    }
   }
   // Jobs agree with the ledger; finished jobs hold no reservation.
   for (const auto& [id, j] : jobs_) {
@@ -1473,6 +1568,8 @@ absl::Status SchedulerCore::CheckInvariants() const {
       return absl::InternalError(absl::StrCat("job accrual differs from the ledger: ", id));
     if (j.spec().max_cost_micros() > 0 && j.accrued_cost_micros() > j.spec().max_cost_micros())
       return absl::InternalError(absl::StrCat("job cap overshot: ", id));
+    if (j.spec().max_carbon_mg() > 0 && j.accrued_carbon_mg() > j.spec().max_carbon_mg())
+      return absl::InternalError(absl::StrCat("job carbon cap overshot: ", id));
   }
   // Capacity.
   for (const auto& ps : pools_) {

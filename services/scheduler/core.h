@@ -199,11 +199,32 @@ class SchedulerCore {
   double IntensityAt(const std::string& zone, absl::Time t, bool* estimated) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void RebuildIndexes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteOverLimits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   CoreOptions options_;
   placement::PlacementEngine engine_;
 
-  mutable absl::Mutex mu_;  // the state; writer holds it exclusively per batch
+  // The state. The writer holds mu_ exclusively while it applies a batch, then
+  // takes commit_mu_ and releases mu_ for the fsync, so that submitters can
+  // validate and quote the next batch meanwhile. Reads that return data take
+  // both (mu_ first, then commit_mu_, shared): they only see committed state.
+  mutable absl::Mutex mu_;
+  mutable absl::Mutex commit_mu_;
+  class CommittedReadLock {
+   public:
+    explicit CommittedReadLock(const SchedulerCore* c) ABSL_SHARED_LOCK_FUNCTION(c->mu_)
+        : c_(c) {
+      c_->mu_.ReaderLock();
+      c_->commit_mu_.ReaderLock();
+    }
+    ~CommittedReadLock() ABSL_UNLOCK_FUNCTION() {
+      c_->commit_mu_.ReaderUnlock();
+      c_->mu_.ReaderUnlock();
+    }
+
+   private:
+    const SchedulerCore* c_;
+  };
   absl::flat_hash_map<std::string, greenlight::v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // ids by sequence
   absl::flat_hash_map<std::string, std::string> by_request_ ABSL_GUARDED_BY(mu_);  // team\0rid -> id
@@ -223,6 +244,13 @@ class SchedulerCore {
   int64_t next_revision_ ABSL_GUARDED_BY(mu_) = 1;
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool capacity_changed_ ABSL_GUARDED_BY(mu_) = true;
+  // Use left above a budget or quota when it was lowered below it (SetTeam, or
+  // found at load). Lowering is allowed: the new limit binds admissions and
+  // charges at once, so such use may only shrink. CheckInvariants holds use to
+  // max(limit, noted use). Keys: team\0period (cost, carbon); team and
+  // team\0gpu type (running GPUs).
+  absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> over_budget_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> over_quota_ ABSL_GUARDED_BY(mu_);
 
   // Recent committed events for watchers.
   mutable absl::Mutex events_mu_;

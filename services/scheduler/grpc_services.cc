@@ -104,11 +104,7 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
   }
   if (!r->deduplicated) {
     if (ctx_.on_admit) ctx_.on_admit(req->spec().team());
-    if (ctx_.on_savings && r->job.quote().has_baseline()) {
-      const auto& q = r->job.quote();
-      ctx_.on_savings(req->spec().team(), q.baseline().cost_micros() - q.chosen().cost_micros(),
-                      q.baseline().carbon_mg() - q.chosen().carbon_mg());
-    }
+    if (ctx_.on_decision && r->job.quote().has_baseline()) ctx_.on_decision(req->spec().team(), r->job.quote());
   }
   *resp->mutable_job() = std::move(r->job);
   resp->set_deduplicated(r->deduplicated);

@@ -46,7 +46,8 @@ struct ServiceContext {
   // Counters for metrics (may be null).
   std::function<void(const std::string& team)> on_admit;
   std::function<void(const std::string& reason)> on_reject;
-  std::function<void(const std::string& team, int64_t cost_avoided, int64_t carbon_avoided)> on_savings;
+  // An admitted job's quote (chosen vs carbon-blind baseline), for savings.
+  std::function<void(const std::string& team, const greenlight::v1::Quote& quote)> on_decision;
 };
 
 class SchedulerService final : public greenlight::v1::Scheduler::Service {

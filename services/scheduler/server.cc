@@ -7,6 +7,7 @@
 #include "common/csv.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/server_credentials.h"
@@ -67,6 +68,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   GL_LOG_INFO("store opened", F("path", cfg.store_path), F("schema_version", s->store_->schema_version()),
               F("synchronous", cfg.store_synchronous));
 
+  // Metrics families exist before the core so that its hooks can feed them.
+  s->registry_ = std::make_shared<prometheus::Registry>();
+  s->metrics_ = std::make_unique<metrics::SchedulerMetrics>(*s->registry_, "0.1.0");
+  if (!cfg.metrics_address.empty()) {
+    auto ms = metrics::MetricsServer::Start(cfg.metrics_address, s->registry_);
+    if (!ms.ok()) return ms.status();
+    s->metrics_server_ = std::move(*ms);
+    s->metrics_port_ = s->metrics_server_->port();
+  }
+  metrics::SchedulerMetrics* m = s->metrics_.get();
+
   s->executor_ = std::make_unique<SimulatedExecutor>();
   CoreOptions co;
   co.clock = clock;
@@ -79,6 +91,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   co.horizon = absl::Hours(cfg.horizon_hours);
   co.max_queue = cfg.max_inflight_submits;
   co.tick_interval = absl::Milliseconds(cfg.tick_ms);
+  co.on_commit = [m](double secs, int batch) {
+    m->ObserveCommitSeconds(secs);
+    m->ObserveBatchSize(batch);
+  };
+  co.on_placement = [m](double secs) { m->ObservePlacementSeconds(secs); };
   ASSIGN_OR_RETURN(s->core_, SchedulerCore::Create(std::move(co)));
   s->core_->Start();
 
@@ -113,6 +130,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   ctx.auth = s->auth_.get();
   ctx.limiter = s->limiter_.get();
   ctx.shutting_down = &s->shutting_down_;
+  ctx.on_admit = [m](const std::string& team) { m->RecordAdmission(team); };
+  ctx.on_reject = [m](const std::string& reason) { m->RecordRejection(reason); };
+  ctx.on_decision = [m](const std::string& team, const v1::Quote& q) {
+    metrics::DecisionSample d;
+    d.team = team;
+    d.cost_micros = q.chosen().cost_micros();
+    d.carbon_mg = q.chosen().carbon_mg();
+    d.baseline_cost_micros = q.baseline().cost_micros();
+    d.baseline_carbon_mg = q.baseline().carbon_mg();
+    m->RecordDecision(d);
+  };
   s->scheduler_service_ = std::make_unique<SchedulerService>(ctx);
   s->budgets_service_ = std::make_unique<BudgetsService>(ctx);
   s->inventory_service_ = std::make_unique<InventoryService>(ctx);
@@ -135,10 +163,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   }
   s->grpc_->GetHealthCheckService()->SetServingStatus(true);
 
+  s->RefreshMetrics();
+  s->metrics_thread_ = std::thread([srv = s.get()] { srv->MetricsLoop(); });
+
   GL_LOG_INFO("greenlightd serving", F("grpc", absl::StrCat(ParseHostPort(cfg.grpc_address)->host, ":", s->grpc_port_)),
               F("tls", cfg.tls.enabled() ? (cfg.tls.client_ca_file.empty() ? "on" : "mtls") : "off"),
               F("auth", cfg.auth_mode), F("executor", s->executor_->name()),
-              F("time_scale", cfg.time_scale));
+              F("time_scale", cfg.time_scale),
+              F("metrics", s->metrics_server_ ? s->metrics_server_->address() : std::string("off")));
   if (cfg.auth_mode == "open") {
     GL_LOG_WARN("INSECURE: auth.mode is open: every caller is admin; use auth.mode: token outside demos");
   }
@@ -148,7 +180,66 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   return s;
 }
 
-void Server::MetricsLoop() {}
+void Server::MetricsLoop() {
+  while (!stop_metrics_) {
+    for (int i = 0; i < 10 && !stop_metrics_; ++i) absl::SleepFor(absl::Milliseconds(100));
+    if (!stop_metrics_) RefreshMetrics();
+  }
+}
+
+void Server::RefreshMetrics() {
+  std::vector<metrics::TeamSample> teams;
+  for (const auto& v : core_->TeamViews()) {
+    metrics::TeamSample t;
+    t.team = v.team.name();
+    t.parent = v.team.parent();
+    t.cost_budget_micros = v.usage.cost_budget_micros();
+    t.cost_spent_micros = v.usage.cost_spent_micros();
+    t.cost_reserved_micros = v.usage.cost_reserved_micros();
+    t.carbon_budget_mg = v.usage.carbon_budget_mg();
+    t.carbon_spent_mg = v.usage.carbon_spent_mg();
+    t.carbon_reserved_mg = v.usage.carbon_reserved_mg();
+    t.cost_burn_micros_per_hour = v.cost_burn_micros_per_hour;
+    t.carbon_burn_mg_per_hour = v.carbon_burn_mg_per_hour;
+    t.running_gpus = v.usage.running_gpus();
+    t.gpu_quota = v.usage.gpu_quota();
+    t.pending_by_reason = v.pending_by_reason;
+    teams.push_back(std::move(t));
+  }
+  metrics_->SetTeams(teams);
+  absl::Time now = core_->clock()->Now();
+  std::vector<metrics::ZoneSample> zones;
+  for (const auto& z : core_->ListZones()) {
+    metrics::ZoneSample s;
+    s.zone = z.name();
+    s.intensity_g_per_kwh = z.current_g_per_kwh();
+    absl::Time start = FromProto(z.series_start()), end = FromProto(z.series_end());
+    absl::Duration step = FromProto(z.step());
+    if (now >= start && now < end && step > absl::ZeroDuration()) {
+      absl::Duration into = now - start;
+      s.data_age_seconds = absl::ToDoubleSeconds(into - absl::Floor(into, step));
+    } else {
+      s.stale = true;
+      s.data_age_seconds = now >= end ? absl::ToDoubleSeconds(now - end) : 0;
+    }
+    zones.push_back(std::move(s));
+  }
+  metrics_->SetZones(zones);
+  // Cheapest on-demand price per GPU-hour per region and GPU type.
+  std::map<std::pair<std::string, std::string>, double> best;
+  for (const auto& p : core_->ListPools()) {
+    if (p.gpus_per_node() <= 0) continue;
+    double usd = p.price_micros_per_node_hour() / 1e6 / p.gpus_per_node();
+    auto key = std::make_pair(p.region(), p.gpu_type());
+    auto it = best.find(key);
+    if (it == best.end() || usd < it->second) best[key] = usd;
+  }
+  std::vector<metrics::PriceSample> prices;
+  for (const auto& [k, usd] : best) prices.push_back({k.first, k.second, usd});
+  metrics_->SetPrices(prices);
+  metrics_->SetJobsByState(core_->JobsByState());
+  metrics_->SetQueueDepth(core_->queue_depth());
+}
 
 void Server::Shutdown() {
   if (shut_) return;
@@ -162,8 +253,8 @@ void Server::Shutdown() {
   stop_metrics_ = true;
   if (metrics_thread_.joinable()) metrics_thread_.join();
   webhook_.reset();
-  metrics_.reset();
   if (core_) core_->Stop();
+  metrics_server_.reset();
   GL_LOG_INFO("greenlightd stopped", F("revision", core_ ? core_->revision() : 0));
 }
 

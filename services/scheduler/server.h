@@ -16,6 +16,8 @@
 #include "services/scheduler/auth.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/grpc_services.h"
+#include "services/metrics/metrics_server.h"
+#include "services/metrics/scheduler_metrics.h"
 #include "services/store/sqlite_store.h"
 
 namespace greenlight::scheduler {
@@ -43,7 +45,9 @@ class Server {
 
  private:
   Server() = default;
+  // Refreshes the gauges from the core's views (the same as GetUsage) every second.
   void MetricsLoop();
+  void RefreshMetrics();
 
   ServerOptions options_;
   std::unique_ptr<Clock> own_clock_;
@@ -61,7 +65,9 @@ class Server {
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   int webhook_port_ = 0;
-  std::shared_ptr<void> metrics_;  // services/metrics objects (type-erased)
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<metrics::SchedulerMetrics> metrics_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
   std::shared_ptr<void> webhook_;
   std::thread metrics_thread_;
   std::atomic<bool> stop_metrics_{false};

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import grpc
 
 from greenlight import errors
-from greenlight.client import DEFAULT_TARGET, DEFAULT_TIMEOUT, TLS, Client
+from greenlight.client import DEFAULT_TARGET, DEFAULT_TIMEOUT, TLS, Client, RetryPolicy
 from greenlight.models import Job, JobSpec, JobState, PlacementMode, Quote, to_decimal
 
 # Exit codes, by error class (documented in --help and README.md).
@@ -883,6 +883,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             tls=_tls_from_args(args),
             timeout=args.timeout,
             token_file=args.token_file,
+            # People at a terminal want "is the server up?" answered quickly;
+            # a restart still fits in this window.
+            retry=RetryPolicy(max_attempts=5, max_elapsed=min(10.0, max(args.timeout, 1.0))),
         )
     except (OSError, TypeError, ValueError) as e:
         print(f"greenlight: cannot set up the connection: {e}", file=sys.stderr)

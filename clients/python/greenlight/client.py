@@ -68,7 +68,7 @@ class RetryPolicy:
     initial_backoff: float = 0.2
     max_backoff: float = 5.0
     multiplier: float = 2.0
-    max_elapsed: float = 60.0
+    max_elapsed: float = 30.0
 
     def delay(self, retry_number: int, rng=random) -> float:
         d = min(self.max_backoff, self.initial_backoff * (self.multiplier ** retry_number))
@@ -225,13 +225,31 @@ class Client:
         return self._channel
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        """Blocks until the channel is connected; raises Unavailable."""
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            raise errors.Unavailable(f"greenlightd at {self.target} not reachable within {timeout}s") from None
+        """Blocks until the server answers (e.g. right after starting it);
+        raises Unavailable after ``timeout`` seconds."""
+        if not self._wait_ready(timeout):
+            raise errors.Unavailable(f"greenlightd at {self.target} not reachable within {timeout}s")
 
     # -- plumbing ----------------------------------------------------------
+
+    def _wait_ready(self, timeout: float) -> bool:
+        """Waits up to timeout for the channel to (re)connect.
+
+        After failed connection attempts, grpcio 1.51 keeps failing new calls
+        fast for several seconds even once the server is back; a
+        wait_for_ready Ping goes through as soon as the server accepts
+        connections. (grpc.channel_ready_future would do, but its polling
+        thread raises when the channel is closed later.)
+        """
+        if timeout <= 0:
+            return False
+        try:
+            self._scheduler.Ping(
+                scheduler_pb2.PingRequest(), timeout=timeout, wait_for_ready=True, metadata=self._metadata
+            )
+        except grpc.RpcError as e:
+            return e.code() not in (_U, _D)  # e.g. UNIMPLEMENTED: connected anyway
+        return True
 
     def _call(self, method, name: str, request, retry_codes=frozenset(), timeout=None):
         policy = self.retry if retry_codes else NO_RETRY
@@ -247,6 +265,9 @@ class Client:
                     delay = policy.delay(attempt - 1, self._rng)
                     if time.monotonic() - start + delay <= policy.max_elapsed:
                         self._sleep(delay)
+                        if code == _U:
+                            remaining = policy.max_elapsed - (time.monotonic() - start)
+                            self._wait_ready(min(remaining, timeout or self.timeout))
                         continue
                 raise errors.from_rpc_error(e, name) from None
 
@@ -392,6 +413,7 @@ class Client:
                     method="WatchJobs",
                 )
             self._sleep(delay)
+            self._wait_ready(give_up_after - (time.monotonic() - failing_since))
 
     def ping(self) -> int:
         """The server's current revision (a cheap liveness check)."""

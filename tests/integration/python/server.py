@@ -104,6 +104,15 @@ class Greenlightd:
         """Until grpc.health.v1 says SERVING (or, without a health service,
         Scheduler.Ping answers)."""
         deadline = time.monotonic() + timeout
+        # Wait for the port first: a gRPC channel whose first connection
+        # attempts are refused can sit in reconnect backoff for seconds
+        # (grpcio 1.51) after the server is up.
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.settimeout(1)
+                if s.connect_ex(("127.0.0.1", self.grpc_port)) == 0:
+                    break
+            time.sleep(0.05)
         # Poll quickly: gRPC's default reconnect backoff grows past the start time.
         opts = [
             ("grpc.initial_reconnect_backoff_ms", 100),

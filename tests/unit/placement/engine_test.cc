@@ -531,5 +531,38 @@ TEST(Alternatives, TopKBoundsTheList) {
   EXPECT_TRUE(PlacementEngine().Place(job, MakeSnapshot(pools)).alternatives.empty());
 }
 
+TEST(Robustness, ExtremeTimesAndSlotsStayBoundedAndExact) {
+  struct Case {
+    std::string name;
+    std::function<void(JobRequest&, Snapshot&)> mutate;
+    bool feasible;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"infinite horizon",
+            [](JobRequest&, Snapshot&s) { s.horizon = absl::InfiniteDuration(); }, true},
+           {"negative horizon", [](JobRequest&, Snapshot&s) { s.horizon = -absl::Hours(5); }, true},
+           {"deadline in the infinite past",
+            [](JobRequest&j, Snapshot&) { j.deadline = absl::InfinitePast(); }, false},
+           {"nanosecond slots", [](JobRequest&, Snapshot&s) { s.slot = absl::Nanoseconds(1); },
+            true},
+           {"zero slot", [](JobRequest&, Snapshot&s) { s.slot = absl::ZeroDuration(); }, true},
+           {"not_before far ahead",
+            [](JobRequest&j, Snapshot&) { j.not_before = T0() + absl::Hours(24 * 365 * 50); },
+            true},
+       }) {
+    Snapshot s = DipAtFive();
+    JobRequest job = MakeJob();
+    job.duration = absl::Hours(2);
+    job.checkpointable = true;
+    c.mutate(job, s);
+    Decision d = PlacementEngine().Place(job, s);
+    EXPECT_EQ(d.feasible, c.feasible) << c.name << ": " << d.summary;
+    if (d.feasible) {
+      EXPECT_GE(d.chosen.start, std::max(job.not_before, s.now)) << c.name;
+      EXPECT_EQ(d.chosen.runtime, absl::Hours(2)) << c.name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace greenlight::placement
