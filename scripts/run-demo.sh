@@ -13,7 +13,7 @@ cat <<MSG
 
   In another terminal, submit a job (8 x H100, 192 reference GPU-hours, cap \$2,000):
     PYTHONPATH=clients/python /usr/bin/python3 -m greenlight submit --team ml-research \\
-        --gpus 8 --gpu-type H100 --gpu-hours 192 --max-cost-usd 2000
+        --gpus 8 --gpu-type H100 --gpu-hours 192 --max-cost 2000
   then:  ... -m greenlight list   |   ... -m greenlight usage ml-research   |   ... -m greenlight watch
 
   Stop with Ctrl-C (SIGTERM/SIGINT drain and exit cleanly).

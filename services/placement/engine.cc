@@ -84,7 +84,7 @@ RankKey KeyOf(const Option& o) {
 }
 
 RankKey KeyOf(const Estimate& e, const Snapshot& s) {
-  return {e.cost_micros, e.carbon_mg, e.objective_micros, &s.pools[e.pool].id, e.pool, e.spot,
+  return {e.cost_micros, e.carbon_mg, e.objective_micros, &s.Pools()[e.pool].id, e.pool, e.spot,
           e.start,       e.split};
 }
 
@@ -238,7 +238,7 @@ class DecisionBuilder {
 };
 
 void DecisionBuilder::Base(int index, bool spot, double base_hours, Estimate* out) const {
-  const Pool& pool = s_.pools[index];
+  const Pool& pool = s_.Pools()[index];
   Estimate& e = *out;
   e.split = false;
   e.carbon_mg = 0;
@@ -263,7 +263,7 @@ void DecisionBuilder::Base(int index, bool spot, double base_hours, Estimate* ou
 }
 
 void DecisionBuilder::Finish(Estimate* e, double gkwh_hours, bool estimated) const {
-  const Pool& pool = s_.pools[e->pool];
+  const Pool& pool = s_.Pools()[e->pool];
   double watts = job_.gpus * pool.gpu_power_w * util_ * pool.pue;
   e->gkwh_hours = gkwh_hours;
   // W x (g/kWh) x h = Wh x g/kWh = mg CO2e.
@@ -295,7 +295,7 @@ ZonePlanner& DecisionBuilder::PlannerFor(const ZoneCarbon& zone) {
 Estimate DecisionBuilder::AsapEstimate(int index, bool spot, double base_hours) {
   Estimate e;
   Base(index, spot, base_hours, &e);
-  ZoneCarbon zone = ZoneOf(s_.pools[index]);
+  ZoneCarbon zone = ZoneOf(s_.Pools()[index]);
   RunWindow w = zone.series() != nullptr ? PlannerFor(zone).Asap(e.runtime)
                                          : AsapWindow(zone, frame_, e.runtime);
   Finish(&e, w.gkwh_hours, w.estimated);
@@ -306,7 +306,7 @@ bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* c
                             Estimate* split) {
   Base(index, spot, base_hours, contiguous);
   if (contiguous->end > ctx_.deadline) return false;
-  ZoneCarbon zone = ZoneOf(s_.pools[index]);
+  ZoneCarbon zone = ZoneOf(s_.Pools()[index]);
   const Plans* plans = nullptr;
   Plans local;
   if (zone.series() == nullptr) {
@@ -349,7 +349,7 @@ bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* c
 }
 
 void DecisionBuilder::EvaluatePool(int index) {
-  const Pool& pool = s_.pools[index];
+  const Pool& pool = s_.Pools()[index];
   FilterResult not_now;
   int not_now_stage = -1;
   const auto& pool_filters = pool_filters_;
@@ -474,7 +474,7 @@ void DecisionBuilder::Keep(const Estimate& e) {
 }
 
 Option DecisionBuilder::Materialize(const Estimate& e) {
-  const Pool& pool = s_.pools[e.pool];
+  const Pool& pool = s_.Pools()[e.pool];
   Option o;
   o.pool = e.pool;
   o.pool_id = pool.id;
@@ -620,7 +620,7 @@ std::string DecisionBuilder::Summary() const {
 }
 
 Decision DecisionBuilder::Run() {
-  d_.pools_considered = static_cast<int>(s_.pools.size());
+  d_.pools_considered = static_cast<int>(s_.Pools().size());
   d_.carbon_price_micros_per_tonne = ctx_.carbon_price_micros_per_tonne;
   std::string invalid;
   if (job_.gpus <= 0) {
@@ -638,7 +638,7 @@ Decision DecisionBuilder::Run() {
 
   keep_ = static_cast<size_t>(std::max(0, job_.top_k)) + 1;
   feasible_.reserve(keep_ + 1);
-  for (int i = 0; i < static_cast<int>(s_.pools.size()); ++i) EvaluatePool(i);
+  for (int i = 0; i < static_cast<int>(s_.Pools().size()); ++i) EvaluatePool(i);
 
   for (const auto& [reason, n] : counts_) d_.rejections.emplace_back(reason, n);
   std::sort(d_.rejections.begin(), d_.rejections.end(), [](const auto& a, const auto& b) {
@@ -647,7 +647,7 @@ Decision DecisionBuilder::Run() {
 
   if (has_baseline_) {
     baseline_ =
-        AsapEstimate(baseline_.pool, baseline_.spot, RuntimeHours(job_, s_.pools[baseline_.pool]));
+        AsapEstimate(baseline_.pool, baseline_.spot, RuntimeHours(job_, s_.Pools()[baseline_.pool]));
     d_.baseline = Materialize(baseline_);
     d_.has_baseline = true;
   }
@@ -667,8 +667,8 @@ Decision DecisionBuilder::Run() {
     feasible_.erase(feasible_.begin());
     // Starting at once in the chosen pool is the alternative people ask about.
     if (best.start != ctx_.earliest || best.split) {
-      Estimate asap = AsapEstimate(best.pool, best.spot, RuntimeHours(job_, s_.pools[best.pool]));
-      if (CheckEstimate(ctx_, s_.pools[best.pool], asap).failed == 0) feasible_.push_back(asap);
+      Estimate asap = AsapEstimate(best.pool, best.spot, RuntimeHours(job_, s_.Pools()[best.pool]));
+      if (CheckEstimate(ctx_, s_.Pools()[best.pool], asap).failed == 0) feasible_.push_back(asap);
     }
     d_.feasible = true;
     d_.chosen = Materialize(best);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,10 @@ struct TeamView {
 struct Snapshot {
   absl::Time now;
   std::vector<Pool> pools;
+  // When set, used instead of `pools`: an immutable view shared by many
+  // snapshots (the scheduler rebuilds it once per batch, not per decision).
+  std::shared_ptr<const std::vector<Pool>> shared_pools;
+  const std::vector<Pool>& Pools() const { return shared_pools ? *shared_pools : pools; }
   absl::flat_hash_map<std::string, providers::CarbonSeriesPtr> zones;  // zone -> series
   // Annual average intensity used for zones without a series (gCO2e/kWh).
   double default_intensity_g_per_kwh = 400.0;

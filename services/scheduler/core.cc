@@ -304,6 +304,7 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
     Txn txn;
     for (size_t i = 0; i < batch.size(); ++i) results[i] = batch[i]->apply(txn);
     if (tick) DoTick(txn, options_.clock->Now());
+    if (view_dirty_) RebuildPoolViews();
     for (const auto& id : txn.dirty) txn.batch.jobs.push_back(jobs_[id]);
     // Keep job rows in sequence order for a stable file layout.
     std::sort(txn.batch.jobs.begin(), txn.batch.jobs.end(),
@@ -357,29 +358,57 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
 // ---------------------------------------------------------------------------
 // Snapshots and conversions.
 
-placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team,
-                                                 bool ignore_capacity) const {
+void SchedulerCore::RebuildPoolViews() {
+  auto with_capacity = std::make_shared<std::vector<providers::Pool>>();
+  auto all_free = std::make_shared<std::vector<providers::Pool>>();
+  with_capacity->reserve(pools_.size());
+  all_free->reserve(pools_.size());
+  for (const auto& ps : pools_) {
+    providers::Pool p = ps.pool;
+    p.free_gpus_on_partial_nodes.clear();
+    p.free_nodes = p.nodes;
+    all_free->push_back(p);
+    int full = 0;
+    for (int f : ps.free_gpus) {
+      if (f == p.gpus_per_node) ++full;
+      else if (f > 0) p.free_gpus_on_partial_nodes.push_back(f);
+    }
+    p.free_nodes = full;
+    with_capacity->push_back(std::move(p));
+  }
+  pool_view_ = std::move(with_capacity);
+  pool_view_free_ = std::move(all_free);
+  view_dirty_ = false;
+}
+
+placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool ignore_capacity,
+                                                 bool fresh) const {
   placement::Snapshot s;
   s.now = options_.clock->Now();
   s.slot = options_.slot;
   s.horizon = options_.horizon;
   s.zones = zones_;
   s.default_intensity_g_per_kwh = options_.inventory.default_intensity_g_per_kwh;
-  s.pools.reserve(pools_.size());
-  for (const auto& ps : pools_) {
-    providers::Pool p = ps.pool;
-    p.free_gpus_on_partial_nodes.clear();
-    if (ignore_capacity) {
-      p.free_nodes = p.nodes;
-    } else {
-      int full = 0;
-      for (int f : ps.free_gpus) {
-        if (f == p.gpus_per_node) ++full;
-        else if (f > 0) p.free_gpus_on_partial_nodes.push_back(f);
+  s.default_carbon_price_micros_per_tonne = options_.default_carbon_price_micros_per_tonne;
+  if (!fresh && !view_dirty_ && pool_view_) {
+    s.shared_pools = ignore_capacity ? pool_view_free_ : pool_view_;
+  } else {
+    s.pools.reserve(pools_.size());
+    for (const auto& ps : pools_) {
+      providers::Pool p = ps.pool;
+      p.free_gpus_on_partial_nodes.clear();
+      if (ignore_capacity) {
+        p.free_nodes = p.nodes;
+      } else {
+        int full = 0;
+        for (int f : ps.free_gpus) {
+          if (f == p.gpus_per_node) ++full;
+          else if (f > 0) p.free_gpus_on_partial_nodes.push_back(f);
+        }
+        p.free_nodes = full;
       }
-      p.free_nodes = full;
+      s.pools.push_back(std::move(p));
     }
-    s.pools.push_back(std::move(p));
   }
   const v1::Team* t = ledger_.FindTeam(team);
   std::string period = budget::PeriodOf(s.now);
@@ -400,7 +429,15 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team,
 absl::StatusOr<placement::JobRequest> SchedulerCore::ToRequest(const JobSpec& spec) const {
   placement::JobRequest r;
   r.gpus = spec.gpus();
-  for (const auto& g : spec.gpu_types()) r.gpu_types.push_back(CanonicalGpu(g));
+  for (const auto& g : spec.gpu_types()) {
+    // Not CanonicalGpu(): it takes mu_, which every caller already holds
+    // (a second reader lock deadlocks behind a waiting writer, and the writer
+    // itself calls this from ReplanWaiting).
+    std::string c = options_.inventory.gpus.Canonical(g);
+    for (size_t i = 0; c.empty() && i < pools_.size(); ++i)
+      if (pools_[i].pool.gpu_type == g) c = g;
+    r.gpu_types.push_back(c);
+  }
   if (spec.work_case() == JobSpec::kReferenceGpuHours) {
     r.reference_gpu_hours = spec.reference_gpu_hours();
   } else {
@@ -421,8 +458,8 @@ absl::StatusOr<placement::JobRequest> SchedulerCore::ToRequest(const JobSpec& sp
 v1::Placement SchedulerCore::ToPlacement(const placement::Option& o,
                                          const placement::Snapshot& s) const {
   v1::Placement p;
-  if (o.pool >= 0 && o.pool < static_cast<int>(s.pools.size())) {
-    const auto& pool = s.pools[o.pool];
+  if (o.pool >= 0 && o.pool < static_cast<int>(s.Pools().size())) {
+    const auto& pool = s.Pools()[o.pool];
     p.set_pool_id(pool.id);
     p.set_provider(pool.provider);
     p.set_region(pool.region);
@@ -758,6 +795,7 @@ bool SchedulerCore::TryAllocate(Job& job) {
     if (static_cast<int>(a.nodes.size()) < need) return false;
   }
   for (const auto& [n, k] : a.nodes) ps.free_gpus[n] -= k;
+  view_dirty_ = true;
   allocations_[job.id()] = a;
   running_gpus_[job.spec().team()] += g;
   running_gpus_by_type_[job.spec().team()][ps.pool.gpu_type] += g;
@@ -770,6 +808,7 @@ void SchedulerCore::FreeAllocation(const std::string& job_id) {
   PoolState& ps = pools_[it->second.pool];
   const Job& j = jobs_[job_id];
   for (const auto& [n, k] : it->second.nodes) ps.free_gpus[n] += k;
+  view_dirty_ = true;
   running_gpus_[j.spec().team()] -= j.spec().gpus();
   running_gpus_by_type_[j.spec().team()][ps.pool.gpu_type] -= j.spec().gpus();
   allocations_.erase(it);
@@ -835,6 +874,10 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
   std::vector<std::pair<absl::Time, absl::Time>> windows;
   if (job.placement().slots_size() > 1) {
     for (const auto& sl : job.placement().slots()) windows.push_back({FromProto(sl.start()), FromProto(sl.end())});
+    // Work the slots could not hold (the job started after its first slot,
+    // e.g. it waited for capacity) runs right after the last one: without
+    // this the job would never finish and would hold its nodes forever.
+    windows.push_back({windows.back().second, absl::InfiniteFuture()});
   } else {
     windows.push_back({absl::InfinitePast(), absl::InfiniteFuture()});
   }
@@ -1086,7 +1129,7 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
       // Try another pool now, within the job's reservation.
       auto req = ToRequest(j.spec());
       if (!req.ok()) continue;
-      placement::Snapshot snap = BuildSnapshot(team, false);
+      placement::Snapshot snap = BuildSnapshot(team, false, /*fresh=*/true);
       req->not_before = now;
       req->top_k = 0;
       req->max_cost_micros = req->max_cost_micros > 0 ? std::min<int64_t>(req->max_cost_micros, j.reserved_cost_micros()) : j.reserved_cost_micros();
@@ -1404,6 +1447,7 @@ absl::StatusOr<int> SchedulerCore::UpsertPools(const std::vector<v1::NodePool>& 
         pools_.push_back(std::move(ps));
       }
       regions_.insert(pool.region);
+      view_dirty_ = true;
       txn.batch.pools.push_back(PoolToProto(pool, 0));
       ++n;
     }

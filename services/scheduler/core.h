@@ -169,8 +169,11 @@ class SchedulerCore {
   void ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, bool tick);
 
   // All below run with mu_ held (writer) or as readers.
-  placement::Snapshot BuildSnapshot(const std::string& team, bool ignore_capacity) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // `fresh` copies the pools as they are now (the writer, mid-batch); otherwise
+  // the snapshot shares the pool view rebuilt after the last batch.
+  placement::Snapshot BuildSnapshot(const std::string& team, bool ignore_capacity,
+                                    bool fresh = false) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void RebuildPoolViews() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<placement::JobRequest> ToRequest(const greenlight::v1::JobSpec& spec) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   greenlight::v1::Quote ToQuote(const placement::Decision& d, const placement::Snapshot& s) const;
@@ -244,6 +247,10 @@ class SchedulerCore {
   int64_t next_revision_ ABSL_GUARDED_BY(mu_) = 1;
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool capacity_changed_ ABSL_GUARDED_BY(mu_) = true;
+  // Immutable pool views for quoting (with free capacity, and all free).
+  std::shared_ptr<const std::vector<providers::Pool>> pool_view_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const std::vector<providers::Pool>> pool_view_free_ ABSL_GUARDED_BY(mu_);
+  bool view_dirty_ ABSL_GUARDED_BY(mu_) = true;
   // Use left above a budget or quota when it was lowered below it (SetTeam, or
   // found at load). Lowering is allowed: the new limit binds admissions and
   // charges at once, so such use may only shrink. CheckInvariants holds use to

@@ -247,8 +247,9 @@ void Server::Shutdown() {
   shutting_down_ = true;
   if (grpc_) {
     grpc_->GetHealthCheckService()->SetServingStatus(false);
-    // In-flight calls get 5 s to finish; watchers are told to resume elsewhere.
-    grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    // In-flight calls get 2 s to finish (a submit waits for one group commit,
+    // milliseconds); watchers get UNAVAILABLE with their resume revision.
+    grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   stop_metrics_ = true;
   if (metrics_thread_.joinable()) metrics_thread_.join();

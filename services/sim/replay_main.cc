@@ -42,6 +42,9 @@ ABSL_FLAG(std::string, policies, "baseline,greenest-now,shift,interruptible,bala
           "[+interruptible][@usd_per_tonne]");
 ABSL_FLAG(absl::Duration, tick, absl::Minutes(10),
           "scheduling step while jobs run or wait (planned starts and ends are exact)");
+ABSL_FLAG(absl::Duration, accrual_interval, absl::Hours(1),
+          "running jobs are charged at least this often (the core's accrual_interval; charges "
+          "are exact per hour whatever the interval)");
 ABSL_FLAG(absl::Duration, slack, absl::Hours(24),
           "slack rule: deadline = submit + duration + max(slack, slack_factor x duration)");
 ABSL_FLAG(double, slack_factor, 0, "see --slack");
@@ -134,6 +137,7 @@ int main(int argc, char** argv) {
   sim::ReplayOptions options;
   options.start = start;
   options.tick = absl::GetFlag(FLAGS_tick);
+  options.accrual_interval = absl::GetFlag(FLAGS_accrual_interval);
   options.slack = absl::GetFlag(FLAGS_slack);
   options.slack_factor = absl::GetFlag(FLAGS_slack_factor);
   if (options.tick < absl::Seconds(1)) return Fail("--tick: must be at least 1s");

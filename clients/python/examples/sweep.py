@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Submit a small hyper-parameter sweep and print what it will cost.
 
-    /usr/bin/python3 clients/python/examples/sweep.py --team demo
-    /usr/bin/python3 clients/python/examples/sweep.py --team demo --wait   # until done, actual spend
+    /usr/bin/python3 clients/python/examples/sweep.py --team ml-research
+    /usr/bin/python3 clients/python/examples/sweep.py --team ml-research --wait   # until done, actual spend
 
 Each run is one job with a deterministic request_id (sweep name + run), so
 running the script twice does not submit the sweep twice: the second time
@@ -23,7 +23,7 @@ import greenlight  # noqa: E402
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", default=os.environ.get("GREENLIGHT_TARGET", "127.0.0.1:50051"))
-    p.add_argument("--team", default=os.environ.get("GREENLIGHT_TEAM", "demo"))
+    p.add_argument("--team", default=os.environ.get("GREENLIGHT_TEAM", "ml-research"))
     p.add_argument("--sweep", default="lr-sweep", help="sweep name (also the request-id prefix)")
     p.add_argument("--lrs", default="1e-4,3e-4,1e-3", help="comma-separated learning rates")
     p.add_argument("--gpus", type=int, default=8)

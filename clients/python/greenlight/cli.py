@@ -54,14 +54,16 @@ greenlight: submit and track GPU training jobs under cost (USD) and carbon
 (kg CO2e) budgets on a greenlight scheduler (greenlightd).
 
 first steps (against `make run`, which listens on 127.0.0.1:50051):
-  greenlight teams list                                    # teams and budgets
-  greenlight estimate --team demo --gpus 8 --gpu-hours 64  # where would it run, at what cost?
-  greenlight submit   --team demo --gpus 8 --gpu-hours 64 --max-cost 500 --max-carbon 40
-  greenlight list --team demo                              # all jobs of the team
-  greenlight watch --job j-0123456789abcdef --until-done   # follow one job
-  greenlight usage demo                                    # spent / reserved / remaining
+  greenlight teams list                                  # teams and their budgets
+  greenlight estimate --team ml-research --gpus 8 --gpu-hours 64
+                                                         # where would it run, at what cost?
+  greenlight submit --team ml-research --gpus 8 --gpu-hours 64 --max-cost 500 --max-carbon 40
+  greenlight list --team ml-research                     # the team's jobs
+  greenlight watch --job j-0123456789abcdef --until-done # follow one job
+  greenlight usage ml-research                           # spent / reserved / remaining
 
 Each command has its own help: greenlight submit --help
+Not installed? From the repository: clients/python/bin/greenlight ... (same commands).
 Money is in US dollars and carbon in kilograms CO2e on the command line.
 """
 
@@ -531,7 +533,8 @@ def cmd_watch(client: Client, args, out: Output) -> int:
     if not out.json:
         out.print(render_event_header())
     n = 0
-    events = client.watch(args.from_revision, team=args.team, job_id=args.job)
+    # A follow command should ride out a server restart or upgrade.
+    events = client.watch(args.from_revision, team=args.team, job_id=args.job, reconnect_timeout=60)
     try:
         for e in events:
             if out.json:
@@ -713,7 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Submit a job. The server quotes it, reserves the predicted cost and carbon\n"
         "against the team's budget and places it. Retried safely on UNAVAILABLE with the\n"
         "same request id.\n\n"
-        "example:\n  greenlight submit --team demo --gpus 8 --gpu-hours 64 --max-cost 500 --max-carbon 40",
+        "example:\n  greenlight submit --team ml-research --gpus 8 --gpu-hours 64 --max-cost 500 --max-carbon 40",
     )
     _job_spec_options(p)
     _connection_options(p, suppress=True)
@@ -724,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_estimate,
         "Quote a job without submitting it: the chosen placement, the runners-up with\n"
         "why each lost, and the carbon-blind baseline. Exit code 5 when nothing fits.\n\n"
-        "example:\n  greenlight estimate --team demo --gpus 8 --gpu-hours 64 --deadline +24h --top 10",
+        "example:\n  greenlight estimate --team ml-research --gpus 8 --gpu-hours 64 --deadline +24h --top 10",
     )
     _job_spec_options(p)
     p.add_argument("--top", type=int, default=5, metavar="N", help="alternatives to show (default 5, at most 50)")
@@ -752,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_watch,
         "Stream job events as they happen. The stream survives server restarts: it\n"
         "resumes after the last revision printed, with no gaps and no duplicates.\n\n"
-        "examples:\n  greenlight watch --team demo\n  greenlight watch --job j-0123456789abcdef --until-done",
+        "examples:\n  greenlight watch --team ml-research\n  greenlight watch --job j-0123456789abcdef --until-done",
     )
     p.add_argument("--team", help="only this team's events")
     p.add_argument("--job", metavar="JOB_ID", help="only this job's events")
@@ -762,8 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
     _connection_options(p, suppress=True)
 
     p = add("teams", "list, show or change teams and their budgets", cmd_teams,
-            "Teams and their monthly budgets.\n\nexamples:\n  greenlight teams list\n  greenlight teams get demo\n"
-            "  greenlight teams set demo --cost-budget 10000 --carbon-budget 500 --gpu-quota 64")
+            "Teams and their monthly budgets.\n\nexamples:\n  greenlight teams list\n  greenlight teams get vision\n"
+            "  greenlight teams set vision --cost-budget 10000 --carbon-budget 500 --gpu-quota 64")
     _connection_options(p, suppress=True)
     tsub = p.add_subparsers(dest="teams_action", metavar="ACTION", title="actions")
     tp = tsub.add_parser("list", help="all teams (default)")

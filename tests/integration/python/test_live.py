@@ -453,3 +453,38 @@ def test_sweep_example(server, client_env):
     assert p.stdout.count(" new ") == 3 and "predicted $" in p.stdout and "team ml-research this month" in p.stdout
     p = subprocess.run(args, env=client_env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.count("existing") == 3  # idempotent re-run
+
+
+def test_submit_rate_limit_is_overloaded_not_budget(tmp_path, client_env):
+    # greenlightd's per-team bucket holds 1000 submits; refill is slow here.
+    srv = Greenlightd(greenlightd_binary(), demo_config(), str(tmp_path / "srv"), ["--time_scale=1", "--team_submit_rate=0.01"])
+    try:
+        srv.start()
+        with greenlight.Client(srv.target, timeout=10) as gl:
+            gl.set_team("py-burst", monthly_cost_budget_usd=10**8)
+            with pytest.raises(greenlight.Overloaded) as e:
+                for i in range(1100):
+                    gl.submit(small_job("py-burst", gpu_hours=None, duration=timedelta(minutes=1)))
+            assert i >= 999 and e.value.code.name == "RESOURCE_EXHAUSTED", (i, e.value)
+            assert not isinstance(e.value, greenlight.BudgetExhausted)
+        p = subprocess.run(
+            [PY, "-m", "greenlight", "--target", srv.target, "submit", "--team", "py-burst", "--gpus", "1", "--duration", "1m"],
+            env=client_env, capture_output=True, text=True, timeout=120,
+        )
+        assert p.returncode == 9 and "Overloaded" in p.stderr, p.stderr
+    finally:
+        srv.stop()
+
+
+def test_readme_quickstart_runs(server, client_env, tmp_path):
+    """The README's first Python block, as a newcomer would paste it."""
+    readme = open(os.path.join(CLIENT_DIR, "README.md"), encoding="utf-8").read()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(block.strip().splitlines()) <= 10
+    assert "127.0.0.1:50051" in block
+    script = tmp_path / "quickstart.py"
+    script.write_text(block.replace("127.0.0.1:50051", server.target))
+    p = subprocess.run([PY, str(script)], env=client_env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    last = p.stdout.strip().splitlines()[-1].split()
+    assert last[0].startswith("j-") and last[3] == "USD" and last[5:] == ["kg", "CO2e"]

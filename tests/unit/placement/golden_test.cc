@@ -15,7 +15,7 @@ namespace {
 
 std::string DataPath(const std::string& rel) {
   const char* root = std::getenv("GREENLIGHT_ROOT");
-  return absl::StrCat(root ? root : ".", "/data/", rel);
+  return absl::StrCat(root ? root : GREENLIGHT_SOURCE_DIR, "/data/", rel);
 }
 
 Config RealDataConfig() {

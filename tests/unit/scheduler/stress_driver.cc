@@ -347,11 +347,6 @@ void RunStress(const StressConfig& config) {
     gpus_per_node[p.id()] = p.gpus_per_node();
   }
   int stuck = 0;
-  for (const auto& [team, state] :
-       std::vector<std::pair<std::string, v1::JobState>>{}) {  // placeholder for readability
-    (void)team;
-    (void)state;
-  }
   {
     ListJobsQuery q;
     q.states = {v1::JOB_STATE_PENDING};
@@ -467,8 +462,12 @@ void RunStress(const StressConfig& config) {
       EXPECT_EQ(r.sums.cost_reserved, 0) << id;
       EXPECT_EQ(r.sums.carbon_reserved, 0) << id;
     }
-    if (job.spec().max_cost_micros() > 0) EXPECT_LE(job.accrued_cost_micros(), job.spec().max_cost_micros()) << id;
-    if (job.spec().max_carbon_mg() > 0) EXPECT_LE(job.accrued_carbon_mg(), job.spec().max_carbon_mg()) << id;
+    if (job.spec().max_cost_micros() > 0) {
+      EXPECT_LE(job.accrued_cost_micros(), job.spec().max_cost_micros()) << id;
+    }
+    if (job.spec().max_carbon_mg() > 0) {
+      EXPECT_LE(job.accrued_carbon_mg(), job.spec().max_carbon_mg()) << id;
+    }
     ++checked;
   }
   EXPECT_EQ(checked, static_cast<int>(live_jobs.size()));
