@@ -8,8 +8,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libyaml-cpp-dev libcurl4-openssl-dev libssl-dev openssl
-  python3-grpcio python3-protobuf python3-pytest python3-matplotlib
+  nlohmann-json3-dev libyaml-cpp-dev libcurl4-openssl-dev libssl-dev openssl libcpp-httplib-dev
+  python3-grpcio python3-protobuf python3-pytest python3-matplotlib python3-yaml
   prometheus clang libclang-rt-14-dev
 )
 
@@ -19,6 +19,10 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# kubectl renders deploy/k8s in the tests; Debian's is in kubernetes-client.
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

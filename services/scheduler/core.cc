@@ -240,6 +240,7 @@ absl::Status SchedulerCore::Run(std::function<absl::Status(Txn&)> apply) {
   auto cmd = std::make_unique<Command>();
   cmd->apply = std::move(apply);
   std::future<absl::Status> f = cmd->done.get_future();
+  std::shared_ptr<std::atomic<int>> state = cmd->state;
   {
     absl::MutexLock l(&queue_mu_);
     if (stopping_) return absl::UnavailableError("scheduler is shutting down; retry on another replica or after restart");
@@ -260,7 +261,25 @@ absl::Status SchedulerCore::Run(std::function<absl::Status(Txn&)> apply) {
     }
     ProcessBatch(batch, false);
   }
-  return f.get();
+  // Every wait is bounded: a stalled store (or a writer stuck behind one)
+  // must not pin the caller's thread forever.
+  if (options_.command_timeout == absl::InfiniteDuration()) return f.get();
+  const auto timeout = absl::ToChronoMilliseconds(options_.command_timeout);
+  if (f.wait_for(timeout) == std::future_status::ready) return f.get();
+  int expected = Command::kQueued;
+  if (state->compare_exchange_strong(expected, Command::kWithdrawn)) {
+    return absl::UnavailableError(absl::StrCat(
+        "scheduler did not take the request within ", absl::FormatDuration(options_.command_timeout),
+        " (overloaded or the store is stalled); nothing was written; retry with backoff"));
+  }
+  if (f.wait_for(timeout) == std::future_status::ready) return f.get();
+  // The command may still be writing into the caller's frame: wait for the
+  // in-memory apply (CPU only, short) before returning.
+  while (state->load() == Command::kApplying) absl::SleepFor(absl::Milliseconds(1));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "the store has not confirmed the write within ", absl::FormatDuration(2 * options_.command_timeout),
+      "; the outcome is unknown: retry with the same request_id (submits are idempotent) or check "
+      "with GetJob"));
 }
 
 void SchedulerCore::WriterLoop() {
@@ -302,7 +321,15 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
     mu_.Lock();
     absl::Time apply_start = absl::Now();
     Txn txn;
-    for (size_t i = 0; i < batch.size(); ++i) results[i] = batch[i]->apply(txn);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      int expected = Command::kQueued;
+      if (!batch[i]->state->compare_exchange_strong(expected, Command::kApplying)) {
+        results[i] = absl::UnavailableError("withdrawn by its caller after a timeout");
+        continue;
+      }
+      results[i] = batch[i]->apply(txn);
+      batch[i]->state->store(Command::kApplied);
+    }
     if (tick) DoTick(txn, options_.clock->Now());
     if (view_dirty_) RebuildPoolViews();
     for (const auto& id : txn.dirty) txn.batch.jobs.push_back(jobs_[id]);
@@ -661,25 +688,29 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
     active_.insert(id);
     jobs_[id] = job;
     Job& j = jobs_[id];
-    Emit(txn, j, "SUBMITTED", quote.summary());
+    // One SUBMITTED event carries the job in its initial state.
     absl::Time start = FromProto(j.placement().start());
-    // Quota and capacity are checked again here, live: the quote's snapshot
-    // (pending_reason) may be stale either way. A future start (not_before or
-    // a greener slot) is PLANNED even when it was quoted on free capacity, so
-    // that it never starts early when capacity frees up before its time.
-    if (start <= now) {
-      if (QuotaAllows(j) && TryAllocate(j)) {
-        StartJob(txn, j, now);
-      } else {
-        j.set_pending_reason(QuotaAllows(j) ? "CAPACITY" : "QUOTA");
-        Transition(txn, j, v1::JOB_STATE_PENDING,
-                   absl::StrCat("waiting for ",
-                                j.pending_reason() == "QUOTA" ? "GPU quota" : "capacity"));
-      }
+    JobState initial;
+    std::string why;
+    if (start <= now && QuotaAllows(j) && TryAllocate(j)) {
+      initial = v1::JOB_STATE_RUNNING;
+      *j.mutable_start_time() = ToProto(now);
+      *j.mutable_accrued_until() = ToProto(now);
+      txn.launches.push_back({j.id(), FromProto(j.remaining())});
+      why = absl::StrCat("running on ", j.placement().pool_id(), " (", j.placement().nodes(), " node(s))");
+    } else if (start <= now) {
+      j.set_pending_reason(QuotaAllows(j) ? "CAPACITY" : "QUOTA");
+      initial = v1::JOB_STATE_PENDING;
+      why = absl::StrCat("waiting for ", j.pending_reason() == "QUOTA" ? "GPU quota" : "capacity");
     } else {
-      Transition(txn, j, v1::JOB_STATE_PLANNED,
-                 absl::StrCat("planned start ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", start, absl::UTCTimeZone())));
+      initial = v1::JOB_STATE_PLANNED;
+      why = absl::StrCat("planned start ",
+                         absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", start, absl::UTCTimeZone()));
     }
+    RETURN_IF_ERROR(CheckTransition(j.state(), initial));
+    j.set_state(initial);
+    j.set_message(why);
+    Emit(txn, j, "SUBMITTED", absl::StrCat(why, "; ", quote.summary()));
     MaybeTeamAlert(txn, spec.team(), before, now);
     result.job = j;
     return absl::OkStatus();
@@ -709,6 +740,15 @@ absl::StatusOr<Job> SchedulerCore::Cancel(const std::string& id, const std::stri
     return absl::OkStatus();
   }));
   return out;
+}
+
+absl::StatusOr<std::string> SchedulerCore::JobIdForRequest(const std::string& request_id) const {
+  CommittedReadLock l(this);
+  for (const auto& [key, id] : by_request_) {
+    size_t z = key.find('\0');
+    if (z != std::string::npos && key.compare(z + 1, std::string::npos, request_id) == 0) return id;
+  }
+  return absl::NotFoundError(absl::StrCat("no job with request_id '", request_id, "'"));
 }
 
 // ---------------------------------------------------------------------------

@@ -49,6 +49,12 @@ struct CoreOptions {
   int max_queue = 4096;
   // At most this many commands per group commit.
   int max_batch = 512;
+  // Longest a caller waits for its command. Not picked up by then: the
+  // command is withdrawn (nothing written) and the caller gets UNAVAILABLE.
+  // Picked up but not committed after twice this (store stalled): the
+  // outcome is unknown and the caller gets DEADLINE_EXCEEDED (retry with the
+  // same request_id; submits are idempotent).
+  absl::Duration command_timeout = absl::Seconds(30);
   // Wall-time period of automatic ticks; 0 = only explicit Tick() calls.
   absl::Duration tick_interval = absl::Milliseconds(200);
   // Running jobs are charged at least this often (simulated time), at their
@@ -104,6 +110,8 @@ class SchedulerCore {
   absl::StatusOr<greenlight::v1::Job> GetJob(const std::string& id) const;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& q) const;
   absl::StatusOr<greenlight::v1::Job> Cancel(const std::string& id, const std::string& reason);
+  // The job admitted with this request_id (any team), or NOT_FOUND.
+  absl::StatusOr<std::string> JobIdForRequest(const std::string& request_id) const;
   // Committed events with revision > after that match the filters, at most
   // `limit`. *scanned_to is the last revision examined: resume from it.
   absl::StatusOr<std::vector<greenlight::v1::JobEvent>> EventsAfter(int64_t after, int limit,
@@ -150,8 +158,13 @@ class SchedulerCore {
  private:
   struct Txn;
   struct Command {
+    enum State : int { kQueued, kApplying, kApplied, kWithdrawn };
     std::function<absl::Status(Txn&)> apply;
     std::promise<absl::Status> done;
+    // kQueued -> kApplying -> kApplied by the writer, or kQueued -> kWithdrawn
+    // by a caller whose wait timed out (the writer then skips it). Shared: the
+    // caller may outlive the command and the command the caller.
+    std::shared_ptr<std::atomic<int>> state = std::make_shared<std::atomic<int>>(kQueued);
   };
   struct Allocation {
     int pool = -1;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -41,6 +42,89 @@ bool TeamLimiter::Allow(const std::string& team) {
   if (b.tokens < 1) return false;
   b.tokens -= 1;
   return true;
+}
+
+bool TeamLimiter::Acquire(const std::string& team) {
+  if (max_inflight_ <= 0) return true;
+  absl::MutexLock l(&mu_);
+  int& n = inflight_[team];
+  if (n >= max_inflight_) return false;
+  ++n;
+  return true;
+}
+
+void TeamLimiter::Release(const std::string& team) {
+  if (max_inflight_ <= 0) return;
+  absl::MutexLock l(&mu_);
+  auto it = inflight_.find(team);
+  if (it == inflight_.end()) return;
+  if (--it->second <= 0) inflight_.erase(it);
+}
+
+WatchLimiter::WatchLimiter(int max_watchers, absl::Duration stall_timeout)
+    : max_watchers_(max_watchers), stall_timeout_(stall_timeout) {
+  if (stall_timeout_ > absl::ZeroDuration() && stall_timeout_ != absl::InfiniteDuration())
+    reaper_ = std::thread([this] { ReapLoop(); });
+}
+
+WatchLimiter::~WatchLimiter() {
+  {
+    absl::MutexLock l(&mu_);
+    stop_ = true;
+  }
+  if (reaper_.joinable()) reaper_.join();
+}
+
+bool WatchLimiter::Enter(grpc::ServerContext* stream) {
+  absl::MutexLock l(&mu_);
+  if (max_watchers_ > 0 && static_cast<int>(streams_.size()) >= max_watchers_) return false;
+  streams_[stream] = absl::InfiniteFuture();
+  return true;
+}
+
+void WatchLimiter::Leave(grpc::ServerContext* stream) {
+  absl::MutexLock l(&mu_);
+  streams_.erase(stream);
+}
+
+void WatchLimiter::BeginWrite(grpc::ServerContext* stream) {
+  absl::MutexLock l(&mu_);
+  auto it = streams_.find(stream);
+  if (it != streams_.end()) it->second = absl::Now();
+}
+
+void WatchLimiter::EndWrite(grpc::ServerContext* stream) {
+  absl::MutexLock l(&mu_);
+  auto it = streams_.find(stream);
+  if (it != streams_.end()) it->second = absl::InfiniteFuture();
+}
+
+int64_t WatchLimiter::dropped() const {
+  absl::MutexLock l(&mu_);
+  return dropped_;
+}
+
+int WatchLimiter::open() const {
+  absl::MutexLock l(&mu_);
+  return static_cast<int>(streams_.size());
+}
+
+void WatchLimiter::ReapLoop() {
+  absl::Duration period = std::min(absl::Seconds(1), stall_timeout_ / 4);
+  absl::MutexLock l(&mu_);
+  auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+  while (!mu_.AwaitWithTimeout(absl::Condition(&stopped), period)) {
+    absl::Time now = absl::Now();
+    for (auto& [stream, since] : streams_) {
+      if (now - since < stall_timeout_) continue;
+      // Under mu_: the handler cannot Leave (and free the context) meanwhile.
+      stream->TryCancel();
+      since = absl::InfiniteFuture();
+      ++dropped_;
+      GL_LOG_WARN("watcher dropped: it read nothing for too long; it resumes from its last revision",
+                  F("stall_s", absl::ToDoubleSeconds(stall_timeout_)), F("peer", stream->peer()));
+    }
+  }
 }
 
 namespace {
@@ -85,6 +169,15 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
     return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
         "team '", req->spec().team(), "' is over its submit rate; retry with backoff")));
   }
+  if (ctx_.limiter && !ctx_.limiter->Acquire(req->spec().team())) {
+    if (ctx_.on_reject) ctx_.on_reject("rate_limited");
+    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
+        "team '", req->spec().team(), "' already has ", ctx_.limiter->max_inflight(),
+        " submits in flight (its concurrency limit); retry with backoff")));
+  }
+  absl::Cleanup release = [&] {
+    if (ctx_.limiter) ctx_.limiter->Release(req->spec().team());
+  };
   auto r = ctx_.core->Submit(req->spec());
   if (!r.ok()) {
     if (ctx_.on_reject) {
@@ -188,6 +281,13 @@ grpc::Status SchedulerService::WatchJobs(grpc::ServerContext* context,
   }
   if (req->from_revision() < 0) return ToGrpc(absl::InvalidArgumentError("from_revision: must be >= 0"));
   int64_t cursor = req->from_revision();
+  if (ctx_.watches && !ctx_.watches->Enter(context)) {
+    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
+        "too many open WatchJobs streams on this server; retry later with from_revision=", cursor)));
+  }
+  absl::Cleanup leave = [&] {
+    if (ctx_.watches) ctx_.watches->Leave(context);
+  };
   // Pull-based: each watcher reads committed events from the ring or the
   // store at its own pace, so a slow watcher costs no server memory.
   while (!context->IsCancelled()) {
@@ -207,7 +307,10 @@ grpc::Status SchedulerService::WatchJobs(grpc::ServerContext* context,
       continue;
     }
     for (const auto& e : *events) {
-      if (!writer->Write(e)) return grpc::Status::OK;  // client went away
+      if (ctx_.watches) ctx_.watches->BeginWrite(context);
+      bool written = writer->Write(e);
+      if (ctx_.watches) ctx_.watches->EndWrite(context);
+      if (!written) return grpc::Status::OK;  // client went away (or dropped as stalled)
     }
     cursor = scanned;
   }
@@ -217,6 +320,7 @@ grpc::Status SchedulerService::WatchJobs(grpc::ServerContext* context,
 grpc::Status SchedulerService::Ping(grpc::ServerContext*, const v1::PingRequest*,
                                     v1::PingResponse* resp) {
   resp->set_revision(ctx_.core->revision());
+  *resp->mutable_server_time() = ToProto(ctx_.core->clock()->Now());
   return grpc::Status::OK;
 }
 

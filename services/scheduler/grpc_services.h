@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
+#include <thread>
 
 #include "greenlight/v1/admin.grpc.pb.h"
 #include "greenlight/v1/budgets.grpc.pb.h"
@@ -20,12 +22,21 @@ namespace greenlight::scheduler {
 // google.rpc.Status details in grpc-status-details-bin.
 grpc::Status ToGrpc(const absl::Status& s);
 
-// Per-team rate and concurrency limits on writes (token bucket).
+// Per-team limits on submits: a token bucket (rate) and a cap on submits in
+// flight at once (concurrency), so that one team's burst cannot fill the
+// command queue that every team shares.
 class TeamLimiter {
  public:
-  TeamLimiter(double rate_per_second, int burst) : rate_(rate_per_second), burst_(burst) {}
+  // rate_per_second <= 0: no rate limit; max_inflight <= 0: no concurrency limit.
+  TeamLimiter(double rate_per_second, int burst, int max_inflight = 0)
+      : rate_(rate_per_second), burst_(burst), max_inflight_(max_inflight) {}
   // False when the team is over its rate (RESOURCE_EXHAUSTED for the caller).
   bool Allow(const std::string& team);
+  // Takes one of the team's in-flight slots; false when all are taken
+  // (RESOURCE_EXHAUSTED for the caller). Every true is paired with Release.
+  bool Acquire(const std::string& team);
+  void Release(const std::string& team);
+  int max_inflight() const { return max_inflight_; }
 
  private:
   struct Bucket {
@@ -34,14 +45,52 @@ class TeamLimiter {
   };
   double rate_;
   int burst_;
+  int max_inflight_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int> inflight_ ABSL_GUARDED_BY(mu_);
+};
+
+// Bounds on WatchJobs streams. Watchers pull committed events at their own
+// pace (no per-watcher buffer), but a client that stops reading blocks its
+// stream's Write and holds a server thread: such a stream is cancelled after
+// `stall_timeout` and the client resumes from the last revision it received
+// (WatchJobs is gapless from any from_revision). At most `max_watchers`
+// streams are open at once; more get RESOURCE_EXHAUSTED.
+class WatchLimiter {
+ public:
+  WatchLimiter(int max_watchers, absl::Duration stall_timeout);
+  ~WatchLimiter();
+  WatchLimiter(const WatchLimiter&) = delete;
+  WatchLimiter& operator=(const WatchLimiter&) = delete;
+
+  bool Enter(grpc::ServerContext* stream);
+  void Leave(grpc::ServerContext* stream);
+  // Brackets each Write to `stream`.
+  void BeginWrite(grpc::ServerContext* stream);
+  void EndWrite(grpc::ServerContext* stream);
+  // Streams cancelled for stalling so far.
+  int64_t dropped() const;
+  int open() const;
+
+ private:
+  void ReapLoop();
+
+  const int max_watchers_;
+  const absl::Duration stall_timeout_;
+  mutable absl::Mutex mu_;
+  // Open streams -> since when the current Write blocks (InfiniteFuture: not writing).
+  absl::flat_hash_map<grpc::ServerContext*, absl::Time> streams_ ABSL_GUARDED_BY(mu_);
+  int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread reaper_;
 };
 
 struct ServiceContext {
   SchedulerCore* core = nullptr;
   Authenticator* auth = nullptr;
   TeamLimiter* limiter = nullptr;  // may be null (no limit)
+  WatchLimiter* watches = nullptr;  // may be null (no limit)
   std::atomic<bool>* shutting_down = nullptr;
   // Counters for metrics (may be null).
   std::function<void(const std::string& team)> on_admit;

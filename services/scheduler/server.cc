@@ -1,5 +1,9 @@
 #include "services/scheduler/server.h"
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
 #include <fstream>
 
 #include "absl/strings/ascii.h"
@@ -11,6 +15,7 @@
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "services/providers/inventory.h"
 
 namespace greenlight::scheduler {
@@ -23,18 +28,57 @@ placement::Mode ParseMode(const std::string& m) {
   return placement::Mode::kBalanced;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsConfig& tls) {
-  if (!tls.enabled()) return grpc::InsecureServerCredentials();
-  ASSIGN_OR_RETURN(std::string cert, ReadFileToString(tls.cert_file));
-  ASSIGN_OR_RETURN(std::string key, ReadFileToString(tls.key_file));
-  grpc::SslServerCredentialsOptions opts(
-      tls.client_ca_file.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+// Checks the TLS files at start, so that a typo or a key that does not match
+// its certificate is a clear error instead of failing handshakes later.
+absl::Status CheckTlsFiles(const TlsConfig& tls) {
+  if (tls.key_file.empty()) return absl::InvalidArgumentError("tls.key_file: required with tls.cert_file");
+  auto read_pem = [](const std::string& key, const std::string& path) -> absl::StatusOr<std::string> {
+    auto text = ReadFileToString(path);
+    if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(key, ": ", text.status().message()));
+    return text;
+  };
+  ASSIGN_OR_RETURN(std::string cert_pem, read_pem("tls.cert_file", tls.cert_file));
+  ASSIGN_OR_RETURN(std::string key_pem, read_pem("tls.key_file", tls.key_file));
+  std::unique_ptr<BIO, decltype(&BIO_free)> cb(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr), X509_free);
+  if (!cert) return absl::InvalidArgumentError(absl::StrCat("tls.cert_file: ", tls.cert_file, ": no PEM certificate"));
+  std::unique_ptr<BIO, decltype(&BIO_free)> kb(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  if (!key) return absl::InvalidArgumentError(absl::StrCat("tls.key_file: ", tls.key_file, ": no PEM private key"));
+  if (X509_check_private_key(cert.get(), key.get()) != 1)
+    return absl::InvalidArgumentError(absl::StrCat("tls.key_file: ", tls.key_file, " does not match tls.cert_file ", tls.cert_file));
   if (!tls.client_ca_file.empty()) {
-    ASSIGN_OR_RETURN(opts.pem_root_certs, ReadFileToString(tls.client_ca_file));
+    ASSIGN_OR_RETURN(std::string ca_pem, read_pem("tls.client_ca_file", tls.client_ca_file));
+    std::unique_ptr<BIO, decltype(&BIO_free)> ab(BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())), BIO_free);
+    std::unique_ptr<X509, decltype(&X509_free)> ca(PEM_read_bio_X509(ab.get(), nullptr, nullptr, nullptr), X509_free);
+    if (!ca) return absl::InvalidArgumentError(absl::StrCat("tls.client_ca_file: ", tls.client_ca_file, ": no PEM certificate"));
   }
-  opts.pem_key_cert_pairs.push_back({key, cert});
-  return grpc::SslServerCredentials(opts);
+  return absl::OkStatus();
+}
+
+// TLS (optionally mutual) whose certificate, key and client CA are re-read
+// from their files every `reload` by gRPC's file watcher: a rotated
+// certificate (cert-manager, a replaced Secret) takes effect for new
+// connections without a restart. Replace the files atomically (rename or a
+// symlink swap): a key and certificate that do not match are ignored and the
+// previous pair stays in use.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const TlsConfig& tls, absl::Duration reload,
+    std::shared_ptr<grpc::experimental::CertificateProviderInterface>* provider) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  RETURN_IF_ERROR(CheckTlsFiles(tls));
+  unsigned int secs = static_cast<unsigned int>(std::max<int64_t>(1, absl::ToInt64Seconds(reload)));
+  *provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      tls.key_file, tls.cert_file, tls.client_ca_file, secs);
+  grpc::experimental::TlsServerCredentialsOptions opts(*provider);
+  opts.watch_identity_key_cert_pairs();
+  if (!tls.client_ca_file.empty()) {
+    opts.watch_root_certs();
+    opts.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    opts.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  return grpc::experimental::TlsServerCredentials(opts);
 }
 
 }  // namespace
@@ -90,6 +134,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
       static_cast<int64_t>(cfg.default_carbon_price_usd_per_tonne * 1e6);
   co.horizon = absl::Hours(cfg.horizon_hours);
   co.max_queue = cfg.max_inflight_submits;
+  co.command_timeout = options.command_timeout;
   co.tick_interval = absl::Milliseconds(cfg.tick_ms);
   co.on_commit = [m](double secs, int batch) {
     m->ObserveCommitSeconds(secs);
@@ -122,13 +167,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
       return absl::InvalidArgumentError(absl::StrCat(cfg.source_path, ": auth.admin_token_file: secret must be at least 16 characters"));
     s->auth_->AddAdminSecret(secret);
   }
-  if (options.team_submit_rate > 0)
-    s->limiter_ = std::make_unique<TeamLimiter>(options.team_submit_rate, options.team_submit_burst);
+  if (options.team_submit_rate > 0 || options.team_max_inflight_submits > 0)
+    s->limiter_ = std::make_unique<TeamLimiter>(options.team_submit_rate, options.team_submit_burst,
+                                                options.team_max_inflight_submits);
+  s->watches_ = std::make_unique<WatchLimiter>(options.max_watchers, options.watch_stall_timeout);
 
   ServiceContext ctx;
   ctx.core = s->core_.get();
   ctx.auth = s->auth_.get();
   ctx.limiter = s->limiter_.get();
+  ctx.watches = s->watches_.get();
   ctx.shutting_down = &s->shutting_down_;
   ctx.on_admit = [m](const std::string& team) { m->RecordAdmission(team); };
   ctx.on_reject = [m](const std::string& reason) { m->RecordRejection(reason); };
@@ -149,7 +197,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  ASSIGN_OR_RETURN(auto creds, Credentials(cfg.tls));
+  ASSIGN_OR_RETURN(auto creds, Credentials(cfg.tls, options.tls_reload_interval, &s->tls_provider_));
   builder.AddListeningPort(cfg.grpc_address, creds, &s->grpc_port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(cfg.max_message_bytes));
@@ -162,6 +210,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
     return absl::FailedPreconditionError(absl::StrCat("cannot listen on ", cfg.grpc_address));
   }
   s->grpc_->GetHealthCheckService()->SetServingStatus(true);
+
+  if (!cfg.webhook_address.empty()) {
+    s->admission_ = std::make_unique<CoreAdmissionBackend>(s->core_.get());
+    auto wh = webhook::WebhookServer::Start(webhook::WebhookServerOptionsFromConfig(cfg),
+                                            s->admission_.get());
+    if (!wh.ok()) return wh.status();
+    s->webhook_ = std::move(*wh);
+    s->webhook_port_ = s->webhook_->port();
+    GL_LOG_INFO("admission webhook serving", F("address", s->webhook_->address()),
+                F("paths", "/validate,/mutate"));
+  }
 
   s->RefreshMetrics();
   s->metrics_thread_ = std::thread([srv = s.get()] { srv->MetricsLoop(); });

@@ -13,12 +13,15 @@
 #include "common/config.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "services/scheduler/admission_backend.h"
 #include "services/scheduler/auth.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/grpc_services.h"
 #include "services/metrics/metrics_server.h"
 #include "services/metrics/scheduler_metrics.h"
 #include "services/store/sqlite_store.h"
+#include "services/webhook/webhook_server.h"
 
 namespace greenlight::scheduler {
 
@@ -29,6 +32,16 @@ struct ServerOptions {
   // Submits per second per team (token bucket); 0 = unlimited.
   double team_submit_rate = 0;
   int team_submit_burst = 1000;
+  // Submits of one team in flight at once; 0 = unlimited.
+  int team_max_inflight_submits = 0;
+  // Longest wait of a call for the scheduler core (see CoreOptions).
+  absl::Duration command_timeout = absl::Seconds(30);
+  // WatchJobs streams open at once (0 = unlimited), and how long a stream may
+  // block on a client that reads nothing before it is dropped.
+  int max_watchers = 1024;
+  absl::Duration watch_stall_timeout = absl::Seconds(60);
+  // How often the TLS certificate, key and client CA files are re-read.
+  absl::Duration tls_reload_interval = absl::Seconds(5);
 };
 
 class Server {
@@ -56,6 +69,9 @@ class Server {
   std::unique_ptr<SchedulerCore> core_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<TeamLimiter> limiter_;
+  std::unique_ptr<WatchLimiter> watches_;
+  // Re-reads the TLS files; must outlive the gRPC server.
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> tls_provider_;
   std::atomic<bool> shutting_down_{false};
   std::unique_ptr<SchedulerService> scheduler_service_;
   std::unique_ptr<BudgetsService> budgets_service_;
@@ -68,7 +84,8 @@ class Server {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<metrics::SchedulerMetrics> metrics_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
-  std::shared_ptr<void> webhook_;
+  std::unique_ptr<CoreAdmissionBackend> admission_;
+  std::unique_ptr<webhook::WebhookServer> webhook_;
   std::thread metrics_thread_;
   std::atomic<bool> stop_metrics_{false};
   bool shut_ = false;

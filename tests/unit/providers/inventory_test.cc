@@ -46,7 +46,8 @@ TEST(LoadInventory, RealDataGivesPricedPoweredZonedPools) {
     ++per_provider[p.provider];
   }
   // Summary for docs/PROVIDERS.md.
-  for (const auto& [provider, n] : per_provider) std::cout << "pools " << provider << ": " << n << "\n";
+  for (const auto& [provider, n] : per_provider)
+    std::cout << "pools " << provider << ": " << n << "\n";
   for (const std::string& n : inv->notes) std::cout << "note: " << n << "\n";
   EXPECT_THAT(inv->notes, Contains(HasSubstr("aws: 7 rows without an on-demand price skipped")));
   EXPECT_THAT(inv->notes, Contains(HasSubstr("GPU-only rows skipped, no host VM price")));
