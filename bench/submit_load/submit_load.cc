@@ -17,13 +17,17 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include "tests/testing/daemon.h"
 
 ABSL_FLAG(int, clients, 32, "concurrent client threads");
 ABSL_FLAG(int, submits, 20000, "total submits (and pings)");
 ABSL_FLAG(int, channels, 4, "gRPC channels shared by the clients");
 ABSL_FLAG(std::string, target, "", "host:port of a running greenlightd (default: start one)");
-ABSL_FLAG(std::string, sync, "full", "store.synchronous of the started daemon: full|normal");
+ABSL_FLAG(bool, scrape, true, "also run the submit load while scraping /metrics every second");
 
 namespace v1 = greenlight::v1;
 
@@ -63,6 +67,26 @@ Result RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int 
   return r;
 }
 
+// GET /metrics over a plain socket; returns bytes read (0 on failure).
+size_t Scrape(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  size_t total = 0;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, req.data(), req.size()) > 0) {
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof(buf))) > 0) total += n;
+    }
+  }
+  close(fd);
+  return total;
+}
+
 double Pct(const std::vector<double>& v, double p) {
   if (v.empty()) return 0;
   return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
@@ -73,11 +97,15 @@ int main(int argc, char** argv) {
   int clients = absl::GetFlag(FLAGS_clients), total = absl::GetFlag(FLAGS_submits);
   greenlight::testing::TempDir dir;
   std::unique_ptr<greenlight::testing::Daemon> daemon;
+  int metrics_port = 0;
   std::string target = absl::GetFlag(FLAGS_target);
   if (target.empty()) {
     // Time at real speed so that the load, not the simulated executor, is measured.
+    metrics_port = *greenlight::PickFreePort();
     daemon = std::make_unique<greenlight::testing::Daemon>(
-        dir.path() + "/bench.db", std::vector<std::string>{"--time_scale=1"});
+        dir.path() + "/bench.db",
+        std::vector<std::string>{"--time_scale=1",
+                                 absl::StrCat("--metrics_address=127.0.0.1:", metrics_port)});
     if (!daemon->Start()) {
       std::fprintf(stderr, "submit_load: could not start greenlightd\n");
       return 1;
@@ -128,6 +156,26 @@ int main(int argc, char** argv) {
   RunLoad(channels, clients, 200, ping);
   Result p = RunLoad(channels, clients, total, ping);
   Result s = RunLoad(channels, clients, total, submit);
+  // The same load again while Prometheus-style scrapes hit /metrics every second.
+  Result sc;
+  std::vector<double> scrape_ms;
+  if (absl::GetFlag(FLAGS_scrape) && metrics_port > 0) {
+    std::atomic<bool> done{false};
+    std::thread scraper([&] {
+      while (!done) {
+        absl::Time t = absl::Now();
+        if (Scrape(metrics_port) > 0) scrape_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t));
+        for (int i = 0; i < 10 && !done; ++i) absl::SleepFor(absl::Milliseconds(100));
+      }
+    });
+    auto submit2 = [&](const std::shared_ptr<grpc::Channel>& ch, int c, int i) {
+      return submit(ch, c, i + total);
+    };
+    sc = RunLoad(channels, clients, total, submit2);
+    done = true;
+    scraper.join();
+    std::sort(scrape_ms.begin(), scrape_ms.end());
+  }
   auto line = [&](const char* name, const Result& r) {
     std::printf("%-22s %8d calls %8.0f /s   p50 %6.2f ms   p99 %6.2f ms   errors %zu\n", name,
                 static_cast<int>(r.lat_ms.size()), r.lat_ms.size() / r.seconds, Pct(r.lat_ms, 0.5),
@@ -138,9 +186,15 @@ int main(int argc, char** argv) {
               static_cast<int>(channels.size()), target.c_str());
   line("Ping (gRPC ceiling)", p);
   line("SubmitJob (durable)", s);
+  if (!sc.lat_ms.empty()) {
+    line("SubmitJob + scrape 1/s", sc);
+    std::printf("%-22s %8zu scrapes  p50 %6.2f ms   max %6.2f ms\n", "/metrics scrape",
+                scrape_ms.size(), Pct(scrape_ms, 0.5), scrape_ms.empty() ? 0 : scrape_ms.back());
+  }
   std::printf("ratio submit/ping throughput: %.2f\n",
               (s.lat_ms.size() / s.seconds) / (p.lat_ms.size() / p.seconds));
   int errors = 0;
   for (auto& [k, v] : s.errors) errors += v;
+  for (auto& [k, v] : sc.errors) errors += v;
   return errors == 0 ? 0 : 3;
 }

@@ -168,6 +168,10 @@ absl::Status SchedulerCore::LoadFromStore() {
     ring_.clear();
   }
   capacity_changed_ = true;
+  // Pools and capacity were rebuilt (also after a failed commit): so are the views.
+  pool_view_.reset();
+  pool_view_free_.reset();
+  view_dirty_ = true;
   NoteOverLimits();
   return absl::OkStatus();
 }
@@ -386,6 +390,27 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
 // Snapshots and conversions.
 
 void SchedulerCore::RebuildPoolViews() {
+  // Only capacity changed (the views are reset when pools change) and no
+  // snapshot holds the capacity view (its use count cannot grow while mu_ is
+  // held exclusively): refresh the free counts in place rather than copying
+  // every pool twice after each batch that starts or ends a job. The view was
+  // created non-const, so writing through it is defined.
+  if (pool_view_ && pool_view_free_ && pool_view_.use_count() == 1 &&
+      pool_view_->size() == pools_.size()) {
+    auto& view = const_cast<std::vector<providers::Pool>&>(*pool_view_);
+    for (size_t i = 0; i < pools_.size(); ++i) {
+      providers::Pool& p = view[i];
+      p.free_gpus_on_partial_nodes.clear();
+      int full = 0;
+      for (int f : pools_[i].free_gpus) {
+        if (f == p.gpus_per_node) ++full;
+        else if (f > 0) p.free_gpus_on_partial_nodes.push_back(f);
+      }
+      p.free_nodes = full;
+    }
+    view_dirty_ = false;
+    return;
+  }
   auto with_capacity = std::make_shared<std::vector<providers::Pool>>();
   auto all_free = std::make_shared<std::vector<providers::Pool>>();
   with_capacity->reserve(pools_.size());
@@ -648,6 +673,10 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
   }
   if (options_.on_placement) options_.on_placement(absl::ToDoubleSeconds(absl::Now() - t0));
   v1::Quote quote = ToQuote(d, used);
+  // The snapshots share the pool view; release them before the batch so that
+  // it can refresh the view in place (RebuildPoolViews).
+  snap = placement::Snapshot();
+  used = placement::Snapshot();
 
   SubmitResult result;
   absl::Status st = Run([&](Txn& txn) -> absl::Status {
@@ -711,7 +740,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
     j.set_state(initial);
     j.set_message(why);
     Emit(txn, j, "SUBMITTED", absl::StrCat(why, "; ", quote.summary()));
-    MaybeTeamAlert(txn, spec.team(), before, now);
+    MaybeTeamAlert(txn, spec.team(), before, budget::PeriodOf(now));
     result.job = j;
     return absl::OkStatus();
   });
@@ -998,7 +1027,7 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
       stop = true;
       stop_reason = absl::StrCat("team '", spec.team(), "' ", r.limit, " reached");
     }
-    MaybeTeamAlert(txn, spec.team(), before, now);
+    MaybeTeamAlert(txn, spec.team(), before, period);
     // Job-level alert at the team's alert ratio of the job's cap.
     const v1::Team* team = ledger_.FindTeam(spec.team());
     double ratio = team && team->alert_ratio() > 0 ? team->alert_ratio() : 0.8;
@@ -1028,11 +1057,13 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
 }
 
 void SchedulerCore::MaybeTeamAlert(Txn& txn, const std::string& team, const budget::Totals& before,
-                                   absl::Time now) {
+                                   const std::string& period) {
   const v1::Team* t = ledger_.FindTeam(team);
   if (!t) return;
   double ratio = t->alert_ratio() > 0 ? t->alert_ratio() : 0.8;
-  budget::Totals after = ledger_.RollupTotals(team, budget::PeriodOf(now));
+  // The period that was charged, not the clock's: a job charged for last
+  // month at a tick in this month compares last month with itself.
+  budget::Totals after = ledger_.RollupTotals(team, period);
   auto crossed = [&](int64_t budget, int64_t b, int64_t a) {
     return budget > 0 && b < ratio * budget && a >= ratio * budget;
   };
@@ -1052,8 +1083,13 @@ void SchedulerCore::MaybeTeamAlert(Txn& txn, const std::string& team, const budg
 
 void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
   if (now < last_tick_) {
-    GL_LOG_WARN("clock went backwards; nothing is charged until it catches up",
-                F("now", absl::FormatTime(now)), F("last", absl::FormatTime(last_tick_)));
+    if (!clock_behind_) {
+      GL_LOG_WARN("clock went backwards; nothing is charged until it catches up",
+                  F("now", absl::FormatTime(now)), F("last", absl::FormatTime(last_tick_)));
+    }
+    clock_behind_ = true;
+  } else {
+    clock_behind_ = false;
   }
   last_tick_ = std::max(last_tick_, now);
   for (const auto& c : options_.executor->Poll()) {
@@ -1488,6 +1524,8 @@ absl::StatusOr<int> SchedulerCore::UpsertPools(const std::vector<v1::NodePool>& 
       }
       regions_.insert(pool.region);
       view_dirty_ = true;
+      pool_view_.reset();  // static fields changed: no in-place refresh
+      pool_view_free_.reset();
       txn.batch.pools.push_back(PoolToProto(pool, 0));
       ++n;
     }

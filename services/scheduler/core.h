@@ -208,8 +208,9 @@ class SchedulerCore {
   void DoTick(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReplanWaiting(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyLedger(Txn& txn, const std::vector<store::LedgerRow>& rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `before` is the team's rollup in `period` before the change.
   void MaybeTeamAlert(Txn& txn, const std::string& team, const budget::Totals& before,
-                      absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                      const std::string& period) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   greenlight::v1::Usage UsageLocked(const std::string& team, absl::Time at) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   double IntensityAt(const std::string& zone, absl::Time t, bool* estimated) const
@@ -259,6 +260,7 @@ class SchedulerCore {
   int64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_revision_ ABSL_GUARDED_BY(mu_) = 1;
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool clock_behind_ ABSL_GUARDED_BY(mu_) = false;  // warn once per backwards jump
   bool capacity_changed_ ABSL_GUARDED_BY(mu_) = true;
   // Immutable pool views for quoting (with free capacity, and all free).
   std::shared_ptr<const std::vector<providers::Pool>> pool_view_ ABSL_GUARDED_BY(mu_);

@@ -164,6 +164,15 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
     return ToGrpc(absl::PermissionDeniedError(absl::StrCat(
         "spec.team: this token acts for team '", p.team, "', not '", req->spec().team(), "'")));
   }
+  if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "caller gave up");
+  if (ctx_.placements && !ctx_.placements->Enter()) {
+    if (ctx_.on_reject) ctx_.on_reject("overloaded");
+    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
+        "server overloaded: ", ctx_.placements->max(), " submits and estimates in progress; retry with backoff")));
+  }
+  absl::Cleanup leave_gate = [&] {
+    if (ctx_.placements) ctx_.placements->Leave();
+  };
   if (ctx_.limiter && !ctx_.limiter->Allow(req->spec().team())) {
     if (ctx_.on_reject) ctx_.on_reject("rate_limited");
     return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
@@ -212,6 +221,13 @@ grpc::Status SchedulerService::EstimateJob(grpc::ServerContext* context,
     return ToGrpc(absl::PermissionDeniedError(absl::StrCat("spec.team: this token acts for team '", p.team, "'")));
   if (req->top_k() < 0 || req->top_k() > 50)
     return ToGrpc(absl::InvalidArgumentError("top_k: must be between 0 and 50"));
+  if (ctx_.placements && !ctx_.placements->Enter()) {
+    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
+        "server overloaded: ", ctx_.placements->max(), " submits and estimates in progress; retry with backoff")));
+  }
+  absl::Cleanup leave_gate = [&] {
+    if (ctx_.placements) ctx_.placements->Leave();
+  };
   auto q = ctx_.core->Estimate(req->spec(), req->top_k());
   if (!q.ok()) return ToGrpc(q.status());
   *resp->mutable_quote() = std::move(*q);

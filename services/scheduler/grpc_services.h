@@ -51,6 +51,32 @@ class TeamLimiter {
   absl::flat_hash_map<std::string, int> inflight_ ABSL_GUARDED_BY(mu_);
 };
 
+// At most `max` calls at once through a gate (0 = unlimited). SubmitJob and
+// EstimateJob pass one: each holds a placement snapshot and decision (MiBs
+// with a large inventory) while it runs, and the core has one writer, so
+// more concurrency than that buys latency and memory, not throughput. Calls
+// beyond are refused at once with RESOURCE_EXHAUSTED.
+class InflightGate {
+ public:
+  explicit InflightGate(int max) : max_(max) {}
+  bool Enter() {
+    if (max_ <= 0) return true;
+    if (count_.fetch_add(1) >= max_) {
+      count_.fetch_sub(1);
+      return false;
+    }
+    return true;
+  }
+  void Leave() {
+    if (max_ > 0) count_.fetch_sub(1);
+  }
+  int max() const { return max_; }
+
+ private:
+  const int max_;
+  std::atomic<int> count_{0};
+};
+
 // Bounds on WatchJobs streams. Watchers pull committed events at their own
 // pace (no per-watcher buffer), but a client that stops reading blocks its
 // stream's Write and holds a server thread: such a stream is cancelled after
@@ -91,6 +117,7 @@ struct ServiceContext {
   Authenticator* auth = nullptr;
   TeamLimiter* limiter = nullptr;  // may be null (no limit)
   WatchLimiter* watches = nullptr;  // may be null (no limit)
+  InflightGate* placements = nullptr;  // may be null (no limit)
   std::atomic<bool>* shutting_down = nullptr;
   // Counters for metrics (may be null).
   std::function<void(const std::string& team)> on_admit;

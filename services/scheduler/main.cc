@@ -23,7 +23,10 @@ ABSL_FLAG(int, team_submit_burst, 1000, "per-team submit burst (token bucket siz
 ABSL_FLAG(int, team_max_inflight_submits, 0, "per-team submits in flight at once (0 = unlimited)");
 ABSL_FLAG(int, max_inflight_submits, 0, "override server.max_inflight_submits (command queue bound)");
 ABSL_FLAG(int, command_timeout_ms, 30000, "longest wait of a call for the scheduler core (then UNAVAILABLE)");
-ABSL_FLAG(int, max_watchers, 1024, "WatchJobs streams open at once (0 = unlimited)");
+ABSL_FLAG(int, max_watchers, 128, "WatchJobs streams open at once (0 = unlimited; each holds a thread)");
+ABSL_FLAG(int, max_concurrent_placements, 64, "SubmitJob/EstimateJob calls placing at once (0 = unlimited)");
+ABSL_FLAG(int, max_concurrent_streams, 128, "gRPC calls open at once per client connection (0 = unlimited)");
+ABSL_FLAG(int, max_threads, 0, "gRPC handler threads; calls beyond get RESOURCE_EXHAUSTED (0 = unlimited)");
 ABSL_FLAG(int, watch_stall_timeout_s, 60, "drop a WatchJobs stream whose client reads nothing for this long");
 // Security overrides (the same keys as auth.* and tls.* in the config).
 ABSL_FLAG(std::string, auth_mode, "", "override auth.mode (open|token)");
@@ -89,6 +92,9 @@ int main(int argc, char** argv) {
   opts.team_max_inflight_submits = absl::GetFlag(FLAGS_team_max_inflight_submits);
   opts.command_timeout = absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_command_timeout_ms)));
   opts.max_watchers = absl::GetFlag(FLAGS_max_watchers);
+  opts.max_threads = absl::GetFlag(FLAGS_max_threads);
+  opts.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  opts.max_concurrent_placements = absl::GetFlag(FLAGS_max_concurrent_placements);
   opts.watch_stall_timeout = absl::GetFlag(FLAGS_watch_stall_timeout_s) > 0
                                  ? absl::Seconds(absl::GetFlag(FLAGS_watch_stall_timeout_s))
                                  : absl::InfiniteDuration();

@@ -171,12 +171,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
     s->limiter_ = std::make_unique<TeamLimiter>(options.team_submit_rate, options.team_submit_burst,
                                                 options.team_max_inflight_submits);
   s->watches_ = std::make_unique<WatchLimiter>(options.max_watchers, options.watch_stall_timeout);
+  s->placements_ = std::make_unique<InflightGate>(options.max_concurrent_placements);
 
   ServiceContext ctx;
   ctx.core = s->core_.get();
   ctx.auth = s->auth_.get();
   ctx.limiter = s->limiter_.get();
   ctx.watches = s->watches_.get();
+  ctx.placements = s->placements_.get();
   ctx.shutting_down = &s->shutting_down_;
   ctx.on_admit = [m](const std::string& team) { m->RecordAdmission(team); };
   ctx.on_reject = [m](const std::string& reason) { m->RecordRejection(reason); };
@@ -199,6 +201,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   grpc::ServerBuilder builder;
   ASSIGN_OR_RETURN(auto creds, Credentials(cfg.tls, options.tls_reload_interval, &s->tls_provider_));
   builder.AddListeningPort(cfg.grpc_address, creds, &s->grpc_port_);
+  grpc::ResourceQuota quota("greenlightd");
+  if (options.max_threads > 0) {
+    quota.SetMaxThreads(options.max_threads);
+    builder.SetResourceQuota(quota);
+  }
+  if (options.max_concurrent_streams > 0)
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   builder.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(cfg.max_message_bytes));
   builder.RegisterService(s->scheduler_service_.get());

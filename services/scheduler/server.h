@@ -38,8 +38,20 @@ struct ServerOptions {
   absl::Duration command_timeout = absl::Seconds(30);
   // WatchJobs streams open at once (0 = unlimited), and how long a stream may
   // block on a client that reads nothing before it is dropped.
-  int max_watchers = 1024;
+  int max_watchers = 128;
   absl::Duration watch_stall_timeout = absl::Seconds(60);
+  // Calls open at once per client connection (HTTP/2 SETTINGS
+  // MAX_CONCURRENT_STREAMS); a client's further calls wait on its side. The
+  // sync server runs a thread per open call, so this bounds server threads
+  // and memory per connection. 0 = gRPC's default (unlimited).
+  int max_concurrent_streams = 128;
+  // gRPC handler threads (0 = unlimited). gRPC 1.51 refuses calls beyond
+  // with RESOURCE_EXHAUSTED "Server Threadpool Exhausted", also below the
+  // limit (grpc/grpc#32680), and retains memory per refused call: prefer
+  // max_concurrent_streams.
+  int max_threads = 0;
+  // SubmitJob + EstimateJob calls placing at once; beyond: RESOURCE_EXHAUSTED.
+  int max_concurrent_placements = 64;
   // How often the TLS certificate, key and client CA files are re-read.
   absl::Duration tls_reload_interval = absl::Seconds(5);
 };
@@ -70,6 +82,7 @@ class Server {
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<TeamLimiter> limiter_;
   std::unique_ptr<WatchLimiter> watches_;
+  std::unique_ptr<InflightGate> placements_;
   // Re-reads the TLS files; must outlive the gRPC server.
   std::shared_ptr<grpc::experimental::CertificateProviderInterface> tls_provider_;
   std::atomic<bool> shutting_down_{false};

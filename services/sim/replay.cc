@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <queue>
@@ -42,8 +43,9 @@ std::vector<Policy> DefaultPolicies(int64_t balanced_carbon_price_micros_per_ton
   out.push_back({"interruptible",
                  "as shift, and checkpointable: lowest-carbon slots before the deadline",
                  v1::PLACEMENT_MODE_GREENEST, true, true, 0});
-  out.push_back({"balanced", "cost + carbon x carbon price, start within the deadline, checkpointable",
-                 v1::PLACEMENT_MODE_BALANCED, true, true, balanced_carbon_price_micros_per_tonne});
+  out.push_back({"balanced",
+                 "cost + carbon x carbon price over pools and starts within the deadline",
+                 v1::PLACEMENT_MODE_BALANCED, true, false, balanced_carbon_price_micros_per_tonne});
   return out;
 }
 
@@ -59,12 +61,15 @@ absl::StatusOr<PlacementMode> ParseMode(absl::string_view s) {
 
 // "name=mode[+shift][+interruptible][@usd_per_tonne]".
 absl::StatusOr<Policy> ParseCustomPolicy(absl::string_view entry) {
-  std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(entry, absl::MaxSplits('=', 1));
+  std::pair<absl::string_view, absl::string_view> kv =
+      absl::StrSplit(entry, absl::MaxSplits('=', 1));
   Policy p;
   p.name = std::string(absl::StripAsciiWhitespace(kv.first));
-  if (p.name.empty()) return absl::InvalidArgumentError(absl::StrCat("--policies: '", entry, "' has no name"));
+  if (p.name.empty())
+    return absl::InvalidArgumentError(absl::StrCat("--policies: '", entry, "' has no name"));
   absl::string_view rest = kv.second;
-  std::pair<absl::string_view, absl::string_view> at = absl::StrSplit(rest, absl::MaxSplits('@', 1));
+  std::pair<absl::string_view, absl::string_view> at =
+      absl::StrSplit(rest, absl::MaxSplits('@', 1));
   std::vector<absl::string_view> parts = absl::StrSplit(at.first, '+');
   ASSIGN_OR_RETURN(p.mode, ParseMode(parts[0]));
   for (size_t i = 1; i < parts.size(); ++i) {
@@ -73,8 +78,8 @@ absl::StatusOr<Policy> ParseCustomPolicy(absl::string_view entry) {
     } else if (parts[i] == "interruptible") {
       p.interruptible = true;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--policies: '", parts[i], "' in '", entry, "' is not shift or interruptible"));
+      return absl::InvalidArgumentError(absl::StrCat("--policies: '", parts[i], "' in '", entry,
+                                                     "' is not shift or interruptible"));
     }
   }
   if (!at.second.empty()) {
@@ -104,9 +109,10 @@ absl::StatusOr<std::vector<Policy>> SelectPolicies(const std::string& names,
     }
     auto it = std::find_if(all.begin(), all.end(), [&](const Policy& p) { return p.name == name; });
     if (it == all.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--policies: unknown policy '", name,
-          "' (baseline, greenest-now, shift, interruptible, balanced, or name=mode[+shift][+interruptible][@usd_per_t])"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--policies: unknown policy '", name,
+                       "' (baseline, greenest-now, shift, interruptible, balanced, or "
+                       "name=mode[+shift][+interruptible][@usd_per_t])"));
     }
     out.push_back(*it);
   }
@@ -142,6 +148,7 @@ JobSpec BuildSpec(const TraceJob& job, const Policy& policy, const ReplayOptions
   spec.set_mode(policy.mode);
   spec.set_checkpointable(policy.interruptible && job.checkpointable);
   spec.set_carbon_price_micros_per_tonne(policy.carbon_price_micros_per_tonne);
+  for (const auto& r : options.regions) spec.add_regions(r);
   // Run-now policies leave the engine no start but now; shifting policies
   // give it the job's own deadline.
   absl::Time deadline = policy.shift ? TraceDeadline(job, options) : submit + job.duration;
@@ -175,6 +182,12 @@ std::string RootOf(const std::string& name, const std::vector<v1::Team>& teams) 
   return name;
 }
 
+double ThreadCpuSeconds() {
+  timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
 double Percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -188,6 +201,7 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
                                           const providers::Inventory& inventory,
                                           const ReplayOptions& options, ReplayProgress* progress) {
   const absl::Time wall0 = absl::Now();
+  const double cpu0 = ThreadCpuSeconds();
   PolicyResult result;
   result.policy = policy;
 
@@ -201,9 +215,15 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
   co.executor = &executor;
   co.inventory = inventory;
   switch (options.default_mode) {
-    case v1::PLACEMENT_MODE_CHEAPEST: co.default_mode = placement::Mode::kCheapest; break;
-    case v1::PLACEMENT_MODE_GREENEST: co.default_mode = placement::Mode::kGreenest; break;
-    default: co.default_mode = placement::Mode::kBalanced; break;
+    case v1::PLACEMENT_MODE_CHEAPEST:
+      co.default_mode = placement::Mode::kCheapest;
+      break;
+    case v1::PLACEMENT_MODE_GREENEST:
+      co.default_mode = placement::Mode::kGreenest;
+      break;
+    default:
+      co.default_mode = placement::Mode::kBalanced;
+      break;
   }
   co.default_carbon_price_micros_per_tonne = options.default_carbon_price_micros_per_tonne;
   co.horizon = options.horizon;
@@ -219,7 +239,8 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
   std::set<std::string> trace_teams;
   for (const auto& j : trace.jobs) trace_teams.insert(j.team);
   for (const auto& name : trace_teams) {
-    if (std::any_of(teams.begin(), teams.end(), [&](const v1::Team& t) { return t.name() == name; }))
+    if (std::any_of(teams.begin(), teams.end(),
+                    [&](const v1::Team& t) { return t.name() == name; }))
       continue;
     v1::Team t;
     t.set_name(name);
@@ -271,11 +292,12 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
       RETURN_IF_ERROR(core->Tick());
       last_tick = t;
       ++result.ticks;
-      if (options.check_invariants_every > 0 && result.ticks % options.check_invariants_every == 0) {
+      if (options.check_invariants_every > 0 &&
+          result.ticks % options.check_invariants_every == 0) {
         absl::Status inv = core->CheckInvariants();
         if (!inv.ok()) {
-          result.invariants = absl::InternalError(
-              absl::StrCat("at ", absl::FormatTime(t), ": ", inv.message()));
+          result.invariants =
+              absl::InternalError(absl::StrCat("at ", absl::FormatTime(t), ": ", inv.message()));
         }
       }
     }
@@ -293,6 +315,7 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
         o.job_id = j.id();
         index_of[j.id()] = static_cast<int>(next);
         ++result.admitted;
+        o.baseline_pool_id = j.quote().baseline().pool_id();
         o.baseline_cost_micros = j.quote().baseline().cost_micros();
         o.baseline_carbon_mg = j.quote().baseline().carbon_mg();
         if (j.state() == v1::JOB_STATE_PLANNED || j.state() == v1::JOB_STATE_RUNNING) {
@@ -386,15 +409,16 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
       result.ledger_carbon_mg += u.carbon_spent_mg();
     }
   }
+  core.reset();  // its teardown is part of the replay's cost
   result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - wall0);
+  result.cpu_seconds = ThreadCpuSeconds() - cpu0;
   if (progress) progress->done = true;
   return result;
 }
 
 absl::StatusOr<std::vector<PolicyResult>> ReplayAll(
-    const Trace& trace, const std::vector<Policy>& policies,
-    const providers::Inventory& inventory, const ReplayOptions& options, int threads,
-    absl::Duration progress_every,
+    const Trace& trace, const std::vector<Policy>& policies, const providers::Inventory& inventory,
+    const ReplayOptions& options, int threads, absl::Duration progress_every,
     const std::function<void(const std::vector<const ReplayProgress*>&, double elapsed_s)>&
         on_progress) {
   const size_t n = policies.size();
@@ -445,9 +469,9 @@ absl::StatusOr<std::vector<PolicyResult>> ReplayAll(
   std::vector<PolicyResult> out;
   for (size_t i = 0; i < n; ++i) {
     if (!results[i].ok()) {
-      return absl::Status(results[i].status().code(),
-                          absl::StrCat("policy ", policies[i].name, ": ",
-                                       results[i].status().message()));
+      return absl::Status(
+          results[i].status().code(),
+          absl::StrCat("policy ", policies[i].name, ": ", results[i].status().message()));
     }
     out.push_back(std::move(*results[i]));
   }

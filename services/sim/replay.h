@@ -64,9 +64,15 @@ struct ReplayOptions {
   // Core settings (same meaning as greenlightd's config).
   absl::Duration horizon = absl::Hours(168);
   absl::Duration slot = absl::Hours(1);
-  absl::Duration accrual_interval = absl::Minutes(15);
+  // How often running jobs are charged at least (the core's accrual_interval).
+  // Charges are exact per hour segment whatever the interval; a long one only
+  // writes fewer ledger rows (docs/REPLAY.md).
+  absl::Duration accrual_interval = absl::Hours(24);
   int64_t default_carbon_price_micros_per_tonne = 100'000'000;
   greenlight::v1::PlacementMode default_mode = greenlight::v1::PLACEMENT_MODE_BALANCED;
+  // spec.regions of every job under every policy (a scenario, not a policy):
+  // empty = any region.
+  std::vector<std::string> regions;
   TeamDefaults team_defaults;
   // Teams created before the trace's own (e.g. from the config), parents first.
   std::vector<greenlight::v1::Team> teams;
@@ -98,23 +104,24 @@ struct JobOutcome {
   int64_t carbon_mg = 0;
   double energy_wh = 0;
   // The decision's carbon-blind baseline at submit (cheapest pool, at once).
+  std::string baseline_pool_id;
   int64_t baseline_cost_micros = 0;
   int64_t baseline_carbon_mg = 0;
 };
 
 struct PolicyResult {
   Policy policy;
-  int64_t jobs = 0;             // trace jobs submitted
+  int64_t jobs = 0;  // trace jobs submitted
   int64_t admitted = 0;
   int64_t succeeded = 0;
-  int64_t budget_stopped = 0;   // BUDGET_EXHAUSTED
-  int64_t unfinished = 0;       // still waiting or running when the replay stopped
-  int64_t cap_rejections = 0;   // job caps or team budget cannot be met
-  int64_t other_rejections = 0; // deadline, GPU type, invalid
-  int64_t cost_micros = 0;      // accrued, all jobs
+  int64_t budget_stopped = 0;    // BUDGET_EXHAUSTED
+  int64_t unfinished = 0;        // still waiting or running when the replay stopped
+  int64_t cap_rejections = 0;    // job caps or team budget cannot be met
+  int64_t other_rejections = 0;  // deadline, GPU type, invalid
+  int64_t cost_micros = 0;       // accrued, all jobs
   int64_t carbon_mg = 0;
   double energy_wh = 0;
-  double mean_wait_s = 0;       // start - submit, started jobs
+  double mean_wait_s = 0;  // start - submit, started jobs
   double p95_wait_s = 0;
   int64_t deadline_misses = 0;  // finished after the trace deadline, or never finished
   int64_t split_jobs = 0;
@@ -127,6 +134,7 @@ struct PolicyResult {
   int64_t ticks = 0;
   absl::Time virtual_end;
   double wall_seconds = 0;
+  double cpu_seconds = 0;  // CPU time of the replaying thread (robust to a busy machine)
   absl::Status invariants;
   std::vector<JobOutcome> outcomes;  // one per trace job, in trace order
 };
@@ -156,9 +164,8 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
 // share nothing but the read-only inventory). `on_progress` is called about
 // every `progress_every` of wall time with the live counters.
 absl::StatusOr<std::vector<PolicyResult>> ReplayAll(
-    const Trace& trace, const std::vector<Policy>& policies,
-    const providers::Inventory& inventory, const ReplayOptions& options, int threads,
-    absl::Duration progress_every,
+    const Trace& trace, const std::vector<Policy>& policies, const providers::Inventory& inventory,
+    const ReplayOptions& options, int threads, absl::Duration progress_every,
     const std::function<void(const std::vector<const ReplayProgress*>&, double elapsed_s)>&
         on_progress);
 

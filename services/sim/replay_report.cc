@@ -52,36 +52,35 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
 }  // namespace
 
 std::string FormatTable(const std::vector<PolicyResult>& results) {
-  std::string out = absl::StrFormat(
-      "%-14s %6s %12s %11s %10s %9s %9s %9s %9s %10s %9s\n", "policy", "jobs", "cost USD",
-      "carbon kg", "energy MWh", "mean wait", "p95 wait", "deadline", "cap", "carbon vs", "cost vs");
-  absl::StrAppend(&out, absl::StrFormat("%-14s %6s %12s %11s %10s %9s %9s %9s %9s %10s %9s\n", "",
-                                        "", "", "", "", "h", "h", "misses", "rejects",
-                                        "baseline", "baseline"));
+  std::string out = absl::StrFormat("%-14s %6s %12s %11s %10s %9s %9s %9s %9s %10s %9s\n", "policy",
+                                    "jobs", "cost USD", "carbon kg", "energy MWh", "mean wait",
+                                    "p95 wait", "deadline", "cap", "carbon vs", "cost vs");
+  absl::StrAppend(
+      &out, absl::StrFormat("%-14s %6s %12s %11s %10s %9s %9s %9s %9s %10s %9s\n", "", "", "", "",
+                            "", "h", "h", "misses", "rejects", "baseline", "baseline"));
   const PolicyResult* base = results.empty() ? nullptr : &results.front();
   for (const PolicyResult& r : results) {
     absl::StrAppend(
-        &out, absl::StrFormat("%-14s %6d %12.2f %11.1f %10.3f %9.2f %9.2f %9d %9d %10s %9s\n",
-                              r.policy.name, r.jobs, Usd(r.cost_micros), Kg(r.carbon_mg),
-                              r.energy_wh / 1e6, r.mean_wait_s / 3600, r.p95_wait_s / 3600,
-                              r.deadline_misses, r.cap_rejections,
-                              &r == base ? "-" : Change(Kg(r.carbon_mg), Kg(base->carbon_mg)),
-                              &r == base ? "-" : Change(Usd(r.cost_micros), Usd(base->cost_micros))));
+        &out, absl::StrFormat(
+                  "%-14s %6d %12.2f %11.1f %10.3f %9.2f %9.2f %9d %9d %10s %9s\n", r.policy.name,
+                  r.jobs, Usd(r.cost_micros), Kg(r.carbon_mg), r.energy_wh / 1e6,
+                  r.mean_wait_s / 3600, r.p95_wait_s / 3600, r.deadline_misses, r.cap_rejections,
+                  &r == base ? "-" : Change(Kg(r.carbon_mg), Kg(base->carbon_mg)),
+                  &r == base ? "-" : Change(Usd(r.cost_micros), Usd(base->cost_micros))));
   }
   return out;
 }
 
 absl::CivilDay BusiestDay(const Trace& trace, absl::Time start) {
-  std::map<absl::CivilDay, double> gpu_hours;
+  std::map<absl::CivilDay, int64_t> submitted;
   for (const TraceJob& j : trace.jobs) {
-    absl::CivilDay d = absl::ToCivilDay(start + j.submit, absl::UTCTimeZone());
-    gpu_hours[d] += j.gpus * absl::ToDoubleHours(j.duration);
+    ++submitted[absl::ToCivilDay(start + j.submit, absl::UTCTimeZone())];
   }
   absl::CivilDay best = absl::ToCivilDay(start, absl::UTCTimeZone());
-  double most = -1;
-  for (const auto& [d, h] : gpu_hours) {
-    if (h > most) {
-      most = h;
+  int64_t most = -1;
+  for (const auto& [d, n] : submitted) {
+    if (n > most) {
+      most = n;
       best = d;
     }
   }
@@ -93,12 +92,13 @@ absl::Status WriteSummaryCsv(const std::string& path, const std::vector<PolicyRe
       "policy,mode,shift,interruptible,carbon_price_usd_per_tonne,jobs,admitted,succeeded,"
       "unfinished,budget_stopped,cap_rejections,other_rejections,cost_usd,carbon_kg,energy_kwh,"
       "mean_wait_h,p95_wait_h,deadline_misses,split_jobs,spot_jobs,engine_baseline_cost_usd,"
-      "engine_baseline_carbon_kg,ledger_cost_usd,ledger_carbon_kg,ticks,wall_seconds,invariants\n";
+      "engine_baseline_carbon_kg,ledger_cost_usd,ledger_carbon_kg,ticks,wall_seconds,cpu_seconds,"
+      "invariants\n";
   for (const PolicyResult& r : results) {
     absl::StrAppend(
         &out,
         absl::StrFormat("%s,%s,%d,%d,%.2f,%d,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.4f,%.4f,%d,%d,%d,"
-                        "%.6f,%.6f,%.6f,%.6f,%d,%.3f,%s\n",
+                        "%.6f,%.6f,%.6f,%.6f,%d,%.3f,%.3f,%s\n",
                         Quote(r.policy.name),
                         r.policy.mode == v1::PLACEMENT_MODE_CHEAPEST   ? "cheapest"
                         : r.policy.mode == v1::PLACEMENT_MODE_GREENEST ? "greenest"
@@ -106,12 +106,11 @@ absl::Status WriteSummaryCsv(const std::string& path, const std::vector<PolicyRe
                         r.policy.shift, r.policy.interruptible,
                         r.policy.carbon_price_micros_per_tonne / 1e6, r.jobs, r.admitted,
                         r.succeeded, r.unfinished, r.budget_stopped, r.cap_rejections,
-                        r.other_rejections, Usd(r.cost_micros), Kg(r.carbon_mg),
-                        r.energy_wh / 1e3, r.mean_wait_s / 3600, r.p95_wait_s / 3600,
-                        r.deadline_misses, r.split_jobs, r.spot_jobs,
-                        Usd(r.baseline_cost_micros), Kg(r.baseline_carbon_mg),
-                        Usd(r.ledger_cost_micros), Kg(r.ledger_carbon_mg), r.ticks,
-                        r.wall_seconds, r.invariants.ok() ? "OK" : Quote(r.invariants.ToString())));
+                        r.other_rejections, Usd(r.cost_micros), Kg(r.carbon_mg), r.energy_wh / 1e3,
+                        r.mean_wait_s / 3600, r.p95_wait_s / 3600, r.deadline_misses, r.split_jobs,
+                        r.spot_jobs, Usd(r.baseline_cost_micros), Kg(r.baseline_carbon_mg),
+                        Usd(r.ledger_cost_micros), Kg(r.ledger_carbon_mg), r.ticks, r.wall_seconds,
+                        r.cpu_seconds, r.invariants.ok() ? "OK" : Quote(r.invariants.ToString())));
   }
   return WriteFile(path, out);
 }
@@ -145,10 +144,11 @@ absl::Status WriteSummaryJson(const std::string& path, const std::vector<PolicyR
     json p;
     p["policy"] = r.policy.name;
     p["description"] = r.policy.description;
-    p["spec"] = {{"mode", v1::PlacementMode_Name(r.policy.mode)},
-                 {"deadline", r.policy.shift ? "trace deadline or slack rule" : "submit + duration"},
-                 {"checkpointable", r.policy.interruptible},
-                 {"carbon_price_usd_per_tonne", r.policy.carbon_price_micros_per_tonne / 1e6}};
+    p["spec"] = {
+        {"mode", v1::PlacementMode_Name(r.policy.mode)},
+        {"deadline", r.policy.shift ? "trace deadline or slack rule" : "submit + duration"},
+        {"checkpointable", r.policy.interruptible},
+        {"carbon_price_usd_per_tonne", r.policy.carbon_price_micros_per_tonne / 1e6}};
     p["jobs"] = r.jobs;
     p["admitted"] = r.admitted;
     p["succeeded"] = r.succeeded;
@@ -169,7 +169,8 @@ absl::Status WriteSummaryJson(const std::string& path, const std::vector<PolicyR
     p["ledger_cost_usd"] = Usd(r.ledger_cost_micros);
     p["ledger_carbon_kg"] = Kg(r.ledger_carbon_mg);
     if (base && base->carbon_mg > 0) {
-      p["carbon_vs_baseline"] = static_cast<double>(r.carbon_mg - base->carbon_mg) / base->carbon_mg;
+      p["carbon_vs_baseline"] =
+          static_cast<double>(r.carbon_mg - base->carbon_mg) / base->carbon_mg;
     }
     if (base && base->cost_micros > 0) {
       p["cost_vs_baseline"] =
@@ -178,6 +179,7 @@ absl::Status WriteSummaryJson(const std::string& path, const std::vector<PolicyR
     p["ticks"] = r.ticks;
     p["virtual_end"] = Iso(r.virtual_end);
     p["wall_seconds"] = r.wall_seconds;
+    p["cpu_seconds"] = r.cpu_seconds;
     p["invariants"] = r.invariants.ok() ? "OK" : r.invariants.ToString();
     policies.push_back(std::move(p));
   }
@@ -198,13 +200,12 @@ absl::Status WriteJobsCsv(const std::string& path, const Trace& trace,
       double mean = o.energy_wh > 0 ? static_cast<double>(o.carbon_mg) / o.energy_wh : 0;
       absl::StrAppend(
           &out,
-          absl::StrFormat("%s,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%d,%d,%s,%.6f,%.6f,%.6f,%.2f,%s\n",
-                          Quote(r.policy.name), o.trace_index,
-                          Quote(trace.jobs[o.trace_index].name), o.job_id,
-                          scheduler::StateName(o.state), Iso(o.submit), Iso(o.deadline),
-                          Iso(o.start), Iso(o.end), Quote(o.pool_id), Quote(o.zone), o.gpus,
-                          o.spot, absl::StrJoin(runs, ";"), Usd(o.cost_micros), Kg(o.carbon_mg),
-                          o.energy_wh / 1e3, mean, o.reject_code));
+          absl::StrFormat(
+              "%s,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%d,%d,%s,%.6f,%.6f,%.6f,%.2f,%s\n",
+              Quote(r.policy.name), o.trace_index, Quote(trace.jobs[o.trace_index].name), o.job_id,
+              scheduler::StateName(o.state), Iso(o.submit), Iso(o.deadline), Iso(o.start),
+              Iso(o.end), Quote(o.pool_id), Quote(o.zone), o.gpus, o.spot, absl::StrJoin(runs, ";"),
+              Usd(o.cost_micros), Kg(o.carbon_mg), o.energy_wh / 1e3, mean, o.reject_code));
     }
   }
   return WriteFile(path, out);

@@ -34,7 +34,7 @@ struct RunInfo {
 // The text table (one row per policy, then the changes against the first).
 std::string FormatTable(const std::vector<PolicyResult>& results);
 
-// The UTC day with the most GPU-hours submitted (ties: the earliest).
+// The UTC day with the most jobs submitted (ties: the earliest).
 absl::CivilDay BusiestDay(const Trace& trace, absl::Time start);
 
 absl::Status WriteSummaryCsv(const std::string& path, const std::vector<PolicyResult>& results);

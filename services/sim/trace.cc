@@ -27,7 +27,8 @@ std::string StripComments(absl::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), "#")) out.append(line.data(), line.size());
+    if (!absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), "#"))
+      out.append(line.data(), line.size());
     out.push_back('\n');
   }
   if (!out.empty()) out.pop_back();
@@ -219,9 +220,10 @@ absl::StatusOr<Trace> ParseSimpleTrace(
   return trace;
 }
 
-absl::StatusOr<Trace> LoadTrace(const std::string& path, const std::string& format,
-                                const AlibabaOptions& alibaba, const std::string& default_team,
-                                const std::function<std::string(absl::string_view)>& canonical_gpu) {
+absl::StatusOr<Trace> LoadTrace(
+    const std::string& path, const std::string& format, const AlibabaOptions& alibaba,
+    const std::string& default_team,
+    const std::function<std::string(absl::string_view)>& canonical_gpu) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   std::string f = format;
   if (f == "auto") {
@@ -233,7 +235,7 @@ absl::StatusOr<Trace> LoadTrace(const std::string& path, const std::string& form
     }
     head = head.substr(0, head.find('\n'));
     f = absl::StrContains(head, "creation_time") && absl::StrContains(head, "num_gpu") ? "alibaba"
-                                                                                          : "simple";
+                                                                                       : "simple";
   }
   if (f == "alibaba") return ParseAlibabaTrace(text, path, alibaba);
   if (f == "simple") return ParseSimpleTrace(text, path, default_team, canonical_gpu);

@@ -18,9 +18,9 @@ namespace greenlight::sim {
 
 struct TraceJob {
   std::string name;
-  absl::Duration submit;    // from the trace start
+  absl::Duration submit;  // from the trace start
   int gpus = 1;
-  absl::Duration duration;  // wall-clock compute time on any allowed GPU
+  absl::Duration duration;             // wall-clock compute time on any allowed GPU
   std::vector<std::string> gpu_types;  // canonical names; empty = any
   std::string team;
   // Latest finish, from the trace start; unset = the replay's slack rule.
@@ -47,8 +47,8 @@ struct TraceStats {
 
 struct Trace {
   std::string source;
-  std::string format;           // "alibaba" or "simple"
-  std::vector<TraceJob> jobs;   // by submit time, then source order
+  std::string format;          // "alibaba" or "simple"
+  std::vector<TraceJob> jobs;  // by submit time, then source order
   TraceStats stats;
 };
 

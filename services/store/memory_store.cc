@@ -23,8 +23,8 @@ absl::Status MemoryStore::Commit(const Batch& b) {
   int64_t revision = last_revision_;
   for (const auto& e : b.events) {
     if (e.revision() <= revision) {
-      return absl::AlreadyExistsError(absl::StrCat("store: event revision ", e.revision(),
-                                                   " is not after ", revision));
+      return absl::AlreadyExistsError(
+          absl::StrCat("store: event revision ", e.revision(), " is not after ", revision));
     }
     revision = e.revision();
   }
@@ -88,13 +88,12 @@ absl::StatusOr<Snapshot> MemoryStore::Load() {
 }
 
 absl::StatusOr<std::vector<greenlight::v1::JobEvent>> MemoryStore::EventsAfter(int64_t after,
-                                                                              int limit) {
+                                                                               int limit) {
   absl::MutexLock l(&mu_);
   if (after < dropped_through_) {
-    return absl::OutOfRangeError(absl::StrCat("store: events up to revision ", dropped_through_,
-                                              " were dropped (in-memory store keeps ",
-                                              options_.max_events, "); resume after ",
-                                              dropped_through_));
+    return absl::OutOfRangeError(absl::StrCat(
+        "store: events up to revision ", dropped_through_, " were dropped (in-memory store keeps ",
+        options_.max_events, "); resume after ", dropped_through_));
   }
   std::vector<greenlight::v1::JobEvent> out;
   auto it = std::upper_bound(

@@ -31,7 +31,7 @@ class MemoryStore final : public Store {
   absl::StatusOr<Snapshot> Load() override;
   // OUT_OF_RANGE when events after `after` were dropped under max_events.
   absl::StatusOr<std::vector<greenlight::v1::JobEvent>> EventsAfter(int64_t after,
-                                                                   int limit) override;
+                                                                    int limit) override;
 
   // Sizes, for tests and the simulator's statistics.
   size_t job_count() const;

@@ -45,8 +45,8 @@ inline constexpr double kPue = 1.1;
 inline constexpr double kWhPerGpuHour = kA100Watts * kPue;
 
 inline providers::Pool MakePool(std::string id, std::string region, std::string zone,
-                                std::string instance, std::string gpu, int gpus_per_node,
-                                int nodes, int64_t price_micros, double watts = kA100Watts,
+                                std::string instance, std::string gpu, int gpus_per_node, int nodes,
+                                int64_t price_micros, double watts = kA100Watts,
                                 double pue = kPue) {
   providers::Pool p;
   p.id = std::move(id);
@@ -89,8 +89,8 @@ inline const std::vector<double>& GermanDay() {
 
 inline providers::CarbonSeriesPtr MakeSeries(const std::string& zone, absl::Time start,
                                              std::vector<double> values, double avg) {
-  auto s = std::make_shared<providers::CarbonSeries>(zone, start, absl::Hours(1),
-                                                     std::move(values), avg);
+  auto s = std::make_shared<providers::CarbonSeries>(zone, start, absl::Hours(1), std::move(values),
+                                                     avg);
   s->set_source("test");
   return s;
 }
@@ -98,8 +98,8 @@ inline providers::CarbonSeriesPtr MakeSeries(const std::string& zone, absl::Time
 // One pool (2 nodes x 8 A100) in zone DE with a rising forecast.
 inline providers::Inventory SmallInventory(int nodes = 2) {
   providers::Inventory inv;
-  inv.pools.push_back(MakePool(kP4dPool, "eu-central-1", "DE", "p4d.24xlarge", "A100", 8, nodes,
-                               kP4dPriceMicros));
+  inv.pools.push_back(
+      MakePool(kP4dPool, "eu-central-1", "DE", "p4d.24xlarge", "A100", 8, nodes, kP4dPriceMicros));
   inv.zones["DE"] = MakeSeries("DE", SeriesStart(), RisingValues(200, kSeriesHours), 350);
   providers::GpuModel a100;
   a100.name = "A100";
@@ -124,7 +124,7 @@ class FailingStore final : public store::Store {
   }
   absl::StatusOr<store::Snapshot> Load() override { return inner_->Load(); }
   absl::StatusOr<std::vector<greenlight::v1::JobEvent>> EventsAfter(int64_t after,
-                                                                   int limit) override {
+                                                                    int limit) override {
     return inner_->EventsAfter(after, limit);
   }
 
@@ -198,8 +198,9 @@ class CoreHarness {
 
 // A team with the given monthly cost budget in whole dollars (0 = unlimited),
 // carbon budget in kg and GPU quota.
-inline greenlight::v1::Team MakeTeam(const std::string& name, int64_t cost_usd, int64_t carbon_kg = 0,
-                                     int quota = 0, const std::string& parent = "") {
+inline greenlight::v1::Team MakeTeam(const std::string& name, int64_t cost_usd,
+                                     int64_t carbon_kg = 0, int quota = 0,
+                                     const std::string& parent = "") {
   greenlight::v1::Team t;
   t.set_name(name);
   t.set_parent(parent);

@@ -47,6 +47,16 @@ inline int64_t RssKib(pid_t pid) {
   return -1;
 }
 
+// A line of /proc/PID/status as a number ("Threads", "VmRSS"), -1 if unknown.
+inline int64_t ProcStatus(pid_t pid, const std::string& key) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::strtoll(line.c_str() + key.size() + 1, nullptr, 10);
+  }
+  return -1;
+}
+
 // A channel that never shares its connection with other channels, so that a
 // test sees a fresh TLS handshake per channel.
 inline std::shared_ptr<grpc::Channel> FreshChannel(const std::string& address,

@@ -34,7 +34,7 @@ template <typename T>
 
 #define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
   GL_ASSERT_OK_AND_ASSIGN_IMPL(GL_STATUS_CONCAT(gl_sor_, __LINE__), lhs, rexpr)
-#define GL_ASSERT_OK_AND_ASSIGN_IMPL(sor, lhs, rexpr)              \
-  auto sor = (rexpr);                                              \
-  ASSERT_TRUE(sor.ok()) << #rexpr << ": " << sor.status();         \
+#define GL_ASSERT_OK_AND_ASSIGN_IMPL(sor, lhs, rexpr)      \
+  auto sor = (rexpr);                                      \
+  ASSERT_TRUE(sor.ok()) << #rexpr << ": " << sor.status(); \
   lhs = std::move(*sor)

@@ -84,10 +84,14 @@ TEST(BudgetLedgerReserve, ShortBudgetIsResourceExhaustedNamingTeamBudgetAndShort
     std::vector<std::string> want;
   };
   for (const Case& c : std::vector<Case>{
-           {"cost", 50 * kUsd, 0,
+           {"cost",
+            50 * kUsd,
+            0,
             {"team 'ml'", "monthly cost budget $100.00", "2026-03", "spent $0.00",
              "reserved $60.00", "this job $50.00", "exceeds it by $10.00"}},
-           {"carbon", 0, 6 * kKg,
+           {"carbon",
+            0,
+            6 * kKg,
             {"team 'ml'", "monthly carbon budget 20.000 kgCO2e", "reserved 15.000 kgCO2e",
              "exceeds it by 1.000 kgCO2e"}},
        }) {
@@ -98,7 +102,8 @@ TEST(BudgetLedgerReserve, ShortBudgetIsResourceExhaustedNamingTeamBudgetAndShort
     auto rows = l.Reserve("j-2", "ml", kMarch, c.cost, c.carbon, "");
     ASSERT_FALSE(rows.ok()) << c.name;
     EXPECT_EQ(rows.status().code(), absl::StatusCode::kResourceExhausted) << c.name;
-    for (const auto& w : c.want) EXPECT_THAT(std::string(rows.status().message()), HasSubstr(w)) << c.name;
+    for (const auto& w : c.want)
+      EXPECT_THAT(std::string(rows.status().message()), HasSubstr(w)) << c.name;
     EXPECT_EQ(l.FindJob("j-2"), nullptr) << c.name << ": nothing recorded";
     EXPECT_EQ(Used(l.TeamTotals("ml", "2026-03")), Used(before)) << c.name;
     absl::Status check = l.CheckHeadroom("ml", "2026-03", c.cost, c.carbon);
@@ -350,10 +355,9 @@ TEST(BudgetLedgerReplay, ApplyingTheRowsRebuildsIdenticalTotals) {
   for (uint32_t seed = 1; seed <= 20; ++seed) {
     std::mt19937 rng(seed);
     BudgetLedger live;
-    std::vector<greenlight::v1::Team> teams = {Team("acme", 1000 * kUsd, 500 * kKg),
-                                               Team("ml", 600 * kUsd, 0, "acme"),
-                                               Team("cv", 0, 300 * kKg, "acme"),
-                                               Team("solo", 200 * kUsd, 100 * kKg)};
+    std::vector<greenlight::v1::Team> teams = {
+        Team("acme", 1000 * kUsd, 500 * kKg), Team("ml", 600 * kUsd, 0, "acme"),
+        Team("cv", 0, 300 * kKg, "acme"), Team("solo", 200 * kUsd, 100 * kKg)};
     for (const auto& t : teams) live.SetTeam(t);
     std::vector<store::LedgerRow> rows;
     std::vector<std::string> jobs;
@@ -374,10 +378,10 @@ TEST(BudgetLedgerReplay, ApplyingTheRowsRebuildsIdenticalTotals) {
       } else if (op < 8) {
         const std::string& id = jobs[rng() % jobs.size()];
         absl::Time at = now - absl::Hours(std::uniform_int_distribution<int>(0, 48)(rng));
-        AccrueResult r = live.Accrue(id, at, now,
-                                     std::uniform_int_distribution<int64_t>(0, 60 * kUsd)(rng),
-                                     std::uniform_int_distribution<int64_t>(0, 40 * kKg)(rng),
-                                     std::uniform_int_distribution<int64_t>(0, 9999)(rng), "run");
+        AccrueResult r =
+            live.Accrue(id, at, now, std::uniform_int_distribution<int64_t>(0, 60 * kUsd)(rng),
+                        std::uniform_int_distribution<int64_t>(0, 40 * kKg)(rng),
+                        std::uniform_int_distribution<int64_t>(0, 9999)(rng), "run");
         EXPECT_GE(r.fraction, 0.0);
         EXPECT_LE(r.fraction, 1.0);
         for (const auto& row : r.rows) {

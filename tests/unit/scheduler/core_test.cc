@@ -37,7 +37,7 @@ using v1::JobEvent;
 using v1::JobSpec;
 
 constexpr int64_t P = kP4dPriceMicros;  // one node-hour of the test pool
-constexpr double kWh8 = 8 * 400 * 1.1;   // Wh per hour of an 8-GPU job
+constexpr double kWh8 = 8 * 400 * 1.1;  // Wh per hour of an 8-GPU job
 
 // The admission forecast (see core_harness.h): rising 0.05 g/kWh per hour.
 double Forecast(absl::Time t) {
@@ -532,8 +532,8 @@ TEST_F(CoreTest, JobIsStoppedAtItsCarbonCapWhenTheGridIsDirtierThanForecast) {
   spec.set_max_carbon_mg(static_cast<int64_t>(forecast * 1.05));
   Job job = Submit(spec);
   ASSERT_EQ(job.state(), v1::JOB_STATE_RUNNING) << job.message();
-  ASSERT_OK(core().SetCarbonSeries("DE", TestStart(), absl::Hours(1),
-                                   std::vector<double>(24, 700.0), 0));
+  ASSERT_OK(
+      core().SetCarbonSeries("DE", TestStart(), absl::Hours(1), std::vector<double>(24, 700.0), 0));
   ASSERT_OK(h_.Advance(absl::Hours(1)));
   job = Get(h_, job.id());
   EXPECT_EQ(job.state(), v1::JOB_STATE_BUDGET_EXHAUSTED) << job.message();
@@ -547,10 +547,10 @@ TEST_F(CoreTest, JobIsStoppedAtItsCarbonCapWhenTheGridIsDirtierThanForecast) {
 
 TEST_F(CoreTest, TeamAlertGoesOutOnceWhenUseCrossesTheAlertRatio) {
   ASSERT_OK(core().SetTeam(MakeTeam("ml", 150)));  // 80% = $120
-  Job small = Submit(MakeJob("ml", 1, absl::Hours(1)));
+  Submit(MakeJob("ml", 1, absl::Hours(1)));
   auto events = AllEvents(core());
   EXPECT_EQ(CountEvents(events, "BUDGET_ALERT", ""), 0) << "$5.12 of $150 is no alert";
-  Job big = Submit(MakeJob("ml", 8, absl::Hours(2)));  // + $81.89 reserved: 58%
+  Submit(MakeJob("ml", 8, absl::Hours(2)));  // + $81.89 reserved: 58%
   EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 0);
   Job third = Submit(MakeJob("ml", 8, absl::Hours(1)));  // + $40.94: 85%
   ASSERT_TRUE(third.state() == v1::JOB_STATE_RUNNING || third.state() == v1::JOB_STATE_PENDING);
@@ -565,8 +565,6 @@ TEST_F(CoreTest, TeamAlertGoesOutOnceWhenUseCrossesTheAlertRatio) {
   // Running on does not repeat it.
   ASSERT_OK(h_.Advance(absl::Hours(2)));
   EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 1);
-  (void)small;
-  (void)big;
 }
 
 TEST_F(CoreTest, TeamAlertRatioIsTheTeams) {
@@ -629,7 +627,8 @@ TEST(CoreMonths, AJobCrossingAMonthChargesEachMonthItsPart) {
     EXPECT_EQ(april.cost_spent_micros(), 2 * P) << absl::FormatDuration(tick);
     EXPECT_EQ(march.cost_reserved_micros(), 0);
     EXPECT_EQ(april.cost_reserved_micros(), 0);
-    EXPECT_NEAR(march.carbon_spent_mg(), kWh8 * (Forecast(start) + Forecast(start + absl::Hours(1))), 2);
+    EXPECT_NEAR(march.carbon_spent_mg(),
+                kWh8 * (Forecast(start) + Forecast(start + absl::Hours(1))), 2);
     EXPECT_NEAR(april.carbon_spent_mg(),
                 kWh8 * (Forecast(start + absl::Hours(2)) + Forecast(start + absl::Hours(3))), 2);
     bool moved = false;
@@ -641,6 +640,24 @@ TEST(CoreMonths, AJobCrossingAMonthChargesEachMonthItsPart) {
     EXPECT_TRUE(moved) << "April's part shrinks the March reservation";
     EXPECT_OK(h.core().CheckInvariants());
   }
+}
+
+// A job reserved in March, charged for its March hours at a tick in April,
+// must compare March with March: April had already crossed the ratio (and
+// said so), so no second alert goes out.
+TEST(CoreMonths, ChargingLastMonthDoesNotRepeatThisMonthsAlert) {
+  CoreHarness h(::greenlight::testing::SmallInventory(), Utc(2026, 3, 31, 22));
+  ASSERT_OK(h.Open());
+  ASSERT_OK(h.core().SetTeam(MakeTeam("ml", 200)));                // alert at $160
+  auto march = h.core().Submit(MakeJob("ml", 8, absl::Hours(2)));  // $81.89: 41% of March
+  ASSERT_TRUE(march.ok()) << march.status();
+  h.clock().Set(Utc(2026, 4, 1, 0, 30));
+  auto april = h.core().Submit(MakeJob("ml", 8, absl::Hours(4)));  // $163.78: 82% of April
+  ASSERT_TRUE(april.ok()) << april.status();
+  ASSERT_EQ(CountEvents(AllEvents(h.core()), "BUDGET_ALERT", ""), 1) << "April crossed 80%";
+  ASSERT_OK(h.core().Tick());  // charges March's two hours, finishes the March job
+  EXPECT_EQ(h.core().GetJob(march->job.id())->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(CountEvents(AllEvents(h.core()), "BUDGET_ALERT", ""), 1);
 }
 
 TEST_F(CoreTest, AClockThatJumpsBackwardsChargesNothingNegative) {
@@ -708,6 +725,42 @@ TEST(CoreNotBefore, WaitingForCapacityNeverStartsBeforeNotBefore) {
   }
   EXPECT_NE(h.core().GetJob(b->job.id())->state(), v1::JOB_STATE_PENDING)
       << "it ran once its time came";
+}
+
+// Known gap (reported, not fixed): a job that waits for capacity is started
+// whenever capacity frees up, even when it can no longer finish by its
+// deadline. Slurm's --deadline removes such a job; here it should end FAILED
+// (reservation released) instead of running past the deadline.
+TEST(CoreDeadline, DISABLED_AWaitingJobNeverRunsPastItsDeadline) {
+  CoreHarness h(::greenlight::testing::SmallInventory(/*nodes=*/1));
+  ASSERT_OK(h.Open());
+  ASSERT_OK(h.core().SetTeam(MakeTeam("ml", 0)));
+  ASSERT_TRUE(h.core().Submit(MakeJob("ml", 8, absl::Hours(4))).ok());
+  JobSpec urgent = MakeJob("ml", 8, absl::Hours(1));
+  *urgent.mutable_deadline() = ToProto(TestStart() + absl::Hours(2));
+  auto r = h.core().Submit(urgent);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->job.state(), v1::JOB_STATE_PENDING);
+  for (int hour = 0; hour < 6; ++hour) ASSERT_OK(h.Advance(absl::Hours(1)));
+  Job j = *h.core().GetJob(r->job.id());
+  if (j.has_end_time() && j.state() == v1::JOB_STATE_SUCCEEDED) {
+    EXPECT_LE(FromProto(j.end_time()), TestStart() + absl::Hours(2)) << "ran past its deadline";
+  }
+  EXPECT_EQ(j.state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(j.reserved_cost_micros(), 0);
+}
+
+// Known gap (reported, not fixed: the engine's TeamView has no per-type
+// quota): a job larger than the team's whole quota for its GPU type is
+// admitted and then waits forever holding its reservation, where a job larger
+// than the whole total quota is rejected at submit.
+TEST_F(CoreTest, DISABLED_JobLargerThanTheWholePerTypeQuotaIsRejectedAtSubmit) {
+  v1::Team t = MakeTeam("ml", 10'000);
+  (*t.mutable_gpu_quota_by_type())["A100"] = 8;
+  ASSERT_OK(core().SetTeam(t));
+  auto r = core().Submit(MakeJob("ml", 16, absl::Hours(1)));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition)
+      << (r.ok() ? v1::JobState_Name(r->job.state()) : r.status().ToString());
 }
 
 // ---------------------------------------------------------------------------
@@ -861,7 +914,8 @@ TEST_F(CoreTest, FailedCommitLeavesNothingHalfWritten) {
 TEST_F(CoreTest, ListJobsPagesInSubmitOrderWithFilters) {
   ASSERT_OK(core().SetTeam(MakeTeam("cv", 0)));
   std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(Submit(MakeJob(i % 2 ? "cv" : "ml", 1, absl::Hours(1))).id());
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(Submit(MakeJob(i % 2 ? "cv" : "ml", 1, absl::Hours(1))).id());
   ASSERT_OK(core().Cancel(ids[4], ""));
   std::vector<std::string> seen;
   ListJobsQuery q;

@@ -19,8 +19,8 @@ using v1::JobState;
 
 const std::vector<JobState>& AllStates() {
   static const std::vector<JobState> s = {
-      v1::JOB_STATE_UNSPECIFIED, v1::JOB_STATE_PENDING,   v1::JOB_STATE_PLANNED,
-      v1::JOB_STATE_RUNNING,     v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED,
+      v1::JOB_STATE_UNSPECIFIED, v1::JOB_STATE_PENDING,          v1::JOB_STATE_PLANNED,
+      v1::JOB_STATE_RUNNING,     v1::JOB_STATE_SUCCEEDED,        v1::JOB_STATE_FAILED,
       v1::JOB_STATE_CANCELLED,   v1::JOB_STATE_BUDGET_EXHAUSTED, v1::JOB_STATE_REJECTED};
   return s;
 }
@@ -34,11 +34,11 @@ const std::map<JobState, std::set<JobState>>& Expected() {
        {v1::JOB_STATE_PENDING, v1::JOB_STATE_PLANNED, v1::JOB_STATE_RUNNING,
         v1::JOB_STATE_REJECTED}},
       {v1::JOB_STATE_PENDING,
-       {v1::JOB_STATE_PLANNED, v1::JOB_STATE_RUNNING, v1::JOB_STATE_CANCELLED,
-        v1::JOB_STATE_FAILED, v1::JOB_STATE_BUDGET_EXHAUSTED}},
+       {v1::JOB_STATE_PLANNED, v1::JOB_STATE_RUNNING, v1::JOB_STATE_CANCELLED, v1::JOB_STATE_FAILED,
+        v1::JOB_STATE_BUDGET_EXHAUSTED}},
       {v1::JOB_STATE_PLANNED,
-       {v1::JOB_STATE_PENDING, v1::JOB_STATE_RUNNING, v1::JOB_STATE_CANCELLED,
-        v1::JOB_STATE_FAILED, v1::JOB_STATE_BUDGET_EXHAUSTED}},
+       {v1::JOB_STATE_PENDING, v1::JOB_STATE_RUNNING, v1::JOB_STATE_CANCELLED, v1::JOB_STATE_FAILED,
+        v1::JOB_STATE_BUDGET_EXHAUSTED}},
       {v1::JOB_STATE_RUNNING,
        {v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED,
         v1::JOB_STATE_BUDGET_EXHAUSTED}},
@@ -57,8 +57,7 @@ TEST(JobState, EveryPairMatchesTheTransitionTable) {
   for (JobState from : AllStates()) {
     for (JobState to : AllStates()) {
       bool want = Expected().at(from).count(to) > 0;
-      EXPECT_EQ(IsLegalTransition(from, to), want)
-          << StateName(from) << " -> " << StateName(to);
+      EXPECT_EQ(IsLegalTransition(from, to), want) << StateName(from) << " -> " << StateName(to);
       absl::Status st = CheckTransition(from, to);
       EXPECT_EQ(st.ok(), want) << StateName(from) << " -> " << StateName(to);
       if (!want) {

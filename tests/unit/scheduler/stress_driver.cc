@@ -46,8 +46,8 @@ providers::Inventory StressInventory() {
   providers::Inventory inv;
   inv.pools.push_back(MakePool("aws/eu-central-1/p4d.24xlarge", "eu-central-1", "DE",
                                "p4d.24xlarge", "A100", 8, 6, 40'944'750));
-  inv.pools.push_back(MakePool("aws/us-east-1/p4d.24xlarge", "us-east-1", "US-PJM",
-                               "p4d.24xlarge", "A100", 8, 6, 32'772'600));
+  inv.pools.push_back(MakePool("aws/us-east-1/p4d.24xlarge", "us-east-1", "US-PJM", "p4d.24xlarge",
+                               "A100", 8, 6, 32'772'600));
   inv.pools.push_back(MakePool("aws/us-east-1/g5.xlarge", "us-east-1", "US-PJM", "g5.xlarge",
                                "A10G", 1, 24, 1'006'000, 300, 1.1));
   absl::Time start = Utc(2026, 3, 20, 0);
@@ -83,8 +83,8 @@ class Violations {
 // A retried request must carry the same spec: derive it from the id.
 JobSpec SpecForRequest(int rid) {
   std::mt19937 rng(static_cast<uint32_t>(rid) * 7919u + 17u);
-  JobSpec s = ::greenlight::testing::MakeJob(kChildren[rng() % kChildren.size()],
-                                             1 << (rng() % 4), absl::Minutes(30 + rng() % 300));
+  JobSpec s = ::greenlight::testing::MakeJob(kChildren[rng() % kChildren.size()], 1 << (rng() % 4),
+                                             absl::Minutes(30 + rng() % 300));
   s.set_request_id(absl::StrCat("retry-", rid));
   s.set_max_cost_micros(static_cast<int64_t>(rng() % 2) * 400'000'000);
   return s;
@@ -105,7 +105,8 @@ JobSpec RandomSpec(std::mt19937& rng, absl::Time now) {
   s.set_priority(std::uniform_int_distribution<int>(-5, 5)(rng));
   if (rng() % 4 == 0) s.add_gpu_types(rng() % 2 ? "A100" : "A10G");
   if (rng() % 10 == 0)
-    *s.mutable_not_before() = ToProto(now + absl::Minutes(std::uniform_int_distribution<int>(1, 600)(rng)));
+    *s.mutable_not_before() =
+        ToProto(now + absl::Minutes(std::uniform_int_distribution<int>(1, 600)(rng)));
   if (rng() % 8 == 0) s.set_checkpointable(true);
   if (rng() % 8 == 0) *s.mutable_deadline() = ToProto(now + absl::Hours(30));
   s.set_mode(static_cast<v1::PlacementMode>(rng() % 4));
@@ -268,7 +269,7 @@ void RunStress(const StressConfig& config) {
           } else {
             rejected.fetch_add(1);
             if (!Allowed(r.status().code(), {absl::StatusCode::kResourceExhausted,
-                                            absl::StatusCode::kFailedPrecondition}))
+                                             absl::StatusCode::kFailedPrecondition}))
               violations.Add(absl::StrCat("submit: ", r.status().ToString()));
           }
         } else if (dice < 58) {
@@ -278,7 +279,7 @@ void RunStress(const StressConfig& config) {
             std::lock_guard<std::mutex> l(ids_mu);
             if (!r->deduplicated) ids.push_back(r->job.id());
           } else if (!Allowed(r.status().code(), {absl::StatusCode::kResourceExhausted,
-                                                 absl::StatusCode::kFailedPrecondition})) {
+                                                  absl::StatusCode::kFailedPrecondition})) {
             violations.Add(absl::StrCat("retried submit: ", r.status().ToString()));
           }
         } else if (dice < 78) {
@@ -291,8 +292,10 @@ void RunStress(const StressConfig& config) {
           auto r = core->Cancel(id, "stress");
           if (r.ok()) {
             cancelled.fetch_add(1);
-            if (r->state() != v1::JOB_STATE_CANCELLED)
-              violations.Add(absl::StrCat("cancel returned ", StateName(r->state())));
+            // A job that reached its end or a cap by the cancel's time is
+            // charged up to then and ends in that state instead.
+            if (!IsTerminal(r->state()))
+              violations.Add(absl::StrCat("cancel left the job ", StateName(r->state())));
             if (r->reserved_cost_micros() != 0 || r->reserved_carbon_mg() != 0)
               violations.Add(absl::StrCat("cancelled job still holds a reservation: ", id));
           } else if (r.status().code() != absl::StatusCode::kFailedPrecondition) {
@@ -335,8 +338,10 @@ void RunStress(const StressConfig& config) {
   }
   observe("quiescent");
   EXPECT_EQ(violations.count(), 0) << violations.Summary();
-  EXPECT_GT(submitted.load(), config.threads * config.ops_per_thread / 5);
-  EXPECT_GT(cancelled.load(), 0);
+  // Budgets run out as the month goes on, so most late submits are refused;
+  // the load must still have admitted and cancelled plenty.
+  EXPECT_GT(submitted.load(), 500);
+  EXPECT_GT(cancelled.load(), 100);
   EXPECT_GT(team_changes.load(), 0);
   EXPECT_GT(series_changes.load(), 0);
 
@@ -361,7 +366,8 @@ void RunStress(const StressConfig& config) {
       int gpn = gpus_per_node[pool];
       int need = gpn > 0 ? (j.spec().gpus() + gpn - 1) / gpn : 1 << 20;
       bool capacity = free_nodes[pool] >= need;
-      bool quota = team->gpu_quota() == 0 || usage->running_gpus() + j.spec().gpus() <= team->gpu_quota();
+      bool quota =
+          team->gpu_quota() == 0 || usage->running_gpus() + j.spec().gpus() <= team->gpu_quota();
       bool typed = team->gpu_quota_by_type().count(j.placement().gpu_type()) == 0;
       if (capacity && quota && typed && ++stuck <= 5) {
         ADD_FAILURE() << "job " << j.id() << " (" << j.spec().gpus() << " GPUs, "
@@ -390,17 +396,17 @@ void RunStress(const StressConfig& config) {
   ASSERT_TRUE(raw.ok());
   std::map<std::pair<std::string, std::string>, RawSums> own;  // (team, period)
   std::set<std::string> periods;
-  ASSERT_TRUE(raw.Query(
-      "SELECT team, period, SUM(cost_spent_micros), SUM(cost_reserved_micros), "
-      "SUM(carbon_spent_mg), SUM(carbon_reserved_mg), SUM(energy_spent_mwh) "
-      "FROM ledger GROUP BY team, period",
-      [&](sqlite3_stmt* s) {
-        RawSums r{sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
-                  sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
-                  sqlite3_column_int64(s, 6)};
-        own[{RawLedger::Text(s, 0), RawLedger::Text(s, 1)}] = r;
-        periods.insert(RawLedger::Text(s, 1));
-      }));
+  ASSERT_TRUE(
+      raw.Query("SELECT team, period, SUM(cost_spent_micros), SUM(cost_reserved_micros), "
+                "SUM(carbon_spent_mg), SUM(carbon_reserved_mg), SUM(energy_spent_mwh) "
+                "FROM ledger GROUP BY team, period",
+                [&](sqlite3_stmt* s) {
+                  RawSums r{sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
+                            sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
+                            sqlite3_column_int64(s, 6)};
+                  own[{RawLedger::Text(s, 0), RawLedger::Text(s, 1)}] = r;
+                  periods.insert(RawLedger::Text(s, 1));
+                }));
   EXPECT_GE(periods.size(), 2u) << "the run crosses a month boundary";
   for (const v1::Team& t : teams) {
     for (const std::string& period : periods) {
@@ -429,24 +435,23 @@ void RunStress(const StressConfig& config) {
     RawSums sums;
   };
   std::map<std::string, JobRows> by_job;
-  ASSERT_TRUE(raw.Query(
-      "SELECT job_id, kind, cost_spent_micros, cost_reserved_micros, carbon_spent_mg, "
-      "carbon_reserved_mg, energy_spent_mwh FROM ledger WHERE job_id <> '' ORDER BY id",
-      [&](sqlite3_stmt* s) {
-        JobRows& r = by_job[RawLedger::Text(s, 0)];
-        std::string kind = RawLedger::Text(s, 1);
-        r.reserves += kind == "reserve";
-        r.closes += kind == "release" || kind == "settle";
-        r.sums += RawSums{sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
-                          sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
-                          sqlite3_column_int64(s, 6)};
-        if (sqlite3_column_int64(s, 2) < 0 || sqlite3_column_int64(s, 4) < 0)
-          ADD_FAILURE() << "negative charge in a " << kind << " row";
-      }));
+  ASSERT_TRUE(
+      raw.Query("SELECT job_id, kind, cost_spent_micros, cost_reserved_micros, carbon_spent_mg, "
+                "carbon_reserved_mg, energy_spent_mwh FROM ledger WHERE job_id <> '' ORDER BY id",
+                [&](sqlite3_stmt* s) {
+                  JobRows& r = by_job[RawLedger::Text(s, 0)];
+                  std::string kind = RawLedger::Text(s, 1);
+                  r.reserves += kind == "reserve";
+                  r.closes += kind == "release" || kind == "settle";
+                  r.sums += RawSums{sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
+                                    sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
+                                    sqlite3_column_int64(s, 6)};
+                  if (sqlite3_column_int64(s, 2) < 0 || sqlite3_column_int64(s, 4) < 0)
+                    ADD_FAILURE() << "negative charge in a " << kind << " row";
+                }));
   std::set<std::string> stored_ids;
-  ASSERT_TRUE(raw.Query("SELECT id FROM jobs", [&](sqlite3_stmt* s) {
-    stored_ids.insert(RawLedger::Text(s, 0));
-  }));
+  ASSERT_TRUE(raw.Query("SELECT id FROM jobs",
+                        [&](sqlite3_stmt* s) { stored_ids.insert(RawLedger::Text(s, 0)); }));
   EXPECT_EQ(stored_ids.size(), live_jobs.size()) << "every acknowledged job is stored, once";
   int checked = 0;
   for (const auto& [id, job] : live_jobs) {
@@ -472,18 +477,18 @@ void RunStress(const StressConfig& config) {
   }
   EXPECT_EQ(checked, static_cast<int>(live_jobs.size()));
   int dup_requests = 0;
-  ASSERT_TRUE(raw.Query(
-      "SELECT team, request_id, COUNT(*) FROM jobs WHERE request_id <> '' "
-      "GROUP BY team, request_id HAVING COUNT(*) > 1",
-      [&](sqlite3_stmt*) { ++dup_requests; }));
+  ASSERT_TRUE(
+      raw.Query("SELECT team, request_id, COUNT(*) FROM jobs WHERE request_id <> '' "
+                "GROUP BY team, request_id HAVING COUNT(*) > 1",
+                [&](sqlite3_stmt*) { ++dup_requests; }));
   EXPECT_EQ(dup_requests, 0) << "a request_id made two jobs";
   int64_t events = 0, min_rev = 0, max_rev = 0;
-  ASSERT_TRUE(raw.Query("SELECT COUNT(*), MIN(revision), MAX(revision) FROM events",
-                        [&](sqlite3_stmt* s) {
-                          events = sqlite3_column_int64(s, 0);
-                          min_rev = sqlite3_column_int64(s, 1);
-                          max_rev = sqlite3_column_int64(s, 2);
-                        }));
+  ASSERT_TRUE(
+      raw.Query("SELECT COUNT(*), MIN(revision), MAX(revision) FROM events", [&](sqlite3_stmt* s) {
+        events = sqlite3_column_int64(s, 0);
+        min_rev = sqlite3_column_int64(s, 1);
+        max_rev = sqlite3_column_int64(s, 2);
+      }));
   EXPECT_EQ(min_rev, 1);
   EXPECT_EQ(max_rev, events) << "event revisions have gaps";
   EXPECT_EQ(core->revision(), max_rev);
@@ -505,7 +510,8 @@ void RunStress(const StressConfig& config) {
   for (const auto& [key, want] : live_usage) {
     auto u = core->GetUsage(key.first, PeriodTime(key.second));
     ASSERT_TRUE(u.ok());
-    EXPECT_EQ(u->cost_reserved_micros(), want.cost_reserved_micros()) << key.first << " " << key.second;
+    EXPECT_EQ(u->cost_reserved_micros(), want.cost_reserved_micros())
+        << key.first << " " << key.second;
     EXPECT_EQ(u->cost_spent_micros(), want.cost_spent_micros()) << key.first << " " << key.second;
     EXPECT_EQ(u->carbon_reserved_mg(), want.carbon_reserved_mg()) << key.first << " " << key.second;
     EXPECT_EQ(u->running_gpus(), want.running_gpus()) << key.first << " " << key.second;
@@ -521,8 +527,7 @@ void RunStress(const StressConfig& config) {
       "stress: %d submitted, %d refused, %d cancelled, %d team changes, %d series updates, "
       "%d invariant checks, %zu periods, %lld events\n",
       submitted.load(), rejected.load(), cancelled.load(), team_changes.load(),
-      series_changes.load(), observations.load(), periods.size(),
-      static_cast<long long>(events));
+      series_changes.load(), observations.load(), periods.size(), static_cast<long long>(events));
 }
 
 }  // namespace greenlight::scheduler::stress

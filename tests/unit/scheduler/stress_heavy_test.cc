@@ -16,7 +16,7 @@ TEST(CoreStressHeavy, ManyClientsManySeeds) {
     SCOPED_TRACE(seed);
     StressConfig c;
     c.threads = 32;
-    c.ops_per_thread = 1000;
+    c.ops_per_thread = 2000;
     c.seed = seed;
     c.max_clock_step_minutes = 20;
     RunStress(c);

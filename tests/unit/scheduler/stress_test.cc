@@ -9,7 +9,7 @@ namespace {
 TEST(CoreStress, ConcurrentClientsNeverBreakBudgetsQuotasOrTheLedger) {
   StressConfig c;
   c.threads = 16;
-  c.ops_per_thread = 200;
+  c.ops_per_thread = 1000;
   c.seed = 20260331;
   RunStress(c);
 }

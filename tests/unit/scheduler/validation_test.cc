@@ -128,8 +128,7 @@ TEST(ValidateJobSpec, RejectsEachBadFieldWithItsName) {
        [](JobSpec& s) { *s.mutable_not_before() = ToProto(kNow + absl::Hours(24 * 367)); },
        "spec.not_before"},
       {"deadline in the past",
-       [](JobSpec& s) { *s.mutable_deadline() = ToProto(kNow - absl::Hours(1)); },
-       "spec.deadline"},
+       [](JobSpec& s) { *s.mutable_deadline() = ToProto(kNow - absl::Hours(1)); }, "spec.deadline"},
       {"deadline now", [](JobSpec& s) { *s.mutable_deadline() = ToProto(kNow); }, "spec.deadline"},
       {"deadline before not_before",
        [](JobSpec& s) {
@@ -159,8 +158,8 @@ TEST(ValidateJobSpec, RejectsEachBadFieldWithItsName) {
        },
        "spec.labels"},
       {"empty label key", [](JobSpec& s) { (*s.mutable_labels())[""] = "v"; }, "spec.labels"},
-      {"label key of 64 bytes", [](JobSpec& s) { (*s.mutable_labels())[std::string(64, 'k')] = "v"; },
-       "spec.labels"},
+      {"label key of 64 bytes",
+       [](JobSpec& s) { (*s.mutable_labels())[std::string(64, 'k')] = "v"; }, "spec.labels"},
       {"label value of 257 bytes",
        [](JobSpec& s) { (*s.mutable_labels())["k"] = std::string(257, 'v'); }, "spec.labels"},
       {"label value not UTF-8", [](JobSpec& s) { (*s.mutable_labels())["k"] = "\x80"; },
@@ -221,11 +220,13 @@ TEST(ValidateJobSpec, AcceptsGoodSpecsIncludingEveryLimit) {
               while (n.size() < 256) n += "a";
               s.set_name(n);
             }},
-           {"name with U+10FFFF and U+FFFD", [](JobSpec& s) { s.set_name("\xf4\x8f\xbf\xbf \xef\xbf\xbd"); }},
+           {"name with U+10FFFF and U+FFFD",
+            [](JobSpec& s) { s.set_name("\xf4\x8f\xbf\xbf \xef\xbf\xbd"); }},
            {"1e7 gpu-hours", [](JobSpec& s) { s.set_reference_gpu_hours(kMaxReferenceGpuHours); }},
            {"one minute", [](JobSpec& s) { SetDuration(s, 60); }},
            {"365 days", [](JobSpec& s) { SetDuration(s, 365LL * 86400); }},
-           {"no caps", [](JobSpec& s) {
+           {"no caps",
+            [](JobSpec& s) {
               s.set_max_cost_micros(0);
               s.set_max_carbon_mg(0);
             }},
@@ -254,7 +255,8 @@ TEST(ValidateJobSpec, AcceptsGoodSpecsIncludingEveryLimit) {
             [](JobSpec& s) {
               s.clear_labels();
               for (int i = 0; i < 64; ++i)
-                (*s.mutable_labels())[absl::StrCat(std::string(60, 'k'), i)] = std::string(256, 'v');
+                (*s.mutable_labels())[absl::StrCat(std::string(60, 'k'), i)] =
+                    std::string(256, 'v');
             }},
            {"empty label value", [](JobSpec& s) { (*s.mutable_labels())["flag"] = ""; }},
            {"request_id of 128 bytes", [](JobSpec& s) { s.set_request_id(std::string(128, 'r')); }},
@@ -266,7 +268,8 @@ TEST(ValidateJobSpec, AcceptsGoodSpecsIncludingEveryLimit) {
        }) {
     JobSpec spec = ValidSpec();
     c.mutate(spec);
-    EXPECT_TRUE(ValidateJobSpec(spec, Ctx()).ok()) << c.name << ": " << ValidateJobSpec(spec, Ctx());
+    EXPECT_TRUE(ValidateJobSpec(spec, Ctx()).ok())
+        << c.name << ": " << ValidateJobSpec(spec, Ctx());
   }
 }
 
@@ -340,12 +343,15 @@ TEST(ValidateTeam, RejectsEachBadFieldWithItsName) {
             "team.monthly_carbon_budget_mg"},
            {"negative quota", [](v1::Team& t) { t.set_gpu_quota(-1); }, "team.gpu_quota"},
            {"absurd quota", [](v1::Team& t) { t.set_gpu_quota(1'000'001); }, "team.gpu_quota"},
-           {"negative quota by type", [](v1::Team& t) { (*t.mutable_gpu_quota_by_type())["A100"] = -1; },
+           {"negative quota by type",
+            [](v1::Team& t) { (*t.mutable_gpu_quota_by_type())["A100"] = -1; },
             "team.gpu_quota_by_type"},
            {"negative carbon price", [](v1::Team& t) { t.set_carbon_price_micros_per_tonne(-1); },
             "team.carbon_price_micros_per_tonne"},
-           {"alert ratio above 1", [](v1::Team& t) { t.set_alert_ratio(1.01); }, "team.alert_ratio"},
-           {"negative alert ratio", [](v1::Team& t) { t.set_alert_ratio(-0.1); }, "team.alert_ratio"},
+           {"alert ratio above 1", [](v1::Team& t) { t.set_alert_ratio(1.01); },
+            "team.alert_ratio"},
+           {"negative alert ratio", [](v1::Team& t) { t.set_alert_ratio(-0.1); },
+            "team.alert_ratio"},
            {"NaN alert ratio",
             [](v1::Team& t) { t.set_alert_ratio(std::numeric_limits<double>::quiet_NaN()); },
             "team.alert_ratio"},

@@ -122,8 +122,8 @@ TEST(SqliteStoreMigrations, FreshFileGetsSchemaVersionOne) {
   EXPECT_EQ(raw.Int("PRAGMA user_version"), 1);
   EXPECT_EQ(raw.Text("PRAGMA journal_mode"), "wal");
   for (const char* table : {"jobs", "events", "ledger", "teams", "pools", "zones", "tokens"}) {
-    EXPECT_EQ(raw.Int(absl::StrCat("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='",
-                                   table, "'")),
+    EXPECT_EQ(raw.Int(absl::StrCat(
+                  "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='", table, "'")),
               1)
         << table;
   }
