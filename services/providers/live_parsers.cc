@@ -121,6 +121,10 @@ absl::StatusOr<LivePoints> WattTimeAny(absl::string_view json, bool index) {
       if (*t > best_t) best_t = *t, best = i;
     }
     out.generated_at = best_t;
+    // Only data[0] was seen to hold a forecast; the newest entry may not
+    // (found by tests/fuzz/live_json_fuzzer: at() threw and aborted).
+    if (!data[best].contains("forecast"))
+      return Bad("watttime", absl::StrCat("data[", best, "].forecast"), "missing");
     s = WattTimeData(data[best].at("forecast"), absl::StrCat("data[", best, "].forecast"), &out);
   } else {
     s = WattTimeData(data, "data", &out);

@@ -148,8 +148,9 @@ absl::Status SchedulerCore::LoadFromStore() {
     order_.push_back(id);
     if (!j.spec().request_id().empty())
       by_request_[RequestKey(j.spec().team(), j.spec().request_id())] = id;
-    if (!IsTerminal(j.state())) active_.insert(id);
-    jobs_[id] = std::move(j);
+    Job& stored = jobs_[id];
+    stored = std::move(j);
+    if (!IsTerminal(stored.state())) active_[stored.sequence()] = &stored;
   }
   // Running jobs get their nodes back and resume on the executor.
   for (const auto& id : order_) {
@@ -335,7 +336,11 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
       batch[i]->state->store(Command::kApplied);
     }
     if (tick) DoTick(txn, options_.clock->Now());
-    if (view_dirty_) RebuildPoolViews();
+    // Quotes may see capacity up to 10 ms old (the writer re-checks it), so
+    // that the pool view is not rebuilt for every small batch.
+    if (view_dirty_ && (!started_ || absl::Now() - last_view_rebuild_ > absl::Milliseconds(10))) {
+      RebuildPoolViews();
+    }
     for (const auto& id : txn.dirty) txn.batch.jobs.push_back(jobs_[id]);
     // Keep job rows in sequence order for a stable file layout.
     std::sort(txn.batch.jobs.begin(), txn.batch.jobs.end(),
@@ -431,6 +436,7 @@ void SchedulerCore::RebuildPoolViews() {
   pool_view_ = std::move(with_capacity);
   pool_view_free_ = std::move(all_free);
   view_dirty_ = false;
+  last_view_rebuild_ = absl::Now();
 }
 
 placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool ignore_capacity,
@@ -442,7 +448,7 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool i
   s.zones = zones_;
   s.default_intensity_g_per_kwh = options_.inventory.default_intensity_g_per_kwh;
   s.default_carbon_price_micros_per_tonne = options_.default_carbon_price_micros_per_tonne;
-  if (!fresh && !view_dirty_ && pool_view_) {
+  if (!fresh && pool_view_ && (started_ ? true : !view_dirty_)) {
     s.shared_pools = ignore_capacity ? pool_view_free_ : pool_view_;
   } else {
     s.pools.reserve(pools_.size());
@@ -690,6 +696,17 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
     }
     if (!ledger_.FindTeam(spec.team()))
       return absl::InvalidArgumentError(absl::StrCat("spec.team: unknown team '", spec.team(), "'"));
+    {
+      // A job larger than the team's whole quota for its GPU type can never run.
+      const v1::Team* team = ledger_.FindTeam(spec.team());
+      auto q = team->gpu_quota_by_type().find(quote.chosen().gpu_type());
+      if (q != team->gpu_quota_by_type().end() && q->second > 0 && spec.gpus() > q->second) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "spec.gpus: ", spec.gpus(), " ", quote.chosen().gpu_type(), " GPUs exceed team '",
+            spec.team(), "' quota of ", q->second, " for that type; ask for a larger quota or "
+            "allow other spec.gpu_types"));
+      }
+    }
     Job job;
     job.set_id(NewJobId());
     *job.mutable_spec() = spec;
@@ -714,9 +731,9 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
     std::string id = job.id();
     order_.push_back(id);
     if (!spec.request_id().empty()) by_request_[RequestKey(spec.team(), spec.request_id())] = id;
-    active_.insert(id);
     jobs_[id] = job;
     Job& j = jobs_[id];
+    active_[j.sequence()] = &j;
     // One SUBMITTED event carries the job in its initial state.
     absl::Time start = FromProto(j.placement().start());
     JobState initial;
@@ -813,7 +830,7 @@ void SchedulerCore::Transition(Txn& txn, Job& job, JobState to, const std::strin
   job.set_state(to);
   job.set_message(message);
   if (to != v1::JOB_STATE_PENDING) job.clear_pending_reason();
-  if (IsTerminal(to)) active_.erase(job.id());
+  if (IsTerminal(to)) active_.erase(job.sequence());
   Emit(txn, job, "STATE", message);
 }
 
@@ -1101,11 +1118,10 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
                 c.succeeded ? "settle" : "release", c.message, now);
     }
   }
-  // Stable order: by sequence.
+  // active_ is in submit order; copy since jobs may finish (leave active_) below.
   std::vector<Job*> active;
-  for (const auto& id : active_) active.push_back(&jobs_[id]);
-  std::sort(active.begin(), active.end(), [](Job* a, Job* b) { return a->sequence() < b->sequence(); });
-  absl::flat_hash_set<std::string> stop_teams;
+  active.reserve(active_.size());
+  for (const auto& [_, j] : active_) active.push_back(j);
   for (Job* j : active) {
     if (j->state() != v1::JOB_STATE_RUNNING) continue;
     absl::Time since = FromProto(j->accrued_until());
@@ -1119,14 +1135,18 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
     if (due) AccrueJob(txn, *j, now);
   }
   // Teams whose policy is "stop" stop their running jobs once the budget is spent.
-  for (Job* j : active) {
-    if (j->state() != v1::JOB_STATE_RUNNING) continue;
-    const v1::Team* t = ledger_.FindTeam(j->spec().team());
-    if (!t || t->on_budget_exhausted() != "stop") continue;
-    std::string period = budget::PeriodOf(now);
-    if (ledger_.CostHeadroom(t->name(), period) == 0 || ledger_.CarbonHeadroom(t->name(), period) == 0) {
+  absl::flat_hash_set<std::string> stop_teams;
+  std::string period = budget::PeriodOf(now);
+  for (const auto& t : ledger_.Teams()) {
+    if (t.on_budget_exhausted() != "stop") continue;
+    if (ledger_.CostHeadroom(t.name(), period) == 0 || ledger_.CarbonHeadroom(t.name(), period) == 0)
+      stop_teams.insert(t.name());
+  }
+  if (!stop_teams.empty()) {
+    for (Job* j : active) {
+      if (j->state() != v1::JOB_STATE_RUNNING || !stop_teams.contains(j->spec().team())) continue;
       FinishJob(txn, *j, v1::JOB_STATE_BUDGET_EXHAUSTED, "release",
-                absl::StrCat("team '", t->name(), "' budget spent; team policy is to stop running jobs"), now);
+                absl::StrCat("team '", j->spec().team(), "' budget spent; team policy is to stop running jobs"), now);
     }
   }
   for (Job* j : active) {
@@ -1139,6 +1159,18 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
       Transition(txn, *j, v1::JOB_STATE_PENDING, absl::StrCat("waiting for ", j->pending_reason() == "QUOTA" ? "GPU quota" : "capacity"));
     }
   }
+  // Waiting jobs that can no longer meet their deadline fail and give their
+  // reservation back, instead of running late.
+  for (Job* j : active) {
+    if ((j->state() != v1::JOB_STATE_PENDING) || !j->spec().has_deadline()) continue;
+    absl::Time deadline = FromProto(j->spec().deadline());
+    if (now + FromProto(j->remaining()) <= deadline) continue;
+    FinishJob(txn, *j, v1::JOB_STATE_FAILED, "release",
+              absl::StrCat("deadline ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", deadline, absl::UTCTimeZone()),
+                           " can no longer be met (waited for ",
+                           j->pending_reason() == "QUOTA" ? "GPU quota" : "capacity", ")"),
+              now);
+  }
   ReplanWaiting(txn, now);
 }
 
@@ -1149,9 +1181,8 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
   // Waiting jobs by team, each team's queue by priority then submit order;
   // teams take turns so that one team's backlog cannot starve another.
   std::map<std::string, std::vector<Job*>> by_team;
-  for (const auto& id : active_) {
-    Job& j = jobs_[id];
-    if (j.state() == v1::JOB_STATE_PENDING) by_team[j.spec().team()].push_back(&j);
+  for (const auto& [_, j] : active_) {
+    if (j->state() == v1::JOB_STATE_PENDING) by_team[j->spec().team()].push_back(j);
   }
   for (auto& [_, v] : by_team) {
     std::sort(v.begin(), v.end(), [](Job* a, Job* b) {
@@ -1367,7 +1398,8 @@ std::vector<v1::Team> SchedulerCore::ListTeams() const {
   return ledger_.Teams();
 }
 
-v1::Usage SchedulerCore::UsageLocked(const std::string& team, absl::Time at) const {
+v1::Usage SchedulerCore::UsageLocked(const std::string& team, absl::Time at, int running,
+                                     int pending) const {
   v1::Usage u;
   const v1::Team* t = ledger_.FindTeam(team);
   std::string period = budget::PeriodOf(at);
@@ -1389,12 +1421,14 @@ v1::Usage SchedulerCore::UsageLocked(const std::string& team, absl::Time at) con
   auto it = running_gpus_.find(team);
   u.set_running_gpus(it == running_gpus_.end() ? 0 : it->second);
   u.set_gpu_quota(t ? t->gpu_quota() : 0);
-  int running = 0, pending = 0;
-  for (const auto& id : active_) {
-    const Job& j = jobs_.at(id);
-    if (j.spec().team() != team) continue;
-    if (j.state() == v1::JOB_STATE_RUNNING) ++running;
-    else ++pending;
+  if (running < 0 || pending < 0) {
+    running = 0;
+    pending = 0;
+    for (const auto& [_, j] : active_) {
+      if (j->spec().team() != team) continue;
+      if (j->state() == v1::JOB_STATE_RUNNING) ++running;
+      else ++pending;
+    }
   }
   u.set_jobs_running(running);
   u.set_jobs_pending(pending);
@@ -1410,17 +1444,26 @@ absl::StatusOr<v1::Usage> SchedulerCore::GetUsage(const std::string& team, absl:
 std::vector<TeamView> SchedulerCore::TeamViews() const {
   CommittedReadLock l(this);
   absl::Time now = options_.clock->Now();
+  // One pass over the unfinished jobs, not one per team (1,000 teams scrape fast).
+  absl::flat_hash_map<std::string, std::pair<int, int>> counts;  // team -> running, pending
+  for (const auto& [_, j] : active_) {
+    auto& c = counts[j->spec().team()];
+    if (j->state() == v1::JOB_STATE_RUNNING) ++c.first;
+    else ++c.second;
+  }
   std::vector<TeamView> out;
   absl::flat_hash_map<std::string, size_t> index;
   for (const auto& t : ledger_.Teams()) {
     TeamView v;
     v.team = t;
-    v.usage = UsageLocked(t.name(), now);
+    auto c = counts.find(t.name());
+    v.usage = c == counts.end() ? UsageLocked(t.name(), now, 0, 0)
+                                : UsageLocked(t.name(), now, c->second.first, c->second.second);
     index[t.name()] = out.size();
     out.push_back(std::move(v));
   }
-  for (const auto& id : active_) {
-    const Job& j = jobs_.at(id);
+  for (const auto& [_, jp] : active_) {
+    const Job& j = *jp;
     auto it = index.find(j.spec().team());
     if (it == index.end()) continue;
     TeamView& v = out[it->second];

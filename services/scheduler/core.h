@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,6 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -211,8 +213,9 @@ class SchedulerCore {
   // `before` is the team's rollup in `period` before the change.
   void MaybeTeamAlert(Txn& txn, const std::string& team, const budget::Totals& before,
                       const std::string& period) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  greenlight::v1::Usage UsageLocked(const std::string& team, absl::Time at) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // `running`/`pending` job counts when the caller has them (-1 = count here).
+  greenlight::v1::Usage UsageLocked(const std::string& team, absl::Time at, int running = -1,
+                                    int pending = -1) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   double IntensityAt(const std::string& zone, absl::Time t, bool* estimated) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void RebuildIndexes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -242,10 +245,12 @@ class SchedulerCore {
    private:
     const SchedulerCore* c_;
   };
-  absl::flat_hash_map<std::string, greenlight::v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
+  // node_hash_map: Job pointers stay valid while other jobs are added.
+  absl::node_hash_map<std::string, greenlight::v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // ids by sequence
   absl::flat_hash_map<std::string, std::string> by_request_ ABSL_GUARDED_BY(mu_);  // team\0rid -> id
-  absl::flat_hash_set<std::string> active_ ABSL_GUARDED_BY(mu_);  // non-terminal job ids
+  // Unfinished jobs by sequence (submit order), so ticks need no sort.
+  std::map<int64_t, greenlight::v1::Job*> active_ ABSL_GUARDED_BY(mu_);
   std::vector<PoolState> pools_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> pool_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> regions_ ABSL_GUARDED_BY(mu_);
@@ -266,6 +271,7 @@ class SchedulerCore {
   std::shared_ptr<const std::vector<providers::Pool>> pool_view_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const std::vector<providers::Pool>> pool_view_free_ ABSL_GUARDED_BY(mu_);
   bool view_dirty_ ABSL_GUARDED_BY(mu_) = true;
+  absl::Time last_view_rebuild_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // Use left above a budget or quota when it was lowered below it (SetTeam, or
   // found at load). Lowering is allowed: the new limit binds admissions and
   // charges at once, so such use may only shrink. CheckInvariants holds use to

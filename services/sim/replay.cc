@@ -1,8 +1,11 @@
 #include "services/sim/replay.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <queue>
@@ -25,6 +28,7 @@
 #include "services/scheduler/executor.h"
 #include "services/scheduler/job_state.h"
 #include "services/store/memory_store.h"
+#include "services/store/sqlite_store.h"
 
 namespace greenlight::sim {
 
@@ -182,6 +186,11 @@ std::string RootOf(const std::string& name, const std::vector<v1::Team>& teams) 
   return name;
 }
 
+void RemoveDb(const std::string& path) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ec);
+}
+
 double ThreadCpuSeconds() {
   timespec ts;
   if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
@@ -207,7 +216,16 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
 
   ManualClock clock(options.start);
   // Nobody watches a replay: keep no events (each embeds a copy of its job).
-  store::MemoryStore store(store::MemoryStoreOptions{.max_events = 0});
+  store::MemoryStore memory(store::MemoryStoreOptions{.max_events = 0});
+  std::unique_ptr<store::SqliteStore> sqlite;
+  std::string sqlite_path;
+  if (!options.sqlite_dir.empty()) {
+    sqlite_path =
+        absl::StrCat(options.sqlite_dir, "/greenlight-sim-", getpid(), "-", policy.name, ".db");
+    RemoveDb(sqlite_path);
+    ASSIGN_OR_RETURN(sqlite, store::SqliteStore::Open({sqlite_path, "normal"}));
+  }
+  store::Store& store = sqlite ? static_cast<store::Store&>(*sqlite) : memory;
   scheduler::SimulatedExecutor executor;
   scheduler::CoreOptions co;
   co.clock = &clock;
@@ -295,7 +313,7 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
       if (options.check_invariants_every > 0 &&
           result.ticks % options.check_invariants_every == 0) {
         absl::Status inv = core->CheckInvariants();
-        if (!inv.ok()) {
+        if (!inv.ok() && result.invariants.ok()) {  // keep the first break
           result.invariants =
               absl::InternalError(absl::StrCat("at ", absl::FormatTime(t), ": ", inv.message()));
         }
@@ -410,6 +428,10 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
     }
   }
   core.reset();  // its teardown is part of the replay's cost
+  if (sqlite) {
+    sqlite.reset();
+    RemoveDb(sqlite_path);
+  }
   result.wall_seconds = absl::ToDoubleSeconds(absl::Now() - wall0);
   result.cpu_seconds = ThreadCpuSeconds() - cpu0;
   if (progress) progress->done = true;

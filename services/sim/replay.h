@@ -78,6 +78,9 @@ struct ReplayOptions {
   std::vector<greenlight::v1::Team> teams;
   // Run CheckInvariants() every this many ticks (0 = only at the end).
   int check_invariants_every = 0;
+  // Empty: the in-memory store. Else a directory for one SQLite file per
+  // policy (synchronous=NORMAL, removed afterwards), to compare the stores.
+  std::string sqlite_dir;
   // Stop a policy's replay this long after the last submit even if jobs are
   // still waiting (they are reported as unfinished).
   absl::Duration drain_limit = absl::Hours(24 * 400);

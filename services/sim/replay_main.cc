@@ -65,6 +65,9 @@ ABSL_FLAG(std::string, regions, "",
           "regions every job may use, under every policy: empty = all, 'series' = the regions "
           "whose grid zone has an hourly carbon series, or a comma-separated list");
 ABSL_FLAG(int64_t, max_jobs, 0, "replay only the first N jobs of the trace (0 = all)");
+ABSL_FLAG(std::string, store, "memory",
+          "memory (store::MemoryStore), or sqlite: one SQLite file per policy in $TMPDIR "
+          "(synchronous=NORMAL), to compare");
 ABSL_FLAG(int, threads, 2, "policies replayed in parallel (each on its own core)");
 ABSL_FLAG(int, check_invariants_every, 0,
           "also run CheckInvariants() every N ticks (0 = at the end only)");
@@ -108,6 +111,7 @@ int main(int argc, char** argv) {
       "placement policy, and compares cost, carbon, energy, waits and deadline misses.");
   absl::ParseCommandLine(argc, argv);
   greenlight::SetLogLevel(greenlight::LogLevel::kWarn);
+  const absl::Time load0 = absl::Now();
 
   auto cfg = greenlight::LoadConfig(absl::GetFlag(FLAGS_config));
   if (!cfg.ok()) return Fail(absl::StrCat("config: ", cfg.status().message()));
@@ -169,6 +173,11 @@ int main(int argc, char** argv) {
       static_cast<int64_t>(std::llround(absl::GetFlag(FLAGS_team_carbon_budget_kg) * 1e6));
   options.team_defaults.gpu_quota = absl::GetFlag(FLAGS_team_gpu_quota);
   options.check_invariants_every = absl::GetFlag(FLAGS_check_invariants_every);
+  if (absl::GetFlag(FLAGS_store) == "sqlite") {
+    options.sqlite_dir = std::filesystem::temp_directory_path().string();
+  } else if (absl::GetFlag(FLAGS_store) != "memory") {
+    return Fail("--store: memory or sqlite");
+  }
   const std::string regions = absl::GetFlag(FLAGS_regions);
   if (regions == "series") {
     // spec.regions holds plain region names (the core validates them against
@@ -227,16 +236,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "greenlight-sim: note: %s\n", note.c_str());
 
   const auto& st = trace->stats;
-  std::fprintf(stderr,
-               "greenlight-sim: %s (%s): %s rows, %s jobs replayed (%s CPU-only and %s never "
-               "scheduled skipped, %s fractional GPUs counted whole, %s raised to 1 min, %s "
-               "censored at the trace end); %zu pools, %zu policies on %d threads\n",
-               trace->source.c_str(), trace->format.c_str(), Thousands(st.rows).c_str(),
-               Thousands(static_cast<int64_t>(trace->jobs.size())).c_str(),
-               Thousands(st.skipped_cpu_only).c_str(),
-               Thousands(st.skipped_never_scheduled).c_str(), Thousands(st.fractional_gpu).c_str(),
-               Thousands(st.raised_to_min_duration).c_str(), Thousands(st.censored).c_str(),
-               inventory->pools.size(), policies->size(), absl::GetFlag(FLAGS_threads));
+  std::fprintf(
+      stderr,
+      "greenlight-sim: %s (%s): %s rows, %s jobs replayed (%s CPU-only and %s never "
+      "scheduled skipped, %s fractional GPUs counted whole, %s raised to 1 min, %s "
+      "censored at the trace end); %zu pools, %zu policies on %d threads; loaded in %.2f s\n",
+      trace->source.c_str(), trace->format.c_str(), Thousands(st.rows).c_str(),
+      Thousands(static_cast<int64_t>(trace->jobs.size())).c_str(),
+      Thousands(st.skipped_cpu_only).c_str(), Thousands(st.skipped_never_scheduled).c_str(),
+      Thousands(st.fractional_gpu).c_str(), Thousands(st.raised_to_min_duration).c_str(),
+      Thousands(st.censored).c_str(), inventory->pools.size(), policies->size(),
+      absl::GetFlag(FLAGS_threads), absl::ToDoubleSeconds(absl::Now() - load0));
 
   const absl::Duration span = trace->jobs.back().submit;
   const int64_t n = static_cast<int64_t>(trace->jobs.size());

@@ -58,6 +58,13 @@ CREATE TABLE zones (
 );
 CREATE TABLE tokens (id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, body BLOB NOT NULL);
 )sql",
+    // v2: INSERT OR REPLACE deletes the old row without firing DELETE
+    // triggers; refuse any insert that reuses an existing ledger id.
+    R"sql(
+CREATE TRIGGER ledger_append_only_replace BEFORE INSERT ON ledger
+  WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM ledger WHERE id = NEW.id)
+  BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+)sql",
 };
 
 class Stmt {

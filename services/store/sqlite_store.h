@@ -31,7 +31,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<greenlight::v1::JobEvent>> EventsAfter(int64_t after,
                                                                    int limit) override;
   int schema_version() const { return schema_version_; }
-  static constexpr int kLatestSchemaVersion = 1;
+  static constexpr int kLatestSchemaVersion = 2;
 
  private:
   SqliteStore() = default;

@@ -47,6 +47,10 @@ inline int64_t RssKib(pid_t pid) {
   return -1;
 }
 
+// Memory bounds of tests grow by this under sanitizers (scripts/sanitize.sh
+// sets GREENLIGHT_SANITIZED): shadow memory, redzones and quarantine.
+inline int64_t MemoryBoundScale() { return std::getenv("GREENLIGHT_SANITIZED") ? 4 : 1; }
+
 // A line of /proc/PID/status as a number ("Threads", "VmRSS"), -1 if unknown.
 inline int64_t ProcStatus(pid_t pid, const std::string& key) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));

@@ -1,6 +1,6 @@
 // Crash loop: greenlightd is killed with SIGKILL at random moments while
 // clients submit and cancel concurrently, then restarted on the same store,
-// GREENLIGHT_CRASH_ITERATIONS times (5 in `make test`, 25 in the stress
+// GREENLIGHT_CRASH_ITERATIONS times (20 in `make test`, 50 in the stress
 // variant). After every restart: each acknowledged submit exists exactly
 // once (and a retry with its request_id returns the same job), each
 // acknowledged cancel is CANCELLED, no request_id is stored twice, and the
@@ -82,7 +82,7 @@ void Verify(DaemonProcess& d, const std::string& db, Acknowledged& acked, int it
 }
 
 TEST(CrashLoop, KillMinus9UnderConcurrentSubmitAndCancelLosesNothingAcknowledged) {
-  const int iterations = EnvInt("GREENLIGHT_CRASH_ITERATIONS", 5);
+  const int iterations = EnvInt("GREENLIGHT_CRASH_ITERATIONS", 20);
   TempDir dir;
   const std::string db = dir.File("gl.db");
   // Time nearly frozen: nothing starts, finishes or accrues on its own, so

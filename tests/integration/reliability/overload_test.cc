@@ -208,7 +208,7 @@ TEST(Overload, TenTimesTheBenchmarkedRateIsShedWhileHealthAndAcknowledgedWritesS
   // Memory: what the admitted jobs need (each keeps its quote, ~20 KiB,
   // and the event ring holds copies) plus a constant for the calls in
   // flight, which the server bounds (streams per connection, placements).
-  const int64_t bound_kib = rss_start + 256 * 1024 + 64 * out.ok.load();
+  const int64_t bound_kib = rss_start + (256 * 1024 + 64 * out.ok.load()) * MemoryBoundScale();
   EXPECT_LT(rss_max, bound_kib) << "daemon memory is not bounded by the admitted jobs plus a constant";
 
   // Nothing acknowledged is lost, not even across kill -9.

@@ -17,6 +17,7 @@ namespace greenlight {
 namespace {
 
 using ::greenlight::testing::DaemonProcess;
+using ::greenlight::testing::MemoryBoundScale;
 using ::greenlight::testing::TempDir;
 using ::testing::HasSubstr;
 namespace v1 = ::greenlight::v1;
@@ -149,9 +150,9 @@ TEST(SlowWatcher, CostsNoMemoryIsDroppedAndResumesWithoutGaps) {
   int64_t growth = p.rss_after - p.rss_before;
   std::printf("RSS growth with a slow and a fast watcher: %lld KiB; without watchers: %lld KiB\n",
               static_cast<long long>(growth), static_cast<long long>(baseline_growth));
-  EXPECT_LT(growth, baseline_growth + 64 * 1024)
+  EXPECT_LT(growth, baseline_growth + 64 * 1024 * MemoryBoundScale())
       << "watchers made the daemon grow by more than 64 MiB over the same load without them";
-  EXPECT_LT(growth, 512 * 1024) << "daemon memory grew by more than 512 MiB";
+  EXPECT_LT(growth, 512 * 1024 * MemoryBoundScale()) << "daemon memory grew by more than 512 MiB";
 
   // The stalled stream is dropped (the server logs it) ...
   bool dropped = false;

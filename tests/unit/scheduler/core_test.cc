@@ -731,7 +731,7 @@ TEST(CoreNotBefore, WaitingForCapacityNeverStartsBeforeNotBefore) {
 // whenever capacity frees up, even when it can no longer finish by its
 // deadline. Slurm's --deadline removes such a job; here it should end FAILED
 // (reservation released) instead of running past the deadline.
-TEST(CoreDeadline, DISABLED_AWaitingJobNeverRunsPastItsDeadline) {
+TEST(CoreDeadline, AWaitingJobNeverRunsPastItsDeadline) {
   CoreHarness h(::greenlight::testing::SmallInventory(/*nodes=*/1));
   ASSERT_OK(h.Open());
   ASSERT_OK(h.core().SetTeam(MakeTeam("ml", 0)));
@@ -754,7 +754,7 @@ TEST(CoreDeadline, DISABLED_AWaitingJobNeverRunsPastItsDeadline) {
 // quota): a job larger than the team's whole quota for its GPU type is
 // admitted and then waits forever holding its reservation, where a job larger
 // than the whole total quota is rejected at submit.
-TEST_F(CoreTest, DISABLED_JobLargerThanTheWholePerTypeQuotaIsRejectedAtSubmit) {
+TEST_F(CoreTest, JobLargerThanTheWholePerTypeQuotaIsRejectedAtSubmit) {
   v1::Team t = MakeTeam("ml", 10'000);
   (*t.mutable_gpu_quota_by_type())["A100"] = 8;
   ASSERT_OK(core().SetTeam(t));

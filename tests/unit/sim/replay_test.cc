@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "services/providers/inventory.h"
 #include "services/sim/trace.h"
+#include "services/store/memory_store.h"
 #include "tests/testing/core_harness.h"
 
 namespace greenlight::sim {
@@ -191,17 +192,19 @@ providers::Inventory OnePool(const std::function<double(int)>& value, int nodes 
   return inv;
 }
 
-Trace OneJob(absl::Duration submit, absl::Duration run, int gpus = 1) {
-  Trace t;
-  t.source = "hand";
-  t.format = "simple";
+TraceJob MakeJob(std::string name, absl::Duration submit, absl::Duration run, int gpus = 1) {
   TraceJob j;
-  j.name = "job";
+  j.name = std::move(name);
   j.submit = submit;
   j.gpus = gpus;
   j.duration = run;
-  j.team = "t";
-  t.jobs.push_back(j);
+  j.team = std::string("t");
+  return j;
+}
+
+Trace OneJob(absl::Duration submit, absl::Duration run) {
+  Trace t;
+  t.jobs.push_back(MakeJob("job", submit, run));
   return t;
 }
 
@@ -291,15 +294,8 @@ TEST(Replay, SplitJobThatWaitedPastItsSlotsStillFinishes) {
       OnePool([](int h) { return h == 2 || h == 5 ? 50.0 : 400.0; }, /*nodes=*/1,
               /*gpus_per_node=*/1);
   Trace trace;
-  TraceJob b;
-  b.name = "b";
-  b.submit = absl::Hours(12);
-  b.duration = absl::Hours(2);
-  b.team = "t";
-  TraceJob a = b;
-  a.name = "a";
-  a.submit = absl::Hours(13);
-  a.duration = absl::Hours(20);
+  TraceJob b = MakeJob("b", absl::Hours(12), absl::Hours(2));
+  TraceJob a = MakeJob("a", absl::Hours(13), absl::Hours(20));
   a.checkpointable = false;
   a.has_deadline = true;
   a.deadline = a.submit + a.duration;  // no slack: now or never
@@ -328,13 +324,8 @@ TEST(Replay, BaselinePolicyIsTheDecisionsCheapestNow) {
   inv.gpus.Add(A100(), {});
   Trace trace;
   for (int i = 0; i < 12; ++i) {
-    TraceJob j;
-    j.name = absl::StrCat("j", i);
-    j.submit = absl::Hours(3 * i) + absl::Minutes(i);
-    j.gpus = 1 + i % 8;
-    j.duration = absl::Minutes(30 + 20 * i);
-    j.team = "t";
-    trace.jobs.push_back(j);
+    trace.jobs.push_back(MakeJob(absl::StrCat("j", i), absl::Hours(3 * i) + absl::Minutes(i),
+                                 absl::Minutes(30 + 20 * i), 1 + i % 8));
   }
   PolicyResult base = MustReplay(trace, "baseline", inv);
   PolicyResult green = MustReplay(trace, "greenest-now", inv);
@@ -356,12 +347,7 @@ TEST(Replay, BaselinePolicyIsTheDecisionsCheapestNow) {
 }
 
 TEST(Replay, PoliciesDifferOnlyInTheirSpecFields) {
-  TraceJob j;
-  j.name = "x";
-  j.submit = absl::Hours(5);
-  j.duration = absl::Hours(3);
-  j.gpus = 4;
-  j.team = "t";
+  TraceJob j = MakeJob("x", absl::Hours(5), absl::Hours(3), 4);
   ReplayOptions o = Options();
   o.slack = absl::Hours(10);
   const absl::Time submit = o.start + j.submit;
@@ -391,6 +377,68 @@ TEST(SelectPolicies, ParsesNamesAndCustomSpecs) {
   for (const char* bad : {"nope", "x=fastest", "x=cheapest+later", "baseline,baseline", ""}) {
     EXPECT_FALSE(SelectPolicies(bad, 1).ok()) << bad;
   }
+}
+
+// ---------------------------------------------------------------------------
+// The replay's store.
+
+store::Batch JobBatch(const std::string& id, int64_t sequence, int64_t revision) {
+  store::Batch b;
+  v1::Job j;
+  j.set_id(id);
+  j.set_sequence(sequence);
+  b.jobs.push_back(j);
+  v1::JobEvent e;
+  e.set_revision(revision);
+  e.set_job_id(id);
+  b.events.push_back(e);
+  store::LedgerRow r;
+  r.job_id = id;
+  r.kind = "reserve";
+  b.ledger.push_back(r);
+  return b;
+}
+
+TEST(MemoryStore, CommitsWholeBatchesAndLoadsThemBack) {
+  store::MemoryStore s;
+  ASSERT_TRUE(s.Commit(JobBatch("b", 2, 1)).ok());
+  ASSERT_TRUE(s.Commit(JobBatch("a", 1, 2)).ok());
+  // An update keeps the job's first sequence, like the SQLite upsert.
+  store::Batch update = JobBatch("b", 9, 3);
+  update.jobs[0].set_state(v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(s.Commit(update).ok());
+  // A refused batch (a revision that is not new) leaves nothing behind.
+  store::Batch bad = JobBatch("c", 3, 3);
+  EXPECT_FALSE(s.Commit(bad).ok());
+  store::Batch bad_kind = JobBatch("d", 4, 4);
+  bad_kind.ledger[0].kind = "gift";
+  EXPECT_FALSE(s.Commit(bad_kind).ok());
+  absl::StatusOr<store::Snapshot> snap = s.Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->jobs.size(), 2u);
+  EXPECT_EQ(snap->jobs[0].id(), "a");
+  EXPECT_EQ(snap->jobs[1].id(), "b");
+  EXPECT_EQ(snap->jobs[1].sequence(), 2);
+  EXPECT_EQ(snap->jobs[1].state(), v1::JOB_STATE_RUNNING);
+  ASSERT_EQ(snap->ledger.size(), 3u);
+  EXPECT_EQ(snap->ledger[2].id, 3);
+  EXPECT_EQ(snap->last_revision, 3);
+  auto events = s.EventsAfter(1, 10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].revision(), 2);
+}
+
+TEST(MemoryStore, SaysWhenEventsWereDropped) {
+  store::MemoryStore s(store::MemoryStoreOptions{.max_events = 1});
+  ASSERT_TRUE(s.Commit(JobBatch("a", 1, 1)).ok());
+  ASSERT_TRUE(s.Commit(JobBatch("b", 2, 2)).ok());
+  EXPECT_EQ(s.EventsAfter(0, 10).status().code(), absl::StatusCode::kOutOfRange);
+  auto kept = s.EventsAfter(1, 10);
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), 1u);
+  EXPECT_EQ((*kept)[0].revision(), 2);
+  EXPECT_EQ(s.Load()->last_revision, 2);
 }
 
 // ---------------------------------------------------------------------------

@@ -112,14 +112,14 @@ bool Same(const google::protobuf::Message& a, const google::protobuf::Message& b
   return google::protobuf::util::MessageDifferencer::Equals(a, b);
 }
 
-TEST(SqliteStoreMigrations, FreshFileGetsSchemaVersionOne) {
+TEST(SqliteStoreMigrations, FreshFileGetsTheLatestSchemaVersion) {
   TempDir dir;
   auto store = OpenOrDie(dir.File("g.db"));
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 1);
-  EXPECT_EQ(SqliteStore::kLatestSchemaVersion, 1);
+  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(SqliteStore::kLatestSchemaVersion, 2);
   RawDb raw(dir.File("g.db"));
-  EXPECT_EQ(raw.Int("PRAGMA user_version"), 1);
+  EXPECT_EQ(raw.Int("PRAGMA user_version"), 2);
   EXPECT_EQ(raw.Text("PRAGMA journal_mode"), "wal");
   for (const char* table : {"jobs", "events", "ledger", "teams", "pools", "zones", "tokens"}) {
     EXPECT_EQ(raw.Int(absl::StrCat(
@@ -145,7 +145,7 @@ TEST(SqliteStoreMigrations, ReopeningKeepsDataAndDoesNotMigrateAgain) {
   }
   auto store = OpenOrDie(dir.File("g.db"));
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 1);
+  EXPECT_EQ(store->schema_version(), 2);
   auto snap = store->Load();
   ASSERT_TRUE(snap.ok()) << snap.status();
   ASSERT_EQ(snap->jobs.size(), 1u);
@@ -166,7 +166,7 @@ TEST(SqliteStoreMigrations, RefusesAFileWithANewerSchemaNamingBothVersions) {
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   std::string msg(s.status().message());
   EXPECT_THAT(msg, HasSubstr("schema version 7"));
-  EXPECT_THAT(msg, HasSubstr("newer than this binary (1)"));
+  EXPECT_THAT(msg, HasSubstr("newer than this binary (2)"));
   EXPECT_THAT(msg, HasSubstr(dir.File("g.db")));
   // And the file was left alone.
   RawDb raw(dir.File("g.db"));
@@ -258,7 +258,7 @@ TEST(SqliteStoreLedger, UpdateAndDeleteAreRefusedByTriggers) {
 // no DELETE trigger for the rows REPLACE removes unless recursive_triggers is
 // on, so INSERT OR REPLACE rewrites a ledger row despite the triggers. Enable
 // once a migration adds a BEFORE INSERT guard on existing ids.
-TEST(SqliteStoreLedger, DISABLED_InsertOrReplaceCannotRewriteARow) {
+TEST(SqliteStoreLedger, InsertOrReplaceCannotRewriteARow) {
   TempDir dir;
   auto store = OpenOrDie(dir.File("g.db"));
   Batch b;
