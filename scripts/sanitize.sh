@@ -109,8 +109,9 @@ if [[ $MODE == tsan || $MODE == all ]]; then
            security_auth_test reliability_crash_loop reliability_overload)
   echo "sanitize.sh: building TSan tree in $B (-j$JOBS): ${TARGETS[*]}"
   have=()
+  help="$(cmake --build "$B" --target help 2>/dev/null)"
   for t in "${TARGETS[@]}"; do
-    if cmake --build "$B" --target help 2>/dev/null | grep -q "^\.\.\. $t\$"; then have+=("$t"); fi
+    if grep -qx "\.\.\. $t" <<<"$help"; then have+=("$t"); fi
   done
   cmake --build "$B" -j "$JOBS" --target "${have[@]}" >"$B/build.log" 2>&1 || { tail -40 "$B/build.log"; exit 2; }
   R="$B/sanitizer-reports"

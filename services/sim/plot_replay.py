@@ -37,19 +37,30 @@ def read_csv(path):
 
 def carbon_vs_cost(out_dir, summary):
     fig, ax = plt.subplots(figsize=(7, 5))
-    # Policies that land on the same point share one label.
-    points = {}
-    for row in summary:
-        cost, carbon = float(row["cost_usd"]), float(row["carbon_kg"])
-        key = (round(cost, 0), round(carbon, 1))
-        points.setdefault(key, []).append(row["policy"])
-    for (cost, carbon), names in points.items():
-        ax.scatter([cost], [carbon], s=60, zorder=3)
-        ax.annotate(" = ".join(names), (cost, carbon), textcoords="offset points", xytext=(6, 6))
-    # The decisions' own carbon-blind baseline (cheapest pool at once, cost
-    # ties broken by pool id) under the first policy, for reference.
+    # Policies within 1 % of the axes' ranges of each other share one point and label.
+    rows = [(row["policy"], float(row["cost_usd"]), float(row["carbon_kg"])) for row in summary]
     first = summary[0]
     bc, bg = float(first["engine_baseline_cost_usd"]), float(first["engine_baseline_carbon_kg"])
+    # The ranges as drawn: carbon from 0, with the carbon-blind point.
+    xs, ys = [r[1] for r in rows] + [bc], [r[2] for r in rows] + [bg, 0.0]
+    dx, dy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    points = []  # [cost, carbon, names]
+    for name, cost, carbon in rows:
+        for p in points:
+            if abs(p[0] - cost) <= 0.01 * dx and abs(p[1] - carbon) <= 0.01 * dy:
+                p[2].append(name)
+                break
+        else:
+            points.append([cost, carbon, [name]])
+    for i, (cost, carbon, names) in enumerate(points):
+        ax.scatter([cost], [carbon], s=60, zorder=3)
+        # Labels of nearby points are stacked so that they do not overlap.
+        near = sum(1 for p in points[:i] if abs(p[0] - cost) <= 0.15 * dx and abs(p[1] - carbon) <= 0.1 * dy)
+        ax.annotate(" = ".join(names), (cost, carbon), textcoords="offset points",
+                    xytext=(6, 6 + 14 * near),
+                    ha="right" if cost > min(xs) + 0.6 * dx else "left")
+    # The decisions' own carbon-blind baseline (cheapest pool at once, cost
+    # ties broken by pool id) under the first policy, for reference.
     if bc > 0:
         ax.scatter([bc], [bg], s=60, facecolors="none", edgecolors="grey", zorder=3)
         ax.annotate("carbon-blind baseline of the decisions", (bc, bg), textcoords="offset points",

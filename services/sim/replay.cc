@@ -405,10 +405,12 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
     if (o.start != absl::InfinitePast()) waits.push_back(absl::ToDoubleSeconds(o.start - o.submit));
     if (o.state == v1::JOB_STATE_SUCCEEDED) ++result.succeeded;
     if (o.state == v1::JOB_STATE_BUDGET_EXHAUSTED) ++result.budget_stopped;
+    if (o.state == v1::JOB_STATE_FAILED) ++result.failed;
     if (!scheduler::IsTerminal(o.state)) ++result.unfinished;
-    if (o.state == v1::JOB_STATE_SUCCEEDED ? o.end > o.deadline : !scheduler::IsTerminal(o.state)) {
-      ++result.deadline_misses;
-    }
+    const bool late = o.state == v1::JOB_STATE_SUCCEEDED
+                          ? o.end > o.deadline
+                          : o.state == v1::JOB_STATE_FAILED || !scheduler::IsTerminal(o.state);
+    if (late) ++result.deadline_misses;
     if (o.slots.size() > 1) ++result.split_jobs;
     if (o.spot) ++result.spot_jobs;
   }

@@ -118,6 +118,7 @@ struct PolicyResult {
   int64_t admitted = 0;
   int64_t succeeded = 0;
   int64_t budget_stopped = 0;    // BUDGET_EXHAUSTED
+  int64_t failed = 0;            // FAILED: waited for capacity past its deadline
   int64_t unfinished = 0;        // still waiting or running when the replay stopped
   int64_t cap_rejections = 0;    // job caps or team budget cannot be met
   int64_t other_rejections = 0;  // deadline, GPU type, invalid
@@ -126,7 +127,9 @@ struct PolicyResult {
   double energy_wh = 0;
   double mean_wait_s = 0;  // start - submit, started jobs
   double p95_wait_s = 0;
-  int64_t deadline_misses = 0;  // finished after the trace deadline, or never finished
+  // Admitted jobs not done by the trace deadline: finished late, failed (the
+  // core fails a waiting job that can no longer meet its deadline) or unfinished.
+  int64_t deadline_misses = 0;
   int64_t split_jobs = 0;
   int64_t spot_jobs = 0;
   int64_t baseline_cost_micros = 0;  // sum of the decisions' carbon-blind baselines

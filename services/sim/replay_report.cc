@@ -90,27 +90,28 @@ absl::CivilDay BusiestDay(const Trace& trace, absl::Time start) {
 absl::Status WriteSummaryCsv(const std::string& path, const std::vector<PolicyResult>& results) {
   std::string out =
       "policy,mode,shift,interruptible,carbon_price_usd_per_tonne,jobs,admitted,succeeded,"
-      "unfinished,budget_stopped,cap_rejections,other_rejections,cost_usd,carbon_kg,energy_kwh,"
+      "unfinished,budget_stopped,failed,cap_rejections,other_rejections,cost_usd,carbon_kg,energy_"
+      "kwh,"
       "mean_wait_h,p95_wait_h,deadline_misses,split_jobs,spot_jobs,engine_baseline_cost_usd,"
       "engine_baseline_carbon_kg,ledger_cost_usd,ledger_carbon_kg,ticks,wall_seconds,cpu_seconds,"
       "invariants\n";
   for (const PolicyResult& r : results) {
     absl::StrAppend(
         &out,
-        absl::StrFormat("%s,%s,%d,%d,%.2f,%d,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.4f,%.4f,%d,%d,%d,"
-                        "%.6f,%.6f,%.6f,%.6f,%d,%.3f,%.3f,%s\n",
-                        Quote(r.policy.name),
-                        r.policy.mode == v1::PLACEMENT_MODE_CHEAPEST   ? "cheapest"
-                        : r.policy.mode == v1::PLACEMENT_MODE_GREENEST ? "greenest"
-                                                                       : "balanced",
-                        r.policy.shift, r.policy.interruptible,
-                        r.policy.carbon_price_micros_per_tonne / 1e6, r.jobs, r.admitted,
-                        r.succeeded, r.unfinished, r.budget_stopped, r.cap_rejections,
-                        r.other_rejections, Usd(r.cost_micros), Kg(r.carbon_mg), r.energy_wh / 1e3,
-                        r.mean_wait_s / 3600, r.p95_wait_s / 3600, r.deadline_misses, r.split_jobs,
-                        r.spot_jobs, Usd(r.baseline_cost_micros), Kg(r.baseline_carbon_mg),
-                        Usd(r.ledger_cost_micros), Kg(r.ledger_carbon_mg), r.ticks, r.wall_seconds,
-                        r.cpu_seconds, r.invariants.ok() ? "OK" : Quote(r.invariants.ToString())));
+        absl::StrFormat(
+            "%s,%s,%d,%d,%.2f,%d,%d,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.4f,%.4f,%d,%d,%d,"
+            "%.6f,%.6f,%.6f,%.6f,%d,%.3f,%.3f,%s\n",
+            Quote(r.policy.name),
+            r.policy.mode == v1::PLACEMENT_MODE_CHEAPEST   ? "cheapest"
+            : r.policy.mode == v1::PLACEMENT_MODE_GREENEST ? "greenest"
+                                                           : "balanced",
+            r.policy.shift, r.policy.interruptible, r.policy.carbon_price_micros_per_tonne / 1e6,
+            r.jobs, r.admitted, r.succeeded, r.unfinished, r.budget_stopped, r.failed,
+            r.cap_rejections, r.other_rejections, Usd(r.cost_micros), Kg(r.carbon_mg),
+            r.energy_wh / 1e3, r.mean_wait_s / 3600, r.p95_wait_s / 3600, r.deadline_misses,
+            r.split_jobs, r.spot_jobs, Usd(r.baseline_cost_micros), Kg(r.baseline_carbon_mg),
+            Usd(r.ledger_cost_micros), Kg(r.ledger_carbon_mg), r.ticks, r.wall_seconds,
+            r.cpu_seconds, r.invariants.ok() ? "OK" : Quote(r.invariants.ToString())));
   }
   return WriteFile(path, out);
 }
@@ -154,6 +155,7 @@ absl::Status WriteSummaryJson(const std::string& path, const std::vector<PolicyR
     p["succeeded"] = r.succeeded;
     p["unfinished"] = r.unfinished;
     p["budget_stopped"] = r.budget_stopped;
+    p["failed"] = r.failed;
     p["cap_rejections"] = r.cap_rejections;
     p["other_rejections"] = r.other_rejections;
     p["cost_usd"] = Usd(r.cost_micros);

@@ -2,8 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -152,7 +154,12 @@ absl::Status SqliteStore::Exec(const char* sql) {
   if (rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    return SqliteError(nullptr, rc, msg);
+    // Name the statement ("COMMIT"), and the detail only when it adds to
+    // the code's text: "store: COMMIT: database or disk is full".
+    absl::string_view stmt = absl::StripLeadingAsciiWhitespace(sql);
+    stmt = stmt.substr(0, std::min(stmt.find_first_of(" \n("), size_t{40}));
+    return SqliteError(nullptr, rc,
+                       msg == sqlite3_errstr(rc) ? std::string(stmt) : absl::StrCat(stmt, ": ", msg));
   }
   return absl::OkStatus();
 }
