@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 TEST_BUILD_DIR ?= build-test
 CONFIG ?= deploy/config/demo.yaml
 
-.PHONY: run test deps build build-test stress bench reproduce fuzz format clean
+.PHONY: run test deps build build-test stress bench reproduce fuzz sanitize format clean
 
 ## run: install missing packages, build Release, start greenlightd on the demo data
 run: deps build
@@ -38,6 +38,14 @@ bench: deps
 ## reproduce: Let's Wait Awhile (Middleware 2021) figures beside the published ones (docs/REPRODUCE.md)
 reproduce: deps
 	@./scripts/reproduce.sh
+
+## fuzz: libFuzzer targets, 60 s each (clang build in build-fuzz; docs/RELIABILITY.md)
+fuzz: deps
+	@./scripts/fuzz.sh
+
+## sanitize: the test suite under ASan+UBSan, concurrency tests under TSan (docs/RELIABILITY.md)
+sanitize: deps
+	@./scripts/sanitize.sh all
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -89,7 +89,9 @@ for t in "${TARGETS[@]}"; do
   limit=(-max_total_time="$SECONDS_EACH")
   [[ -n "$RUNS" ]] && limit=(-runs="$RUNS")
   start=$(date +%s)
-  before=$(find "$BUILD/artifacts" -name "$t-*" -type f | wc -l)
+  # Crashes, leaks, OOMs and timeouts count; slow-unit files are only kept.
+  count_failures() { find "$BUILD/artifacts" -type f \( -name "$t-crash-*" -o -name "$t-leak-*" -o -name "$t-oom-*" -o -name "$t-timeout-*" \) | wc -l; }
+  before=$(count_failures)
   set +e
   "$BUILD/$t" "${limit[@]}" -timeout=25 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$BUILD/artifacts/$t-" "$work" "${seeds[@]}" >"$BUILD/$t.log" 2>&1
@@ -99,7 +101,7 @@ for t in "${TARGETS[@]}"; do
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$BUILD/$t.log" | grep -o '[0-9]*$' | tail -1)
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$BUILD/$t.log" | grep -o '[0-9]*$' | tail -1)
   corpus=$(find "$work" -type f | wc -l)
-  crashes=$(( $(find "$BUILD/artifacts" -name "$t-*" -type f | wc -l) - before ))
+  crashes=$(( $(count_failures) - before ))
   printf '%-26s %12s %10s %8s %8s %s\n' "$t" "${execs:-?}" "${rate:-?}" "$corpus" "$crashes" "$secs"
   if [[ $rc -ne 0 ]]; then
     status=1

@@ -402,6 +402,11 @@ void SchedulerCore::RebuildPoolViews() {
   // created non-const, so writing through it is defined.
   if (pool_view_ && pool_view_free_ && pool_view_.use_count() == 1 &&
       pool_view_->size() == pools_.size()) {
+    // use_count() is a relaxed load: without this fence the last reader's
+    // reads of the view need not happen before the writes below (a data race
+    // by the C++ memory model, reported by TSan). The acquire fence pairs
+    // with the release of that reader's shared_ptr decrement.
+    std::atomic_thread_fence(std::memory_order_acquire);
     auto& view = const_cast<std::vector<providers::Pool>&>(*pool_view_);
     for (size_t i = 0; i < pools_.size(); ++i) {
       providers::Pool& p = view[i];

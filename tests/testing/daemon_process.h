@@ -49,7 +49,8 @@ inline int64_t RssKib(pid_t pid) {
 
 // Memory bounds of tests grow by this under sanitizers (scripts/sanitize.sh
 // sets GREENLIGHT_SANITIZED): shadow memory, redzones and quarantine.
-inline int64_t MemoryBoundScale() { return std::getenv("GREENLIGHT_SANITIZED") ? 4 : 1; }
+inline bool Sanitized() { return std::getenv("GREENLIGHT_SANITIZED") != nullptr; }
+inline int64_t MemoryBoundScale() { return Sanitized() ? 4 : 1; }
 
 // A line of /proc/PID/status as a number ("Threads", "VmRSS"), -1 if unknown.
 inline int64_t ProcStatus(pid_t pid, const std::string& key) {

