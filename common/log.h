@@ -45,8 +45,11 @@ LogField F(std::string_view k, T v) {
 
 }  // namespace greenlight
 
-#define GL_LOG_DEBUG(...) \
-  do { if (::greenlight::GetLogLevel() <= ::greenlight::LogLevel::kDebug) ::greenlight::Log(::greenlight::LogLevel::kDebug, __VA_ARGS__); } while (0)
+#define GL_LOG_DEBUG(...)                                              \
+  do {                                                                 \
+    if (::greenlight::GetLogLevel() <= ::greenlight::LogLevel::kDebug) \
+      ::greenlight::Log(::greenlight::LogLevel::kDebug, __VA_ARGS__);  \
+  } while (0)
 #define GL_LOG_INFO(...) ::greenlight::Log(::greenlight::LogLevel::kInfo, __VA_ARGS__)
 #define GL_LOG_WARN(...) ::greenlight::Log(::greenlight::LogLevel::kWarn, __VA_ARGS__)
 #define GL_LOG_ERROR(...) ::greenlight::Log(::greenlight::LogLevel::kError, __VA_ARGS__)

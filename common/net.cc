@@ -23,7 +23,8 @@ absl::StatusOr<HostPort> ParseHostPort(const std::string& address) {
   if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']')
     hp.host = hp.host.substr(1, hp.host.size() - 2);
   if (!absl::SimpleAtoi(address.substr(colon + 1), &hp.port) || hp.port < 0 || hp.port > 65535)
-    return absl::InvalidArgumentError(absl::StrCat("address '", address, "': port must be 0..65535"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("address '", address, "': port must be 0..65535"));
   return hp;
 }
 
@@ -37,7 +38,8 @@ absl::Status CheckPortFree(const std::string& address) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
   std::string host = hp->host == "0.0.0.0" || hp->host == "*" ? "" : hp->host;
-  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(hp->port).c_str(), &hints, &res);
+  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), std::to_string(hp->port).c_str(),
+                       &hints, &res);
   if (rc != 0) {
     return absl::InvalidArgumentError(absl::StrCat("address '", address, "': ", gai_strerror(rc)));
   }

@@ -5,6 +5,11 @@
 //
 //   build/bench/submit_load/submit_load --clients=32 --submits=20000
 //   (starts its own greenlightd from the build tree; --target=H:P uses a running one)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -17,10 +22,6 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include "tests/testing/daemon.h"
 
 ABSL_FLAG(int, clients, 32, "concurrent client threads");
@@ -164,7 +165,8 @@ int main(int argc, char** argv) {
     std::thread scraper([&] {
       while (!done) {
         absl::Time t = absl::Now();
-        if (Scrape(metrics_port) > 0) scrape_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t));
+        if (Scrape(metrics_port) > 0)
+          scrape_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t));
         for (int i = 0; i < 10 && !done; ++i) absl::SleepFor(absl::Milliseconds(100));
       }
     });

@@ -45,7 +45,8 @@ const greenlight::v1::Team* BudgetLedger::FindTeam(const std::string& name) cons
 std::vector<greenlight::v1::Team> BudgetLedger::Teams() const {
   std::vector<greenlight::v1::Team> out;
   for (const auto& [_, t] : teams_) out.push_back(t);
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name() < b.name(); });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.name() < b.name(); });
   return out;
 }
 
@@ -140,11 +141,11 @@ absl::Status BudgetLedger::CheckHeadroom(const std::string& team, const std::str
       int64_t need = SatAdd(used, carbon);
       if (need > t->monthly_carbon_budget_mg()) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            who, " '", name, "' monthly carbon budget ", Kg(t->monthly_carbon_budget_mg()),
-            " for ", period, ": emitted ", Kg(r.carbon_spent_mg), " + reserved ",
-            Kg(r.carbon_reserved_mg), " + this job ", Kg(carbon), " exceeds it by ",
-            Kg(need - t->monthly_carbon_budget_mg()),
-            "; raise the budget, choose greener regions or later start, or wait for the next period"));
+            who, " '", name, "' monthly carbon budget ", Kg(t->monthly_carbon_budget_mg()), " for ",
+            period, ": emitted ", Kg(r.carbon_spent_mg), " + reserved ", Kg(r.carbon_reserved_mg),
+            " + this job ", Kg(carbon), " exceeds it by ", Kg(need - t->monthly_carbon_budget_mg()),
+            "; raise the budget, choose greener regions or later start, or wait for the next "
+            "period"));
       }
     }
     name = t->parent();
@@ -152,9 +153,11 @@ absl::Status BudgetLedger::CheckHeadroom(const std::string& team, const std::str
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<store::LedgerRow>> BudgetLedger::Reserve(
-    const std::string& job_id, const std::string& team, absl::Time now, int64_t cost,
-    int64_t carbon, const std::string& reason) {
+absl::StatusOr<std::vector<store::LedgerRow>> BudgetLedger::Reserve(const std::string& job_id,
+                                                                    const std::string& team,
+                                                                    absl::Time now, int64_t cost,
+                                                                    int64_t carbon,
+                                                                    const std::string& reason) {
   std::string period = PeriodOf(now);
   absl::Status st = CheckHeadroom(team, period, cost, carbon);
   if (!st.ok()) return st;
@@ -180,7 +183,8 @@ AccrueResult BudgetLedger::Accrue(const std::string& job_id, absl::Time at, absl
   JobAccount& a = it->second;
   std::string period = PeriodOf(at);
   bool same = period == a.reserve_period;
-  int64_t take_cost = same ? std::min(cost, a.cost_reserved_micros) : std::min(cost, a.cost_reserved_micros);
+  int64_t take_cost =
+      same ? std::min(cost, a.cost_reserved_micros) : std::min(cost, a.cost_reserved_micros);
   int64_t take_carbon = std::min(carbon, a.carbon_reserved_mg);
   // What the charge adds to spent + reserved in `period` beyond the reservation.
   int64_t extra_cost = same ? cost - take_cost : cost;
@@ -211,7 +215,8 @@ AccrueResult BudgetLedger::Accrue(const std::string& job_id, absl::Time at, absl
   int64_t give_carbon = std::min(g, a.carbon_reserved_mg);
   int64_t t_us = absl::ToUnixMicros(now);
   if (same) {
-    store::LedgerRow r{0, t_us, a.team, period, job_id, "accrue", c, -give_cost, g, -give_carbon, e, reason};
+    store::LedgerRow r{0, t_us,       a.team, period,       job_id, "accrue",
+                       c, -give_cost, g,      -give_carbon, e,      reason};
     Apply(r);
     res.rows.push_back(r);
   } else {
@@ -221,8 +226,9 @@ AccrueResult BudgetLedger::Accrue(const std::string& job_id, absl::Time at, absl
     Apply(spent);
     res.rows.push_back(spent);
     if (give_cost > 0 || give_carbon > 0) {
-      store::LedgerRow moved{0, t_us, a.team, a.reserve_period, job_id, "accrue", 0, -give_cost,
-                             0, -give_carbon, 0, absl::StrCat("charged in ", period)};
+      store::LedgerRow moved{0,      t_us,         a.team, a.reserve_period,
+                             job_id, "accrue",     0,      -give_cost,
+                             0,      -give_carbon, 0,      absl::StrCat("charged in ", period)};
       Apply(moved);
       res.rows.push_back(moved);
     }
@@ -236,16 +242,16 @@ std::vector<store::LedgerRow> BudgetLedger::Release(const std::string& job_id, a
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || !it->second.open) return {};
   JobAccount& a = it->second;
-  store::LedgerRow r{0, absl::ToUnixMicros(now), a.team, a.reserve_period, job_id, kind,
-                     0, -a.cost_reserved_micros, 0, -a.carbon_reserved_mg, 0, reason};
+  store::LedgerRow r{0, absl::ToUnixMicros(now), a.team, a.reserve_period,      job_id, kind,
+                     0, -a.cost_reserved_micros, 0,      -a.carbon_reserved_mg, 0,      reason};
   Apply(r);
   return {r};
 }
 
 store::LedgerRow BudgetLedger::BudgetChange(const std::string& team, absl::Time now,
                                             const std::string& reason) {
-  store::LedgerRow r{0, absl::ToUnixMicros(now), team, PeriodOf(now), "", "budget",
-                     0, 0, 0, 0, 0, reason};
+  store::LedgerRow r{
+      0, absl::ToUnixMicros(now), team, PeriodOf(now), "", "budget", 0, 0, 0, 0, 0, reason};
   Apply(r);
   return r;
 }

@@ -35,12 +35,12 @@ struct Totals {
 struct JobAccount {
   std::string team;
   std::string reserve_period;
-  int64_t cost_reserved_micros = 0;   // still reserved
+  int64_t cost_reserved_micros = 0;  // still reserved
   int64_t carbon_reserved_mg = 0;
-  int64_t cost_accrued_micros = 0;    // charged so far (all periods)
+  int64_t cost_accrued_micros = 0;  // charged so far (all periods)
   int64_t carbon_accrued_mg = 0;
   int64_t energy_accrued_mwh = 0;
-  bool open = false;                  // has a reservation not yet released
+  bool open = false;  // has a reservation not yet released
 };
 
 // Result of charging a running job.

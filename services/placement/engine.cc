@@ -646,8 +646,8 @@ Decision DecisionBuilder::Run() {
   });
 
   if (has_baseline_) {
-    baseline_ =
-        AsapEstimate(baseline_.pool, baseline_.spot, RuntimeHours(job_, s_.Pools()[baseline_.pool]));
+    baseline_ = AsapEstimate(baseline_.pool, baseline_.spot,
+                             RuntimeHours(job_, s_.Pools()[baseline_.pool]));
     d_.baseline = Materialize(baseline_);
     d_.has_baseline = true;
   }

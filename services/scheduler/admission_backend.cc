@@ -23,8 +23,8 @@ webhook::AdmitResult FromPlacement(const v1::Placement& p) {
   if (p.has_start()) r.start = FromProto(p.start());
   r.cost_micros = p.cost_micros();
   r.carbon_mg = p.carbon_mg();
-  r.summary = absl::StrCat(p.pool_id(), ": $", p.cost_micros() / 1e6, ", ", p.carbon_mg() / 1e6,
-                           " kgCO2e");
+  r.summary =
+      absl::StrCat(p.pool_id(), ": $", p.cost_micros() / 1e6, ", ", p.carbon_mg() / 1e6, " kgCO2e");
   return r;
 }
 
@@ -46,9 +46,11 @@ std::string CoreAdmissionBackend::GpuProduct(const std::string& t) {
 absl::StatusOr<webhook::AdmitResult> CoreAdmissionBackend::Admit(const v1::JobSpec& spec,
                                                                  const webhook::AdmitOptions& opt) {
   if (!core_->GetTeam(spec.team()).ok()) {
-    return absl::NotFoundError(absl::StrCat(
-        "team '", spec.team(), "' does not exist in greenlight; ask an admin to create it "
-        "(greenlight teams set ", spec.team(), " ...)"));
+    return absl::NotFoundError(
+        absl::StrCat("team '", spec.team(),
+                     "' does not exist in greenlight; ask an admin to create it "
+                     "(greenlight teams set ",
+                     spec.team(), " ...)"));
   }
   if (opt.dry_run) {
     auto q = core_->Estimate(spec, 3);
@@ -56,12 +58,15 @@ absl::StatusOr<webhook::AdmitResult> CoreAdmissionBackend::Admit(const v1::JobSp
     if (!q->feasible()) {
       for (const auto& r : q->rejections()) {
         if (r.reason() == placement::kReasonTeamBudget)
-          return absl::ResourceExhaustedError(absl::StrCat("team '", spec.team(), "' budget: ", q->summary()));
+          return absl::ResourceExhaustedError(
+              absl::StrCat("team '", spec.team(), "' budget: ", q->summary()));
         if (r.reason() == placement::kReasonQuota && !q->not_now())
-          return absl::ResourceExhaustedError(absl::StrCat("team '", spec.team(), "' GPU quota: ", q->summary()));
+          return absl::ResourceExhaustedError(
+              absl::StrCat("team '", spec.team(), "' GPU quota: ", q->summary()));
       }
       if (q->not_now() && !opt.allow_queueing)
-        return absl::ResourceExhaustedError(absl::StrCat("no capacity or quota now: ", q->summary()));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("no capacity or quota now: ", q->summary()));
       if (!q->not_now()) return absl::FailedPreconditionError(q->summary());
     }
     webhook::AdmitResult r = FromPlacement(q->chosen());
@@ -73,17 +78,18 @@ absl::StatusOr<webhook::AdmitResult> CoreAdmissionBackend::Admit(const v1::JobSp
   const v1::Job& job = sub->job;
   if (job.state() == v1::JOB_STATE_CANCELLED && absl::StrContains(job.message(), kQuotaDenied)) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "team '", spec.team(), "' GPU quota is full; delete running GPU workloads or ask for a larger quota"));
+        "team '", spec.team(),
+        "' GPU quota is full; delete running GPU workloads or ask for a larger quota"));
   }
   if (job.state() == v1::JOB_STATE_PENDING && !opt.allow_queueing) {
     // The object would start as soon as Kubernetes schedules it: waiting in
     // greenlight is not possible, so refuse and give the reservation back.
     auto c = core_->Cancel(job.id(), kQuotaDenied);
     (void)c;
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "team '", spec.team(), "' cannot start ", spec.gpus(), " GPU(s) now (",
-        job.pending_reason() == "QUOTA" ? "GPU quota full" : "no capacity",
-        "); use a suspended Job (Kueue) to queue, or wait"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("team '", spec.team(), "' cannot start ", spec.gpus(), " GPU(s) now (",
+                     job.pending_reason() == "QUOTA" ? "GPU quota full" : "no capacity",
+                     "); use a suspended Job (Kueue) to queue, or wait"));
   }
   webhook::AdmitResult r = FromPlacement(job.placement());
   r.job_id = job.id();

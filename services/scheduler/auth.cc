@@ -56,7 +56,8 @@ absl::StatusOr<Principal> Authenticator::Authenticate(absl::string_view authoriz
   if (open_) return Principal{"", true, "open"};
   if (authorization.empty()) {
     return absl::UnauthenticatedError(
-        "missing credentials: send metadata 'authorization: Bearer <token>' (greenlight CLI: --token, "
+        "missing credentials: send metadata 'authorization: Bearer <token>' (greenlight CLI: "
+        "--token, "
         "GREENLIGHT_TOKEN or --token-file)");
   }
   absl::string_view v = absl::StripAsciiWhitespace(authorization);

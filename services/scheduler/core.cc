@@ -25,7 +25,6 @@ using greenlight::v1::JobEvent;
 using greenlight::v1::JobSpec;
 using greenlight::v1::JobState;
 
-
 struct SchedulerCore::Txn {
   store::Batch batch;
   absl::flat_hash_set<std::string> dirty;  // job ids to write
@@ -41,10 +40,14 @@ std::string RequestKey(const std::string& team, const std::string& rid) {
 
 placement::Mode ModeOf(v1::PlacementMode m, placement::Mode def) {
   switch (m) {
-    case v1::PLACEMENT_MODE_CHEAPEST: return placement::Mode::kCheapest;
-    case v1::PLACEMENT_MODE_GREENEST: return placement::Mode::kGreenest;
-    case v1::PLACEMENT_MODE_BALANCED: return placement::Mode::kBalanced;
-    default: return def;
+    case v1::PLACEMENT_MODE_CHEAPEST:
+      return placement::Mode::kCheapest;
+    case v1::PLACEMENT_MODE_GREENEST:
+      return placement::Mode::kGreenest;
+    case v1::PLACEMENT_MODE_BALANCED:
+      return placement::Mode::kBalanced;
+    default:
+      return def;
   }
 }
 
@@ -117,7 +120,10 @@ absl::Status SchedulerCore::LoadFromStore() {
     p.speed = g ? g->speed : 1.0;
     if (p.gpu_power_w <= 0 && g) p.gpu_power_w = g->power_w;
     auto it = std::find_if(pools.begin(), pools.end(), [&](const auto& x) { return x.id == p.id; });
-    if (it != pools.end()) *it = p; else pools.push_back(p);
+    if (it != pools.end())
+      *it = p;
+    else
+      pools.push_back(p);
   }
   std::sort(pools.begin(), pools.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   for (auto& p : pools) {
@@ -131,9 +137,9 @@ absl::Status SchedulerCore::LoadFromStore() {
   }
   zones_ = options_.inventory.zones;
   for (const auto& z : snap.zones) {
-    auto s = std::make_shared<providers::CarbonSeries>(
-        z.name, absl::FromUnixMicros(z.start_us), absl::Seconds(z.step_s), z.values,
-        z.annual_average);
+    auto s = std::make_shared<providers::CarbonSeries>(z.name, absl::FromUnixMicros(z.start_us),
+                                                       absl::Seconds(z.step_s), z.values,
+                                                       z.annual_average);
     s->set_source(z.source);
     zones_[z.name] = s;
     zone_updated_[z.name] = absl::FromUnixMicros(z.updated_us);
@@ -193,8 +199,10 @@ void SchedulerCore::NoteOverLimits() {
       budget::Totals r = ledger_.RollupTotals(t->name(), period);
       int64_t cost = SatAdd(r.cost_spent_micros, r.cost_reserved_micros);
       int64_t carbon = SatAdd(r.carbon_spent_mg, r.carbon_reserved_mg);
-      bool over_cost = t->monthly_cost_budget_micros() > 0 && cost > t->monthly_cost_budget_micros();
-      bool over_carbon = t->monthly_carbon_budget_mg() > 0 && carbon > t->monthly_carbon_budget_mg();
+      bool over_cost =
+          t->monthly_cost_budget_micros() > 0 && cost > t->monthly_cost_budget_micros();
+      bool over_carbon =
+          t->monthly_carbon_budget_mg() > 0 && carbon > t->monthly_carbon_budget_mg();
       if (!over_cost && !over_carbon) continue;
       std::string key = RequestKey(t->name(), period);
       std::pair<int64_t, int64_t> before = fresh_budget[key];
@@ -248,10 +256,12 @@ absl::Status SchedulerCore::Run(std::function<absl::Status(Txn&)> apply) {
   std::shared_ptr<std::atomic<int>> state = cmd->state;
   {
     absl::MutexLock l(&queue_mu_);
-    if (stopping_) return absl::UnavailableError("scheduler is shutting down; retry on another replica or after restart");
+    if (stopping_)
+      return absl::UnavailableError(
+          "scheduler is shutting down; retry on another replica or after restart");
     if (static_cast<int>(queue_.size()) >= options_.max_queue)
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "scheduler overloaded: ", queue_.size(), " commands queued; retry with backoff"));
+      return absl::ResourceExhaustedError(absl::StrCat("scheduler overloaded: ", queue_.size(),
+                                                       " commands queued; retry with backoff"));
     queue_.push_back(std::move(cmd));
   }
   if (!started_) {
@@ -274,7 +284,8 @@ absl::Status SchedulerCore::Run(std::function<absl::Status(Txn&)> apply) {
   int expected = Command::kQueued;
   if (state->compare_exchange_strong(expected, Command::kWithdrawn)) {
     return absl::UnavailableError(absl::StrCat(
-        "scheduler did not take the request within ", absl::FormatDuration(options_.command_timeout),
+        "scheduler did not take the request within ",
+        absl::FormatDuration(options_.command_timeout),
         " (overloaded or the store is stalled); nothing was written; retry with backoff"));
   }
   if (f.wait_for(timeout) == std::future_status::ready) return f.get();
@@ -282,7 +293,8 @@ absl::Status SchedulerCore::Run(std::function<absl::Status(Txn&)> apply) {
   // in-memory apply (CPU only, short) before returning.
   while (state->load() == Command::kApplying) absl::SleepFor(absl::Milliseconds(1));
   return absl::DeadlineExceededError(absl::StrCat(
-      "the store has not confirmed the write within ", absl::FormatDuration(2 * options_.command_timeout),
+      "the store has not confirmed the write within ",
+      absl::FormatDuration(2 * options_.command_timeout),
       "; the outcome is unknown: retry with the same request_id (submits are idempotent) or check "
       "with GetJob"));
 }
@@ -364,14 +376,16 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
       // The executor is reset too, since launches were never acknowledged.
       for (const auto& [id, _] : txn.launches) options_.executor->Kill(id);
       absl::Status reload = LoadFromStore();
-      if (!reload.ok()) GL_LOG_ERROR("reload after failed commit failed", F("error", reload.message()));
+      if (!reload.ok())
+        GL_LOG_ERROR("reload after failed commit failed", F("error", reload.message()));
       mu_.Lock();
     } else {
       mu_.Lock();
       for (const auto& id : txn.kills) options_.executor->Kill(id);
       for (const auto& [id, d] : txn.launches) options_.executor->Launch(id, d);
       committed = std::move(txn.batch.events);
-      if (options_.on_commit && !txn.batch.empty()) options_.on_commit(secs, static_cast<int>(batch.size()));
+      if (options_.on_commit && !txn.batch.empty())
+        options_.on_commit(secs, static_cast<int>(batch.size()));
     }
     mu_.Unlock();
   }
@@ -384,8 +398,8 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     if (!ok && results[i].ok()) {
-      results[i] = absl::UnavailableError(absl::StrCat(
-          "not stored: ", commit_status.message(), "; nothing was written, retry later"));
+      results[i] = absl::UnavailableError(absl::StrCat("not stored: ", commit_status.message(),
+                                                       "; nothing was written, retry later"));
     }
     batch[i]->done.set_value(results[i]);
   }
@@ -413,8 +427,10 @@ void SchedulerCore::RebuildPoolViews() {
       p.free_gpus_on_partial_nodes.clear();
       int full = 0;
       for (int f : pools_[i].free_gpus) {
-        if (f == p.gpus_per_node) ++full;
-        else if (f > 0) p.free_gpus_on_partial_nodes.push_back(f);
+        if (f == p.gpus_per_node)
+          ++full;
+        else if (f > 0)
+          p.free_gpus_on_partial_nodes.push_back(f);
       }
       p.free_nodes = full;
     }
@@ -432,8 +448,10 @@ void SchedulerCore::RebuildPoolViews() {
     all_free->push_back(p);
     int full = 0;
     for (int f : ps.free_gpus) {
-      if (f == p.gpus_per_node) ++full;
-      else if (f > 0) p.free_gpus_on_partial_nodes.push_back(f);
+      if (f == p.gpus_per_node)
+        ++full;
+      else if (f > 0)
+        p.free_gpus_on_partial_nodes.push_back(f);
     }
     p.free_nodes = full;
     with_capacity->push_back(std::move(p));
@@ -465,8 +483,10 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool i
       } else {
         int full = 0;
         for (int f : ps.free_gpus) {
-          if (f == p.gpus_per_node) ++full;
-          else if (f > 0) p.free_gpus_on_partial_nodes.push_back(f);
+          if (f == p.gpus_per_node)
+            ++full;
+          else if (f > 0)
+            p.free_gpus_on_partial_nodes.push_back(f);
         }
         p.free_nodes = full;
       }
@@ -483,9 +503,9 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool i
     int used = it == running_gpus_.end() ? 0 : it->second;
     s.team.gpu_quota_free = ignore_capacity ? t->gpu_quota() : std::max(0, t->gpu_quota() - used);
   }
-  s.team.carbon_price_micros_per_tonne =
-      t && t->carbon_price_micros_per_tonne() > 0 ? t->carbon_price_micros_per_tonne()
-                                                  : options_.default_carbon_price_micros_per_tonne;
+  s.team.carbon_price_micros_per_tonne = t && t->carbon_price_micros_per_tonne() > 0
+                                             ? t->carbon_price_micros_per_tonne()
+                                             : options_.default_carbon_price_micros_per_tonne;
   return s;
 }
 
@@ -555,8 +575,10 @@ v1::Quote SchedulerCore::ToQuote(const placement::Decision& d, const placement::
   v1::Quote q;
   q.set_feasible(d.feasible);
   q.set_not_now(d.not_now);
-  if (d.feasible) *q.mutable_chosen() = ToPlacement(d.chosen, s);
-  else if (d.has_best_over_cap) *q.mutable_chosen() = ToPlacement(d.best_over_cap, s);
+  if (d.feasible)
+    *q.mutable_chosen() = ToPlacement(d.chosen, s);
+  else if (d.has_best_over_cap)
+    *q.mutable_chosen() = ToPlacement(d.best_over_cap, s);
   for (const auto& a : d.alternatives) *q.add_alternatives() = ToPlacement(a, s);
   if (d.has_baseline) *q.mutable_baseline() = ToPlacement(d.baseline, s);
   for (const auto& [reason, n] : d.rejections) {
@@ -633,9 +655,9 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
     auto job = GetJob(id);
     if (!job.ok()) return job.status();
     if (!google::protobuf::util::MessageDifferencer::Equals(job->spec(), spec)) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "spec.request_id: '", spec.request_id(), "' was already used by job ", id,
-          " with a different spec; use a new request_id"));
+      return absl::AlreadyExistsError(absl::StrCat("spec.request_id: '", spec.request_id(),
+                                                   "' was already used by job ", id,
+                                                   " with a different spec; use a new request_id"));
     }
     return SubmitResult{*job, true};
   };
@@ -672,7 +694,9 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
       absl::ReaderMutexLock l(&mu_);
       absl::Status st = ledger_.CheckHeadroom(spec.team(), budget::PeriodOf(snap.now),
                                               d2.chosen.cost_micros, d2.chosen.carbon_mg);
-      if (st.ok()) st = absl::ResourceExhaustedError(absl::StrCat("team '", spec.team(), "' budget: ", d.summary));
+      if (st.ok())
+        st = absl::ResourceExhaustedError(
+            absl::StrCat("team '", spec.team(), "' budget: ", d.summary));
       return st;
     } else {
       v1::Quote q = ToQuote(d, snap);
@@ -700,16 +724,18 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
       }
     }
     if (!ledger_.FindTeam(spec.team()))
-      return absl::InvalidArgumentError(absl::StrCat("spec.team: unknown team '", spec.team(), "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.team: unknown team '", spec.team(), "'"));
     {
       // A job larger than the team's whole quota for its GPU type can never run.
       const v1::Team* team = ledger_.FindTeam(spec.team());
       auto q = team->gpu_quota_by_type().find(quote.chosen().gpu_type());
       if (q != team->gpu_quota_by_type().end() && q->second > 0 && spec.gpus() > q->second) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "spec.gpus: ", spec.gpus(), " ", quote.chosen().gpu_type(), " GPUs exceed team '",
-            spec.team(), "' quota of ", q->second, " for that type; ask for a larger quota or "
-            "allow other spec.gpu_types"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("spec.gpus: ", spec.gpus(), " ", quote.chosen().gpu_type(),
+                         " GPUs exceed team '", spec.team(), "' quota of ", q->second,
+                         " for that type; ask for a larger quota or "
+                         "allow other spec.gpu_types"));
       }
     }
     Job job;
@@ -722,7 +748,8 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
     absl::Duration runtime = FromProto(quote.chosen().end()) - FromProto(quote.chosen().start());
     if (quote.chosen().slots_size() > 0) {
       runtime = absl::ZeroDuration();
-      for (const auto& sl : quote.chosen().slots()) runtime += FromProto(sl.end()) - FromProto(sl.start());
+      for (const auto& sl : quote.chosen().slots())
+        runtime += FromProto(sl.end()) - FromProto(sl.start());
     }
     *job.mutable_remaining() = ToProtoDuration(runtime);
     budget::Totals before = ledger_.RollupTotals(spec.team(), budget::PeriodOf(now));
@@ -748,7 +775,8 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
       *j.mutable_start_time() = ToProto(now);
       *j.mutable_accrued_until() = ToProto(now);
       txn.launches.push_back({j.id(), FromProto(j.remaining())});
-      why = absl::StrCat("running on ", j.placement().pool_id(), " (", j.placement().nodes(), " node(s))");
+      why = absl::StrCat("running on ", j.placement().pool_id(), " (", j.placement().nodes(),
+                         " node(s))");
     } else if (start <= now) {
       j.set_pending_reason(QuotaAllows(j) ? "CAPACITY" : "QUOTA");
       initial = v1::JOB_STATE_PENDING;
@@ -778,8 +806,9 @@ absl::StatusOr<Job> SchedulerCore::Cancel(const std::string& id, const std::stri
     if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
     Job& j = it->second;
     if (IsTerminal(j.state())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job ", id, " is already ", StateName(j.state()), "; only unfinished jobs can be cancelled"));
+      return absl::FailedPreconditionError(absl::StrCat("job ", id, " is already ",
+                                                        StateName(j.state()),
+                                                        "; only unfinished jobs can be cancelled"));
     }
     absl::Time now = options_.clock->Now();
     if (j.state() == v1::JOB_STATE_RUNNING) AccrueJob(txn, j, now);
@@ -880,7 +909,9 @@ bool SchedulerCore::TryAllocate(Job& job) {
     a.nodes.push_back({best, g});
   } else {
     int need = (g + gpn - 1) / gpn;
-    for (int i = 0; i < static_cast<int>(ps.free_gpus.size()) && static_cast<int>(a.nodes.size()) < need; ++i) {
+    for (int i = 0;
+         i < static_cast<int>(ps.free_gpus.size()) && static_cast<int>(a.nodes.size()) < need;
+         ++i) {
       if (ps.free_gpus[i] == gpn) a.nodes.push_back({i, gpn});
     }
     if (static_cast<int>(a.nodes.size()) < need) return false;
@@ -964,7 +995,8 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
   // Run windows: the placement's slots, or [start, +inf) for contiguous jobs.
   std::vector<std::pair<absl::Time, absl::Time>> windows;
   if (job.placement().slots_size() > 1) {
-    for (const auto& sl : job.placement().slots()) windows.push_back({FromProto(sl.start()), FromProto(sl.end())});
+    for (const auto& sl : job.placement().slots())
+      windows.push_back({FromProto(sl.start()), FromProto(sl.end())});
     // Work the slots could not hold (the job started after its first slot,
     // e.g. it waited for capacity) runs right after the last one: without
     // this the job would never finish and would hold its nodes forever.
@@ -974,12 +1006,16 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
   }
   // Charge per segment cut at hour, month and window boundaries, so each hour
   // pays its own intensity and each month its own part.
-  struct Charge { double cost = 0, carbon = 0, energy = 0; absl::Time at; };
+  struct Charge {
+    double cost = 0, carbon = 0, energy = 0;
+    absl::Time at;
+  };
   std::map<std::string, Charge> by_period;
   absl::Duration computed = absl::ZeroDuration();
   absl::Time t = from;
   while (t < now && computed < remaining) {
-    absl::Time next = std::min(now, absl::FromUnixSeconds((absl::ToUnixSeconds(t) / 3600 + 1) * 3600));
+    absl::Time next =
+        std::min(now, absl::FromUnixSeconds((absl::ToUnixSeconds(t) / 3600 + 1) * 3600));
     next = std::min(next, budget::PeriodEnd(t));
     bool inside = false;
     for (const auto& [ws, we] : windows) {
@@ -1016,14 +1052,20 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
     // Job caps: charge up to the cap, then stop.
     double f = 1.0;
     const auto& spec = job.spec();
-    if (spec.max_cost_micros() > 0 && job.accrued_cost_micros() + cost >= spec.max_cost_micros() && cost > 0) {
-      f = std::min(f, static_cast<double>(spec.max_cost_micros() - job.accrued_cost_micros()) / cost);
+    if (spec.max_cost_micros() > 0 && job.accrued_cost_micros() + cost >= spec.max_cost_micros() &&
+        cost > 0) {
+      f = std::min(f,
+                   static_cast<double>(spec.max_cost_micros() - job.accrued_cost_micros()) / cost);
       stop = true;
-      stop_reason = absl::StrCat("accrued cost reached the job cap ", Money::FromMicros(spec.max_cost_micros()).ToString());
+      stop_reason = absl::StrCat("accrued cost reached the job cap ",
+                                 Money::FromMicros(spec.max_cost_micros()).ToString());
     }
-    if (spec.max_carbon_mg() > 0 && job.accrued_carbon_mg() + carbon >= spec.max_carbon_mg() && carbon > 0) {
+    if (spec.max_carbon_mg() > 0 && job.accrued_carbon_mg() + carbon >= spec.max_carbon_mg() &&
+        carbon > 0) {
       double fc = static_cast<double>(spec.max_carbon_mg() - job.accrued_carbon_mg()) / carbon;
-      if (fc < f || !stop) stop_reason = absl::StrCat("accrued carbon reached the job cap ", Carbon::FromMg(spec.max_carbon_mg()).ToString());
+      if (fc < f || !stop)
+        stop_reason = absl::StrCat("accrued carbon reached the job cap ",
+                                   Carbon::FromMg(spec.max_carbon_mg()).ToString());
       f = std::min(f, fc);
       stop = true;
     }
@@ -1034,7 +1076,8 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
       energy_mwh = static_cast<int64_t>(energy_mwh * f);
     }
     budget::Totals before = ledger_.RollupTotals(spec.team(), period);
-    budget::AccrueResult r = ledger_.Accrue(job.id(), c.at, now, cost, carbon, energy_mwh, "running");
+    budget::AccrueResult r =
+        ledger_.Accrue(job.id(), c.at, now, cost, carbon, energy_mwh, "running");
     ApplyLedger(txn, r.rows);
     int64_t charged_cost = 0, charged_carbon = 0, charged_energy = 0;
     for (const auto& row : r.rows) {
@@ -1053,14 +1096,17 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
     // Job-level alert at the team's alert ratio of the job's cap.
     const v1::Team* team = ledger_.FindTeam(spec.team());
     double ratio = team && team->alert_ratio() > 0 ? team->alert_ratio() : 0.8;
-    if (!job.alerted() && ((spec.max_cost_micros() > 0 && job.accrued_cost_micros() >= ratio * spec.max_cost_micros()) ||
-                           (spec.max_carbon_mg() > 0 && job.accrued_carbon_mg() >= ratio * spec.max_carbon_mg()))) {
+    if (!job.alerted() &&
+        ((spec.max_cost_micros() > 0 &&
+          job.accrued_cost_micros() >= ratio * spec.max_cost_micros()) ||
+         (spec.max_carbon_mg() > 0 && job.accrued_carbon_mg() >= ratio * spec.max_carbon_mg()))) {
       job.set_alerted(true);
       Emit(txn, job, "BUDGET_ALERT", absl::StrFormat("job reached %.0f%% of its cap", ratio * 100));
     }
     if (stop) break;
   }
-  *job.mutable_remaining() = (ToProtoDuration(std::max(absl::ZeroDuration(), remaining - computed)));
+  *job.mutable_remaining() =
+      (ToProtoDuration(std::max(absl::ZeroDuration(), remaining - computed)));
   *job.mutable_accrued_until() = ToProto(new_until);
   const budget::JobAccount* a = ledger_.FindJob(job.id());
   job.set_reserved_cost_micros(a ? a->cost_reserved_micros : 0);
@@ -1070,10 +1116,11 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
     FinishJob(txn, job, v1::JOB_STATE_BUDGET_EXHAUSTED, "release", stop_reason, now);
   } else if (FromProto(job.remaining()) <= absl::ZeroDuration()) {
     FinishJob(txn, job, v1::JOB_STATE_SUCCEEDED, "settle",
-              absl::StrCat("completed: cost ", Money::FromMicros(job.accrued_cost_micros()).ToString(),
-                           " (forecast ", Money::FromMicros(job.quote().chosen().cost_micros()).ToString(),
-                           "), carbon ", Carbon::FromMg(job.accrued_carbon_mg()).ToString(),
-                           " (forecast ", Carbon::FromMg(job.quote().chosen().carbon_mg()).ToString(), ")"),
+              absl::StrCat(
+                  "completed: cost ", Money::FromMicros(job.accrued_cost_micros()).ToString(),
+                  " (forecast ", Money::FromMicros(job.quote().chosen().cost_micros()).ToString(),
+                  "), carbon ", Carbon::FromMg(job.accrued_carbon_mg()).ToString(), " (forecast ",
+                  Carbon::FromMg(job.quote().chosen().carbon_mg()).ToString(), ")"),
               now);
   }
 }
@@ -1090,17 +1137,20 @@ void SchedulerCore::MaybeTeamAlert(Txn& txn, const std::string& team, const budg
     return budget > 0 && b < ratio * budget && a >= ratio * budget;
   };
   std::string what;
-  if (crossed(t->monthly_cost_budget_micros(), before.cost_spent_micros + before.cost_reserved_micros,
+  if (crossed(t->monthly_cost_budget_micros(),
+              before.cost_spent_micros + before.cost_reserved_micros,
               after.cost_spent_micros + after.cost_reserved_micros))
     what = "cost";
-  else if (crossed(t->monthly_carbon_budget_mg(), before.carbon_spent_mg + before.carbon_reserved_mg,
+  else if (crossed(t->monthly_carbon_budget_mg(),
+                   before.carbon_spent_mg + before.carbon_reserved_mg,
                    after.carbon_spent_mg + after.carbon_reserved_mg))
     what = "carbon";
   if (what.empty()) return;
   Job pseudo;  // team-level event: no job
   pseudo.mutable_spec()->set_team(team);
   Emit(txn, pseudo, "BUDGET_ALERT",
-       absl::StrFormat("team '%s' reached %.0f%% of its monthly %s budget", team, ratio * 100, what));
+       absl::StrFormat("team '%s' reached %.0f%% of its monthly %s budget", team, ratio * 100,
+                       what));
 }
 
 void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
@@ -1135,7 +1185,8 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
                j->placement().slots_size() > 1;             // split runs: charge every tick
     // Near a cap, charge every tick so the job stops at the cap, not after.
     const auto& spec = j->spec();
-    if (spec.max_cost_micros() > 0 && j->accrued_cost_micros() > 0.8 * spec.max_cost_micros()) due = true;
+    if (spec.max_cost_micros() > 0 && j->accrued_cost_micros() > 0.8 * spec.max_cost_micros())
+      due = true;
     if (spec.max_carbon_mg() > 0 && j->accrued_carbon_mg() > 0.8 * spec.max_carbon_mg()) due = true;
     if (due) AccrueJob(txn, *j, now);
   }
@@ -1144,14 +1195,17 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
   std::string period = budget::PeriodOf(now);
   for (const auto& t : ledger_.Teams()) {
     if (t.on_budget_exhausted() != "stop") continue;
-    if (ledger_.CostHeadroom(t.name(), period) == 0 || ledger_.CarbonHeadroom(t.name(), period) == 0)
+    if (ledger_.CostHeadroom(t.name(), period) == 0 ||
+        ledger_.CarbonHeadroom(t.name(), period) == 0)
       stop_teams.insert(t.name());
   }
   if (!stop_teams.empty()) {
     for (Job* j : active) {
       if (j->state() != v1::JOB_STATE_RUNNING || !stop_teams.contains(j->spec().team())) continue;
       FinishJob(txn, *j, v1::JOB_STATE_BUDGET_EXHAUSTED, "release",
-                absl::StrCat("team '", j->spec().team(), "' budget spent; team policy is to stop running jobs"), now);
+                absl::StrCat("team '", j->spec().team(),
+                             "' budget spent; team policy is to stop running jobs"),
+                now);
     }
   }
   for (Job* j : active) {
@@ -1161,7 +1215,9 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
       StartJob(txn, *j, now);
     } else {
       j->set_pending_reason(QuotaAllows(*j) ? "CAPACITY" : "QUOTA");
-      Transition(txn, *j, v1::JOB_STATE_PENDING, absl::StrCat("waiting for ", j->pending_reason() == "QUOTA" ? "GPU quota" : "capacity"));
+      Transition(
+          txn, *j, v1::JOB_STATE_PENDING,
+          absl::StrCat("waiting for ", j->pending_reason() == "QUOTA" ? "GPU quota" : "capacity"));
     }
   }
   // Waiting jobs that can no longer meet their deadline fail and give their
@@ -1171,7 +1227,8 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
     absl::Time deadline = FromProto(j->spec().deadline());
     if (now + FromProto(j->remaining()) <= deadline) continue;
     FinishJob(txn, *j, v1::JOB_STATE_FAILED, "release",
-              absl::StrCat("deadline ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", deadline, absl::UTCTimeZone()),
+              absl::StrCat("deadline ",
+                           absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", deadline, absl::UTCTimeZone()),
                            " can no longer be met (waited for ",
                            j->pending_reason() == "QUOTA" ? "GPU quota" : "capacity", ")"),
               now);
@@ -1191,7 +1248,8 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
   }
   for (auto& [_, v] : by_team) {
     std::sort(v.begin(), v.end(), [](Job* a, Job* b) {
-      if (a->spec().priority() != b->spec().priority()) return a->spec().priority() > b->spec().priority();
+      if (a->spec().priority() != b->spec().priority())
+        return a->spec().priority() > b->spec().priority();
       return a->sequence() < b->sequence();
     });
   }
@@ -1244,16 +1302,21 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
       placement::Snapshot snap = BuildSnapshot(team, false, /*fresh=*/true);
       req->not_before = now;
       req->top_k = 0;
-      req->max_cost_micros = req->max_cost_micros > 0 ? std::min<int64_t>(req->max_cost_micros, j.reserved_cost_micros()) : j.reserved_cost_micros();
+      req->max_cost_micros = req->max_cost_micros > 0
+                                 ? std::min<int64_t>(req->max_cost_micros, j.reserved_cost_micros())
+                                 : j.reserved_cost_micros();
       snap.team.cost_headroom_micros = -1;
       snap.team.carbon_headroom_mg = -1;
       placement::Decision d = engine_.Place(*req, snap);
-      if (!d.feasible || d.chosen.start > now || d.chosen.carbon_mg > j.reserved_carbon_mg()) continue;
+      if (!d.feasible || d.chosen.start > now || d.chosen.carbon_mg > j.reserved_carbon_mg())
+        continue;
       v1::Placement p = ToPlacement(d.chosen, snap);
       v1::Placement old = j.placement();
       google::protobuf::Duration old_remaining = j.remaining();
       *j.mutable_placement() = p;
-      absl::Duration runtime = d.chosen.runtime > absl::ZeroDuration() ? d.chosen.runtime : d.chosen.end - d.chosen.start;
+      absl::Duration runtime = d.chosen.runtime > absl::ZeroDuration()
+                                   ? d.chosen.runtime
+                                   : d.chosen.end - d.chosen.start;
       *j.mutable_remaining() = ToProtoDuration(runtime);
       if (TryAllocate(j)) {
         StartJob(txn, j, now);
@@ -1294,7 +1357,9 @@ absl::StatusOr<ListJobsPage> SchedulerCore::ListJobs(const ListJobsQuery& q) con
   for (; it != order_.end(); ++it) {
     const Job& j = jobs_.at(*it);
     if (!q.team.empty() && j.spec().team() != q.team) continue;
-    if (!q.states.empty() && std::find(q.states.begin(), q.states.end(), j.state()) == q.states.end()) continue;
+    if (!q.states.empty() &&
+        std::find(q.states.begin(), q.states.end(), j.state()) == q.states.end())
+      continue;
     if (static_cast<int>(page.jobs.size()) == size) {
       page.next_page_token = absl::StrCat(page.jobs.back().sequence());
       break;
@@ -1305,9 +1370,9 @@ absl::StatusOr<ListJobsPage> SchedulerCore::ListJobs(const ListJobsQuery& q) con
 }
 
 absl::StatusOr<std::vector<JobEvent>> SchedulerCore::EventsAfter(int64_t after, int limit,
-                                                                const std::string& team,
-                                                                const std::string& job_id,
-                                                                int64_t* scanned_to) {
+                                                                 const std::string& team,
+                                                                 const std::string& job_id,
+                                                                 int64_t* scanned_to) {
   std::vector<JobEvent> out;
   auto match = [&](const JobEvent& e) {
     return (team.empty() || e.team() == team) && (job_id.empty() || e.job_id() == job_id);
@@ -1356,7 +1421,8 @@ int64_t SchedulerCore::WaitForEvents(int64_t after, absl::Time deadline) {
 absl::StatusOr<v1::Team> SchedulerCore::SetTeam(const v1::Team& team_in) {
   v1::Team out;
   RETURN_IF_ERROR(Run([&](Txn& txn) -> absl::Status {
-    RETURN_IF_ERROR(ValidateTeam(team_in, [this](const std::string& n) { return ledger_.FindTeam(n) != nullptr; }));
+    RETURN_IF_ERROR(ValidateTeam(
+        team_in, [this](const std::string& n) { return ledger_.FindTeam(n) != nullptr; }));
     v1::Team team = team_in;
     if (team.alert_ratio() == 0) team.set_alert_ratio(0.8);
     if (team.on_budget_exhausted().empty()) team.set_on_budget_exhausted("finish");
@@ -1364,22 +1430,28 @@ absl::StatusOr<v1::Team> SchedulerCore::SetTeam(const v1::Team& team_in) {
     if (!team.parent().empty()) {
       const v1::Team* p = ledger_.FindTeam(team.parent());
       if (p && !p->parent().empty())
-        return absl::InvalidArgumentError(absl::StrCat("team.parent: '", team.parent(), "' already has a parent; two levels at most"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "team.parent: '", team.parent(), "' already has a parent; two levels at most"));
       for (const auto& t : ledger_.Teams())
         if (t.parent() == team.name())
-          return absl::InvalidArgumentError(absl::StrCat("team.parent: '", team.name(), "' has child teams and cannot have a parent"));
+          return absl::InvalidArgumentError(absl::StrCat(
+              "team.parent: '", team.name(), "' has child teams and cannot have a parent"));
     }
     absl::Time now = options_.clock->Now();
     const v1::Team* old = ledger_.FindTeam(team.name());
-    std::string change = old == nullptr
-        ? absl::StrCat("created: cost budget ", Money::FromMicros(team.monthly_cost_budget_micros()).ToString(),
-                       ", carbon budget ", Carbon::FromMg(team.monthly_carbon_budget_mg()).ToString(),
-                       ", gpu quota ", team.gpu_quota())
-        : absl::StrCat("cost budget ", Money::FromMicros(old->monthly_cost_budget_micros()).ToString(), " -> ",
-                       Money::FromMicros(team.monthly_cost_budget_micros()).ToString(), ", carbon budget ",
-                       Carbon::FromMg(old->monthly_carbon_budget_mg()).ToString(), " -> ",
-                       Carbon::FromMg(team.monthly_carbon_budget_mg()).ToString(), ", gpu quota ",
-                       old->gpu_quota(), " -> ", team.gpu_quota());
+    std::string change =
+        old == nullptr
+            ? absl::StrCat("created: cost budget ",
+                           Money::FromMicros(team.monthly_cost_budget_micros()).ToString(),
+                           ", carbon budget ",
+                           Carbon::FromMg(team.monthly_carbon_budget_mg()).ToString(),
+                           ", gpu quota ", team.gpu_quota())
+            : absl::StrCat(
+                  "cost budget ", Money::FromMicros(old->monthly_cost_budget_micros()).ToString(),
+                  " -> ", Money::FromMicros(team.monthly_cost_budget_micros()).ToString(),
+                  ", carbon budget ", Carbon::FromMg(old->monthly_carbon_budget_mg()).ToString(),
+                  " -> ", Carbon::FromMg(team.monthly_carbon_budget_mg()).ToString(),
+                  ", gpu quota ", old->gpu_quota(), " -> ", team.gpu_quota());
     ledger_.SetTeam(team);
     txn.batch.teams.push_back(team);
     txn.batch.ledger.push_back(ledger_.BudgetChange(team.name(), now, change));
@@ -1416,7 +1488,8 @@ v1::Usage SchedulerCore::UsageLocked(const std::string& team, absl::Time at, int
   u.set_cost_spent_micros(r.cost_spent_micros);
   u.set_cost_reserved_micros(r.cost_reserved_micros);
   if (u.cost_budget_micros() > 0)
-    u.set_cost_remaining_micros(u.cost_budget_micros() - r.cost_spent_micros - r.cost_reserved_micros);
+    u.set_cost_remaining_micros(u.cost_budget_micros() - r.cost_spent_micros -
+                                r.cost_reserved_micros);
   u.set_carbon_budget_mg(t ? t->monthly_carbon_budget_mg() : 0);
   u.set_carbon_spent_mg(r.carbon_spent_mg);
   u.set_carbon_reserved_mg(r.carbon_reserved_mg);
@@ -1431,8 +1504,10 @@ v1::Usage SchedulerCore::UsageLocked(const std::string& team, absl::Time at, int
     pending = 0;
     for (const auto& [_, j] : active_) {
       if (j->spec().team() != team) continue;
-      if (j->state() == v1::JOB_STATE_RUNNING) ++running;
-      else ++pending;
+      if (j->state() == v1::JOB_STATE_RUNNING)
+        ++running;
+      else
+        ++pending;
     }
   }
   u.set_jobs_running(running);
@@ -1442,7 +1517,8 @@ v1::Usage SchedulerCore::UsageLocked(const std::string& team, absl::Time at, int
 
 absl::StatusOr<v1::Usage> SchedulerCore::GetUsage(const std::string& team, absl::Time at) const {
   CommittedReadLock l(this);
-  if (!ledger_.FindTeam(team)) return absl::NotFoundError(absl::StrCat("team: no team '", team, "'"));
+  if (!ledger_.FindTeam(team))
+    return absl::NotFoundError(absl::StrCat("team: no team '", team, "'"));
   return UsageLocked(team, at);
 }
 
@@ -1453,8 +1529,10 @@ std::vector<TeamView> SchedulerCore::TeamViews() const {
   absl::flat_hash_map<std::string, std::pair<int, int>> counts;  // team -> running, pending
   for (const auto& [_, j] : active_) {
     auto& c = counts[j->spec().team()];
-    if (j->state() == v1::JOB_STATE_RUNNING) ++c.first;
-    else ++c.second;
+    if (j->state() == v1::JOB_STATE_RUNNING)
+      ++c.first;
+    else
+      ++c.second;
   }
   std::vector<TeamView> out;
   absl::flat_hash_map<std::string, size_t> index;
@@ -1521,15 +1599,25 @@ absl::StatusOr<int> SchedulerCore::UpsertPools(const std::vector<v1::NodePool>& 
   for (size_t i = 0; i < pools.size(); ++i) {
     const auto& p = pools[i];
     std::string f = absl::StrCat("pools[", i, "]");
-    if (p.id().empty() || p.id().size() > 256) return absl::InvalidArgumentError(absl::StrCat(f, ".id: required, at most 256 bytes"));
+    if (p.id().empty() || p.id().size() > 256)
+      return absl::InvalidArgumentError(absl::StrCat(f, ".id: required, at most 256 bytes"));
     if (p.region().empty()) return absl::InvalidArgumentError(absl::StrCat(f, ".region: required"));
-    if (p.gpu_type().empty()) return absl::InvalidArgumentError(absl::StrCat(f, ".gpu_type: required"));
-    if (p.gpus_per_node() <= 0 || p.gpus_per_node() > 64) return absl::InvalidArgumentError(absl::StrCat(f, ".gpus_per_node: must be 1..64"));
-    if (p.nodes() < 0 || p.nodes() > 1'000'000) return absl::InvalidArgumentError(absl::StrCat(f, ".nodes: must be 0..1,000,000"));
-    if (p.price_micros_per_node_hour() <= 0) return absl::InvalidArgumentError(absl::StrCat(f, ".price_micros_per_node_hour: must be > 0"));
-    if (p.spot_price_micros_per_node_hour() < 0) return absl::InvalidArgumentError(absl::StrCat(f, ".spot_price_micros_per_node_hour: must be >= 0"));
-    if (p.pue() != 0 && (p.pue() < 1.0 || p.pue() > 3.0)) return absl::InvalidArgumentError(absl::StrCat(f, ".pue: must be in [1, 3] (0 = default)"));
-    if (p.gpu_power_w() < 0 || p.gpu_power_w() > 5000) return absl::InvalidArgumentError(absl::StrCat(f, ".gpu_power_w: must be in [0, 5000]"));
+    if (p.gpu_type().empty())
+      return absl::InvalidArgumentError(absl::StrCat(f, ".gpu_type: required"));
+    if (p.gpus_per_node() <= 0 || p.gpus_per_node() > 64)
+      return absl::InvalidArgumentError(absl::StrCat(f, ".gpus_per_node: must be 1..64"));
+    if (p.nodes() < 0 || p.nodes() > 1'000'000)
+      return absl::InvalidArgumentError(absl::StrCat(f, ".nodes: must be 0..1,000,000"));
+    if (p.price_micros_per_node_hour() <= 0)
+      return absl::InvalidArgumentError(
+          absl::StrCat(f, ".price_micros_per_node_hour: must be > 0"));
+    if (p.spot_price_micros_per_node_hour() < 0)
+      return absl::InvalidArgumentError(
+          absl::StrCat(f, ".spot_price_micros_per_node_hour: must be >= 0"));
+    if (p.pue() != 0 && (p.pue() < 1.0 || p.pue() > 3.0))
+      return absl::InvalidArgumentError(absl::StrCat(f, ".pue: must be in [1, 3] (0 = default)"));
+    if (p.gpu_power_w() < 0 || p.gpu_power_w() > 5000)
+      return absl::InvalidArgumentError(absl::StrCat(f, ".gpu_power_w: must be in [0, 5000]"));
   }
   int n = 0;
   RETURN_IF_ERROR(Run([&](Txn& txn) -> absl::Status {
@@ -1558,7 +1646,8 @@ absl::StatusOr<int> SchedulerCore::UpsertPools(const std::vector<v1::NodePool>& 
           if (ps.free_gpus[i] != ps.pool.gpus_per_node) used_nodes = i + 1;
         if (pool.nodes < used_nodes || pool.gpus_per_node != ps.pool.gpus_per_node) {
           if (pool.gpus_per_node != ps.pool.gpus_per_node && used_nodes > 0)
-            return absl::FailedPreconditionError(absl::StrCat("pools: ", pool.id, " has running jobs; cannot change gpus_per_node"));
+            return absl::FailedPreconditionError(
+                absl::StrCat("pools: ", pool.id, " has running jobs; cannot change gpus_per_node"));
           pool.nodes = std::max(pool.nodes, used_nodes);
         }
         ps.free_gpus.resize(pool.nodes, pool.gpus_per_node);
@@ -1584,15 +1673,19 @@ absl::StatusOr<int> SchedulerCore::UpsertPools(const std::vector<v1::NodePool>& 
 }
 
 absl::StatusOr<v1::GridZone> SchedulerCore::SetCarbonSeries(const std::string& zone,
-                                                           absl::Time start, absl::Duration step,
-                                                           std::vector<double> values,
-                                                           double annual_average) {
-  if (zone.empty() || zone.size() > 64) return absl::InvalidArgumentError("zone: required, at most 64 bytes");
-  if (step < absl::Minutes(1) || step > absl::Hours(24)) return absl::InvalidArgumentError("step: must be between 1 minute and 24 hours");
-  if (values.empty() || values.size() > 100'000) return absl::InvalidArgumentError("points: between 1 and 100,000 points");
+                                                            absl::Time start, absl::Duration step,
+                                                            std::vector<double> values,
+                                                            double annual_average) {
+  if (zone.empty() || zone.size() > 64)
+    return absl::InvalidArgumentError("zone: required, at most 64 bytes");
+  if (step < absl::Minutes(1) || step > absl::Hours(24))
+    return absl::InvalidArgumentError("step: must be between 1 minute and 24 hours");
+  if (values.empty() || values.size() > 100'000)
+    return absl::InvalidArgumentError("points: between 1 and 100,000 points");
   for (size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i]) || values[i] < 0 || values[i] > 5000)
-      return absl::InvalidArgumentError(absl::StrCat("points[", i, "].g_per_kwh: must be in [0, 5000]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("points[", i, "].g_per_kwh: must be in [0, 5000]"));
   }
   if (!std::isfinite(annual_average) || annual_average < 0 || annual_average > 5000)
     return absl::InvalidArgumentError("annual_average_g_per_kwh: must be in [0, 5000]");
@@ -1653,7 +1746,8 @@ std::vector<v1::GridZone> SchedulerCore::ListZones() const {
     z.set_current_g_per_kwh(IntensityAt(name, now, nullptr));
     out.push_back(std::move(z));
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name() < b.name(); });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.name() < b.name(); });
   return out;
 }
 
@@ -1698,12 +1792,15 @@ absl::Status SchedulerCore::CheckInvariants() const {
       }
       if (t->monthly_cost_budget_micros() > 0 &&
           SatAdd(r.cost_spent_micros, r.cost_reserved_micros) > cost_limit)
-        return absl::InternalError(absl::StrCat("cost budget overshot: team ", t->name(), " ", period));
+        return absl::InternalError(
+            absl::StrCat("cost budget overshot: team ", t->name(), " ", period));
       if (t->monthly_carbon_budget_mg() > 0 &&
           SatAdd(r.carbon_spent_mg, r.carbon_reserved_mg) > carbon_limit)
-        return absl::InternalError(absl::StrCat("carbon budget overshot: team ", t->name(), " ", period));
+        return absl::InternalError(
+            absl::StrCat("carbon budget overshot: team ", t->name(), " ", period));
       if (r.cost_reserved_micros < 0 || r.carbon_reserved_mg < 0)
-        return absl::InternalError(absl::StrCat("negative reservation: team ", t->name(), " ", period));
+        return absl::InternalError(
+            absl::StrCat("negative reservation: team ", t->name(), " ", period));
     }
   }
   // Quota (total and per GPU type); use left over a lowered quota may only shrink.
@@ -1720,7 +1817,8 @@ absl::Status SchedulerCore::CheckInvariants() const {
   for (const auto& [team, by_type] : running_gpus_by_type_) {
     const v1::Team* t = ledger_.FindTeam(team);
     for (const auto& [type, gpus] : by_type) {
-      if (gpus < 0) return absl::InternalError(absl::StrCat("negative running gpus: team ", team, " ", type));
+      if (gpus < 0)
+        return absl::InternalError(absl::StrCat("negative running gpus: team ", team, " ", type));
       if (!t) continue;
       auto q = t->gpu_quota_by_type().find(type);
       if (q != t->gpu_quota_by_type().end() && q->second > 0 &&
@@ -1732,9 +1830,11 @@ absl::Status SchedulerCore::CheckInvariants() const {
   for (const auto& [id, j] : jobs_) {
     const budget::JobAccount* a = ledger_.FindJob(id);
     if (!a) return absl::InternalError(absl::StrCat("job without ledger rows: ", id));
-    if (IsTerminal(j.state()) && (a->open || a->cost_reserved_micros != 0 || a->carbon_reserved_mg != 0))
+    if (IsTerminal(j.state()) &&
+        (a->open || a->cost_reserved_micros != 0 || a->carbon_reserved_mg != 0))
       return absl::InternalError(absl::StrCat("finished job still holds a reservation: ", id));
-    if (a->cost_accrued_micros != j.accrued_cost_micros() || a->carbon_accrued_mg != j.accrued_carbon_mg())
+    if (a->cost_accrued_micros != j.accrued_cost_micros() ||
+        a->carbon_accrued_mg != j.accrued_carbon_mg())
       return absl::InternalError(absl::StrCat("job accrual differs from the ledger: ", id));
     if (j.spec().max_cost_micros() > 0 && j.accrued_cost_micros() > j.spec().max_cost_micros())
       return absl::InternalError(absl::StrCat("job cap overshot: ", id));
@@ -1744,7 +1844,8 @@ absl::Status SchedulerCore::CheckInvariants() const {
   // Capacity.
   for (const auto& ps : pools_) {
     for (int f : ps.free_gpus)
-      if (f < 0 || f > ps.pool.gpus_per_node) return absl::InternalError(absl::StrCat("capacity broken: ", ps.pool.id));
+      if (f < 0 || f > ps.pool.gpus_per_node)
+        return absl::InternalError(absl::StrCat("capacity broken: ", ps.pool.id));
   }
   return absl::OkStatus();
 }

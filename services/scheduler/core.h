@@ -39,10 +39,10 @@ namespace greenlight::scheduler {
 inline constexpr char kQuotePayloadUrl[] = "type.googleapis.com/greenlight.v1.Quote";
 
 struct CoreOptions {
-  Clock* clock = nullptr;            // required
-  store::Store* store = nullptr;     // required
-  Executor* executor = nullptr;      // required
-  providers::Inventory inventory;    // pools, zones and GPU table from config
+  Clock* clock = nullptr;          // required
+  store::Store* store = nullptr;   // required
+  Executor* executor = nullptr;    // required
+  providers::Inventory inventory;  // pools, zones and GPU table from config
   placement::Mode default_mode = placement::Mode::kBalanced;
   int64_t default_carbon_price_micros_per_tonne = 100'000'000;  // $100/t
   absl::Duration horizon = absl::Hours(168);
@@ -117,9 +117,9 @@ class SchedulerCore {
   // Committed events with revision > after that match the filters, at most
   // `limit`. *scanned_to is the last revision examined: resume from it.
   absl::StatusOr<std::vector<greenlight::v1::JobEvent>> EventsAfter(int64_t after, int limit,
-                                                                   const std::string& team,
-                                                                   const std::string& job_id,
-                                                                   int64_t* scanned_to);
+                                                                    const std::string& team,
+                                                                    const std::string& job_id,
+                                                                    int64_t* scanned_to);
   // Blocks until revision > after or `deadline`; returns the current revision.
   int64_t WaitForEvents(int64_t after, absl::Time deadline);
   int64_t revision() const { return revision_.load(); }
@@ -135,9 +135,9 @@ class SchedulerCore {
   std::vector<greenlight::v1::NodePool> ListPools() const;
   absl::StatusOr<int> UpsertPools(const std::vector<greenlight::v1::NodePool>& pools);
   absl::StatusOr<greenlight::v1::GridZone> SetCarbonSeries(const std::string& zone,
-                                                          absl::Time start, absl::Duration step,
-                                                          std::vector<double> values,
-                                                          double annual_average);
+                                                           absl::Time start, absl::Duration step,
+                                                           std::vector<double> values,
+                                                           double annual_average);
   std::vector<greenlight::v1::GridZone> ListZones() const;
   // Canonical GPU name or "" (for validation and the webhook).
   std::string CanonicalGpu(const std::string& name) const;
@@ -192,8 +192,10 @@ class SchedulerCore {
   absl::StatusOr<placement::JobRequest> ToRequest(const greenlight::v1::JobSpec& spec) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   greenlight::v1::Quote ToQuote(const placement::Decision& d, const placement::Snapshot& s) const;
-  greenlight::v1::Placement ToPlacement(const placement::Option& o, const placement::Snapshot& s) const;
-  absl::Status ValidateLocked(const greenlight::v1::JobSpec& spec) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  greenlight::v1::Placement ToPlacement(const placement::Option& o,
+                                        const placement::Snapshot& s) const;
+  absl::Status ValidateLocked(const greenlight::v1::JobSpec& spec) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   void Transition(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
                   const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -202,14 +204,17 @@ class SchedulerCore {
   bool TryAllocate(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FreeAllocation(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool QuotaAllows(const greenlight::v1::Job& job) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void StartJob(Txn& txn, greenlight::v1::Job& job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartJob(Txn& txn, greenlight::v1::Job& job, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishJob(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
                  const std::string& ledger_kind, const std::string& message, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AccrueJob(Txn& txn, greenlight::v1::Job& job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AccrueJob(Txn& txn, greenlight::v1::Job& job, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DoTick(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReplanWaiting(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplyLedger(Txn& txn, const std::vector<store::LedgerRow>& rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyLedger(Txn& txn, const std::vector<store::LedgerRow>& rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `before` is the team's rollup in `period` before the change.
   void MaybeTeamAlert(Txn& txn, const std::string& team, const budget::Totals& before,
                       const std::string& period) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -232,8 +237,7 @@ class SchedulerCore {
   mutable absl::Mutex commit_mu_;
   class CommittedReadLock {
    public:
-    explicit CommittedReadLock(const SchedulerCore* c) ABSL_SHARED_LOCK_FUNCTION(c->mu_)
-        : c_(c) {
+    explicit CommittedReadLock(const SchedulerCore* c) ABSL_SHARED_LOCK_FUNCTION(c->mu_) : c_(c) {
       c_->mu_.ReaderLock();
       c_->commit_mu_.ReaderLock();
     }
@@ -248,7 +252,8 @@ class SchedulerCore {
   // node_hash_map: Job pointers stay valid while other jobs are added.
   absl::node_hash_map<std::string, greenlight::v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // ids by sequence
-  absl::flat_hash_map<std::string, std::string> by_request_ ABSL_GUARDED_BY(mu_);  // team\0rid -> id
+  absl::flat_hash_map<std::string, std::string> by_request_
+      ABSL_GUARDED_BY(mu_);  // team\0rid -> id
   // Unfinished jobs by sequence (submit order), so ticks need no sort.
   std::map<int64_t, greenlight::v1::Job*> active_ ABSL_GUARDED_BY(mu_);
   std::vector<PoolState> pools_ ABSL_GUARDED_BY(mu_);

@@ -121,8 +121,9 @@ void WatchLimiter::ReapLoop() {
       stream->TryCancel();
       since = absl::InfiniteFuture();
       ++dropped_;
-      GL_LOG_WARN("watcher dropped: it read nothing for too long; it resumes from its last revision",
-                  F("stall_s", absl::ToDoubleSeconds(stall_timeout_)), F("peer", stream->peer()));
+      GL_LOG_WARN(
+          "watcher dropped: it read nothing for too long; it resumes from its last revision",
+          F("stall_s", absl::ToDoubleSeconds(stall_timeout_)), F("peer", stream->peer()));
     }
   }
 }
@@ -136,8 +137,8 @@ absl::StatusOr<Principal> Who(const ServiceContext& ctx, grpc::ServerContext* sc
   return ctx.auth->Authenticate(header);
 }
 
-#define AUTH_OR_RETURN(p)                         \
-  auto p##_or = Who(ctx_, context);               \
+#define AUTH_OR_RETURN(p)                           \
+  auto p##_or = Who(ctx_, context);                 \
   if (!p##_or.ok()) return ToGrpc(p##_or.status()); \
   [[maybe_unused]] const Principal& p = *p##_or
 
@@ -167,8 +168,9 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
   if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "caller gave up");
   if (ctx_.placements && !ctx_.placements->Enter()) {
     if (ctx_.on_reject) ctx_.on_reject("overloaded");
-    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
-        "server overloaded: ", ctx_.placements->max(), " submits and estimates in progress; retry with backoff")));
+    return ToGrpc(absl::ResourceExhaustedError(
+        absl::StrCat("server overloaded: ", ctx_.placements->max(),
+                     " submits and estimates in progress; retry with backoff")));
   }
   absl::Cleanup leave_gate = [&] {
     if (ctx_.placements) ctx_.placements->Leave();
@@ -180,9 +182,9 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
   }
   if (ctx_.limiter && !ctx_.limiter->Acquire(req->spec().team())) {
     if (ctx_.on_reject) ctx_.on_reject("rate_limited");
-    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
-        "team '", req->spec().team(), "' already has ", ctx_.limiter->max_inflight(),
-        " submits in flight (its concurrency limit); retry with backoff")));
+    return ToGrpc(absl::ResourceExhaustedError(
+        absl::StrCat("team '", req->spec().team(), "' already has ", ctx_.limiter->max_inflight(),
+                     " submits in flight (its concurrency limit); retry with backoff")));
   }
   absl::Cleanup release = [&] {
     if (ctx_.limiter) ctx_.limiter->Release(req->spec().team());
@@ -192,12 +194,23 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
     if (ctx_.on_reject) {
       const char* reason = "other";
       switch (r.status().code()) {
-        case absl::StatusCode::kInvalidArgument: reason = "invalid"; break;
-        case absl::StatusCode::kFailedPrecondition: reason = "caps"; break;
-        case absl::StatusCode::kResourceExhausted: reason = "team_budget"; break;
-        case absl::StatusCode::kAlreadyExists: reason = "duplicate"; break;
-        case absl::StatusCode::kUnavailable: reason = "unavailable"; break;
-        default: break;
+        case absl::StatusCode::kInvalidArgument:
+          reason = "invalid";
+          break;
+        case absl::StatusCode::kFailedPrecondition:
+          reason = "caps";
+          break;
+        case absl::StatusCode::kResourceExhausted:
+          reason = "team_budget";
+          break;
+        case absl::StatusCode::kAlreadyExists:
+          reason = "duplicate";
+          break;
+        case absl::StatusCode::kUnavailable:
+          reason = "unavailable";
+          break;
+        default:
+          break;
       }
       ctx_.on_reject(reason);
     }
@@ -206,7 +219,8 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
   }
   if (!r->deduplicated) {
     if (ctx_.on_admit) ctx_.on_admit(req->spec().team());
-    if (ctx_.on_decision && r->job.quote().has_baseline()) ctx_.on_decision(req->spec().team(), r->job.quote());
+    if (ctx_.on_decision && r->job.quote().has_baseline())
+      ctx_.on_decision(req->spec().team(), r->job.quote());
   }
   *resp->mutable_job() = std::move(r->job);
   resp->set_deduplicated(r->deduplicated);
@@ -218,12 +232,14 @@ grpc::Status SchedulerService::EstimateJob(grpc::ServerContext* context,
                                            v1::EstimateJobResponse* resp) {
   AUTH_OR_RETURN(p);
   if (!p.CanAccess(req->spec().team()))
-    return ToGrpc(absl::PermissionDeniedError(absl::StrCat("spec.team: this token acts for team '", p.team, "'")));
+    return ToGrpc(absl::PermissionDeniedError(
+        absl::StrCat("spec.team: this token acts for team '", p.team, "'")));
   if (req->top_k() < 0 || req->top_k() > 50)
     return ToGrpc(absl::InvalidArgumentError("top_k: must be between 0 and 50"));
   if (ctx_.placements && !ctx_.placements->Enter()) {
-    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
-        "server overloaded: ", ctx_.placements->max(), " submits and estimates in progress; retry with backoff")));
+    return ToGrpc(absl::ResourceExhaustedError(
+        absl::StrCat("server overloaded: ", ctx_.placements->max(),
+                     " submits and estimates in progress; retry with backoff")));
   }
   absl::Cleanup leave_gate = [&] {
     if (ctx_.placements) ctx_.placements->Leave();
@@ -253,14 +269,16 @@ grpc::Status SchedulerService::ListJobs(grpc::ServerContext* context,
   q.team = req->team();
   if (!p.admin) {
     if (!q.team.empty() && q.team != p.team)
-      return ToGrpc(absl::PermissionDeniedError(absl::StrCat("team: this token acts for team '", p.team, "'")));
+      return ToGrpc(absl::PermissionDeniedError(
+          absl::StrCat("team: this token acts for team '", p.team, "'")));
     q.team = p.team;
   }
   if (req->page_size() < 0) return ToGrpc(absl::InvalidArgumentError("page_size: must be >= 0"));
   q.page_size = req->page_size();
   q.page_token = req->page_token();
   for (int s : req->states()) {
-    if (!v1::JobState_IsValid(s)) return ToGrpc(absl::InvalidArgumentError("states: unknown state"));
+    if (!v1::JobState_IsValid(s))
+      return ToGrpc(absl::InvalidArgumentError("states: unknown state"));
     q.states.push_back(static_cast<v1::JobState>(s));
   }
   auto page = ctx_.core->ListJobs(q);
@@ -275,7 +293,8 @@ grpc::Status SchedulerService::CancelJob(grpc::ServerContext* context,
                                          v1::CancelJobResponse* resp) {
   AUTH_OR_RETURN(p);
   if (req->job_id().empty()) return ToGrpc(absl::InvalidArgumentError("job_id: required"));
-  if (req->reason().size() > 1024) return ToGrpc(absl::InvalidArgumentError("reason: at most 1024 bytes"));
+  if (req->reason().size() > 1024)
+    return ToGrpc(absl::InvalidArgumentError("reason: at most 1024 bytes"));
   auto j = ctx_.core->GetJob(req->job_id());
   if (!j.ok()) return ToGrpc(j.status());
   if (!p.CanAccess(j->spec().team())) return ToGrpc(NotFoundJob(req->job_id()));
@@ -292,14 +311,17 @@ grpc::Status SchedulerService::WatchJobs(grpc::ServerContext* context,
   std::string team = req->team();
   if (!p.admin) {
     if (!team.empty() && team != p.team)
-      return ToGrpc(absl::PermissionDeniedError(absl::StrCat("team: this token acts for team '", p.team, "'")));
+      return ToGrpc(absl::PermissionDeniedError(
+          absl::StrCat("team: this token acts for team '", p.team, "'")));
     team = p.team;
   }
-  if (req->from_revision() < 0) return ToGrpc(absl::InvalidArgumentError("from_revision: must be >= 0"));
+  if (req->from_revision() < 0)
+    return ToGrpc(absl::InvalidArgumentError("from_revision: must be >= 0"));
   int64_t cursor = req->from_revision();
   if (ctx_.watches && !ctx_.watches->Enter(context)) {
     return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
-        "too many open WatchJobs streams on this server; retry later with from_revision=", cursor)));
+        "too many open WatchJobs streams on this server; retry later with from_revision=",
+        cursor)));
   }
   absl::Cleanup leave = [&] {
     if (ctx_.watches) ctx_.watches->Leave(context);
@@ -308,8 +330,8 @@ grpc::Status SchedulerService::WatchJobs(grpc::ServerContext* context,
   // store at its own pace, so a slow watcher costs no server memory.
   while (!context->IsCancelled()) {
     if (ctx_.shutting_down && ctx_.shutting_down->load()) {
-      return ToGrpc(absl::UnavailableError(absl::StrCat(
-          "server shutting down; resume with from_revision=", cursor)));
+      return ToGrpc(absl::UnavailableError(
+          absl::StrCat("server shutting down; resume with from_revision=", cursor)));
     }
     int64_t scanned = cursor;
     auto events = ctx_.core->EventsAfter(cursor, 256, team, req->job_id(), &scanned);
@@ -416,15 +438,17 @@ grpc::Status InventoryService::SetCarbonSeries(grpc::ServerContext* context,
                                                v1::SetCarbonSeriesResponse* resp) {
   AUTH_OR_RETURN(p);
   if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
-  if (req->points().empty()) return ToGrpc(absl::InvalidArgumentError("points: at least one point"));
+  if (req->points().empty())
+    return ToGrpc(absl::InvalidArgumentError("points: at least one point"));
   absl::Duration step = req->has_step() ? FromProto(req->step()) : absl::Hours(1);
   std::vector<double> values;
   absl::Time start = FromProto(req->points(0).time());
   for (int i = 0; i < req->points_size(); ++i) {
     absl::Time t = FromProto(req->points(i).time());
     if (t != start + step * i) {
-      return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
-          "points[", i, "].time: points must be ascending at the step (", absl::FormatDuration(step), ")")));
+      return ToGrpc(absl::InvalidArgumentError(
+          absl::StrCat("points[", i, "].time: points must be ascending at the step (",
+                       absl::FormatDuration(step), ")")));
     }
     values.push_back(req->points(i).g_per_kwh());
   }
@@ -450,13 +474,16 @@ grpc::Status AdminService::CreateToken(grpc::ServerContext* context,
   AUTH_OR_RETURN(p);
   if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
   if (!req->admin()) {
-    if (req->team().empty()) return ToGrpc(absl::InvalidArgumentError("team: required for a team token"));
+    if (req->team().empty())
+      return ToGrpc(absl::InvalidArgumentError("team: required for a team token"));
     if (!ctx_.core->GetTeam(req->team()).ok())
-      return ToGrpc(absl::InvalidArgumentError(absl::StrCat("team: unknown team '", req->team(), "'")));
+      return ToGrpc(
+          absl::InvalidArgumentError(absl::StrCat("team: unknown team '", req->team(), "'")));
   } else if (!req->team().empty()) {
     return ToGrpc(absl::InvalidArgumentError("team: must be empty for an admin token"));
   }
-  if (req->description().size() > 256) return ToGrpc(absl::InvalidArgumentError("description: at most 256 bytes"));
+  if (req->description().size() > 256)
+    return ToGrpc(absl::InvalidArgumentError("description: at most 256 bytes"));
   store::TokenRow row;
   row.info.set_id(NewId("t-", 8));
   row.info.set_team(req->team());
@@ -496,7 +523,8 @@ grpc::Status AdminService::ListTokens(grpc::ServerContext* context, const v1::Li
   AUTH_OR_RETURN(p);
   if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
   auto tokens = ctx_.core->Tokens();
-  std::sort(tokens.begin(), tokens.end(), [](const auto& a, const auto& b) { return a.info.id() < b.info.id(); });
+  std::sort(tokens.begin(), tokens.end(),
+            [](const auto& a, const auto& b) { return a.info.id() < b.info.id(); });
   for (const auto& t : tokens) *resp->add_tokens() = t.info;
   return grpc::Status::OK;
 }

@@ -115,8 +115,8 @@ class WatchLimiter {
 struct ServiceContext {
   SchedulerCore* core = nullptr;
   Authenticator* auth = nullptr;
-  TeamLimiter* limiter = nullptr;  // may be null (no limit)
-  WatchLimiter* watches = nullptr;  // may be null (no limit)
+  TeamLimiter* limiter = nullptr;      // may be null (no limit)
+  WatchLimiter* watches = nullptr;     // may be null (no limit)
   InflightGate* placements = nullptr;  // may be null (no limit)
   std::atomic<bool>* shutting_down = nullptr;
   // Counters for metrics (may be null).

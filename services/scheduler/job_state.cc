@@ -35,15 +35,24 @@ bool IsLegalTransition(JobState from, JobState to) {
 
 const char* StateName(JobState s) {
   switch (s) {
-    case v1::JOB_STATE_PENDING: return "PENDING";
-    case v1::JOB_STATE_PLANNED: return "PLANNED";
-    case v1::JOB_STATE_RUNNING: return "RUNNING";
-    case v1::JOB_STATE_SUCCEEDED: return "SUCCEEDED";
-    case v1::JOB_STATE_FAILED: return "FAILED";
-    case v1::JOB_STATE_CANCELLED: return "CANCELLED";
-    case v1::JOB_STATE_BUDGET_EXHAUSTED: return "BUDGET_EXHAUSTED";
-    case v1::JOB_STATE_REJECTED: return "REJECTED";
-    default: return "UNSPECIFIED";
+    case v1::JOB_STATE_PENDING:
+      return "PENDING";
+    case v1::JOB_STATE_PLANNED:
+      return "PLANNED";
+    case v1::JOB_STATE_RUNNING:
+      return "RUNNING";
+    case v1::JOB_STATE_SUCCEEDED:
+      return "SUCCEEDED";
+    case v1::JOB_STATE_FAILED:
+      return "FAILED";
+    case v1::JOB_STATE_CANCELLED:
+      return "CANCELLED";
+    case v1::JOB_STATE_BUDGET_EXHAUSTED:
+      return "BUDGET_EXHAUSTED";
+    case v1::JOB_STATE_REJECTED:
+      return "REJECTED";
+    default:
+      return "UNSPECIFIED";
   }
 }
 

@@ -31,27 +31,43 @@ placement::Mode ParseMode(const std::string& m) {
 // Checks the TLS files at start, so that a typo or a key that does not match
 // its certificate is a clear error instead of failing handshakes later.
 absl::Status CheckTlsFiles(const TlsConfig& tls) {
-  if (tls.key_file.empty()) return absl::InvalidArgumentError("tls.key_file: required with tls.cert_file");
-  auto read_pem = [](const std::string& key, const std::string& path) -> absl::StatusOr<std::string> {
+  if (tls.key_file.empty())
+    return absl::InvalidArgumentError("tls.key_file: required with tls.cert_file");
+  auto read_pem = [](const std::string& key,
+                     const std::string& path) -> absl::StatusOr<std::string> {
     auto text = ReadFileToString(path);
-    if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(key, ": ", text.status().message()));
+    if (!text.ok())
+      return absl::InvalidArgumentError(absl::StrCat(key, ": ", text.status().message()));
     return text;
   };
   ASSIGN_OR_RETURN(std::string cert_pem, read_pem("tls.cert_file", tls.cert_file));
   ASSIGN_OR_RETURN(std::string key_pem, read_pem("tls.key_file", tls.key_file));
-  std::unique_ptr<BIO, decltype(&BIO_free)> cb(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr), X509_free);
-  if (!cert) return absl::InvalidArgumentError(absl::StrCat("tls.cert_file: ", tls.cert_file, ": no PEM certificate"));
-  std::unique_ptr<BIO, decltype(&BIO_free)> kb(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
-  if (!key) return absl::InvalidArgumentError(absl::StrCat("tls.key_file: ", tls.key_file, ": no PEM private key"));
+  std::unique_ptr<BIO, decltype(&BIO_free)> cb(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr), X509_free);
+  if (!cert)
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls.cert_file: ", tls.cert_file, ": no PEM certificate"));
+  std::unique_ptr<BIO, decltype(&BIO_free)> kb(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  if (!key)
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls.key_file: ", tls.key_file, ": no PEM private key"));
   if (X509_check_private_key(cert.get(), key.get()) != 1)
-    return absl::InvalidArgumentError(absl::StrCat("tls.key_file: ", tls.key_file, " does not match tls.cert_file ", tls.cert_file));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tls.key_file: ", tls.key_file, " does not match tls.cert_file ", tls.cert_file));
   if (!tls.client_ca_file.empty()) {
     ASSIGN_OR_RETURN(std::string ca_pem, read_pem("tls.client_ca_file", tls.client_ca_file));
-    std::unique_ptr<BIO, decltype(&BIO_free)> ab(BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())), BIO_free);
-    std::unique_ptr<X509, decltype(&X509_free)> ca(PEM_read_bio_X509(ab.get(), nullptr, nullptr, nullptr), X509_free);
-    if (!ca) return absl::InvalidArgumentError(absl::StrCat("tls.client_ca_file: ", tls.client_ca_file, ": no PEM certificate"));
+    std::unique_ptr<BIO, decltype(&BIO_free)> ab(
+        BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())), BIO_free);
+    std::unique_ptr<X509, decltype(&X509_free)> ca(
+        PEM_read_bio_X509(ab.get(), nullptr, nullptr, nullptr), X509_free);
+    if (!ca)
+      return absl::InvalidArgumentError(
+          absl::StrCat("tls.client_ca_file: ", tls.client_ca_file, ": no PEM certificate"));
   }
   return absl::OkStatus();
 }
@@ -109,7 +125,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   so.path = cfg.store_path;
   so.synchronous = cfg.store_synchronous;
   ASSIGN_OR_RETURN(s->store_, store::SqliteStore::Open(so));
-  GL_LOG_INFO("store opened", F("path", cfg.store_path), F("schema_version", s->store_->schema_version()),
+  GL_LOG_INFO("store opened", F("path", cfg.store_path),
+              F("schema_version", s->store_->schema_version()),
               F("synchronous", cfg.store_synchronous));
 
   // Metrics families exist before the core so that its hooks can feed them.
@@ -153,9 +170,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
     team.set_monthly_cost_budget_micros(static_cast<int64_t>(t.monthly_cost_budget_usd * 1e6));
     team.set_monthly_carbon_budget_mg(static_cast<int64_t>(t.monthly_carbon_budget_kg * 1e6));
     team.set_gpu_quota(t.gpu_quota);
-    team.set_carbon_price_micros_per_tonne(static_cast<int64_t>(t.carbon_price_usd_per_tonne * 1e6));
+    team.set_carbon_price_micros_per_tonne(
+        static_cast<int64_t>(t.carbon_price_usd_per_tonne * 1e6));
     auto r = s->core_->SetTeam(team);
-    if (!r.ok()) return absl::InvalidArgumentError(absl::StrCat(cfg.source_path, ": teams: ", r.status().message()));
+    if (!r.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg.source_path, ": teams: ", r.status().message()));
   }
 
   s->auth_ = std::make_unique<Authenticator>(cfg.auth_mode == "open");
@@ -164,7 +184,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
     ASSIGN_OR_RETURN(std::string secret, ReadFileToString(cfg.admin_token_file));
     secret = std::string(absl::StripAsciiWhitespace(secret));
     if (secret.size() < 16)
-      return absl::InvalidArgumentError(absl::StrCat(cfg.source_path, ": auth.admin_token_file: secret must be at least 16 characters"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          cfg.source_path, ": auth.admin_token_file: secret must be at least 16 characters"));
     s->auth_->AddAdminSecret(secret);
   }
   if (options.team_submit_rate > 0 || options.team_max_inflight_submits > 0)
@@ -199,7 +220,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  ASSIGN_OR_RETURN(auto creds, Credentials(cfg.tls, options.tls_reload_interval, &s->tls_provider_));
+  ASSIGN_OR_RETURN(auto creds,
+                   Credentials(cfg.tls, options.tls_reload_interval, &s->tls_provider_));
   builder.AddListeningPort(cfg.grpc_address, creds, &s->grpc_port_);
   grpc::ResourceQuota quota("greenlightd");
   if (options.max_threads > 0) {
@@ -234,16 +256,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   s->RefreshMetrics();
   s->metrics_thread_ = std::thread([srv = s.get()] { srv->MetricsLoop(); });
 
-  GL_LOG_INFO("greenlightd serving", F("grpc", absl::StrCat(ParseHostPort(cfg.grpc_address)->host, ":", s->grpc_port_)),
-              F("tls", cfg.tls.enabled() ? (cfg.tls.client_ca_file.empty() ? "on" : "mtls") : "off"),
-              F("auth", cfg.auth_mode), F("executor", s->executor_->name()),
-              F("time_scale", cfg.time_scale),
-              F("metrics", s->metrics_server_ ? s->metrics_server_->address() : std::string("off")));
+  GL_LOG_INFO(
+      "greenlightd serving",
+      F("grpc", absl::StrCat(ParseHostPort(cfg.grpc_address)->host, ":", s->grpc_port_)),
+      F("tls", cfg.tls.enabled() ? (cfg.tls.client_ca_file.empty() ? "on" : "mtls") : "off"),
+      F("auth", cfg.auth_mode), F("executor", s->executor_->name()),
+      F("time_scale", cfg.time_scale),
+      F("metrics", s->metrics_server_ ? s->metrics_server_->address() : std::string("off")));
   if (cfg.auth_mode == "open") {
-    GL_LOG_WARN("INSECURE: auth.mode is open: every caller is admin; use auth.mode: token outside demos");
+    GL_LOG_WARN(
+        "INSECURE: auth.mode is open: every caller is admin; use auth.mode: token outside demos");
   }
   if (!cfg.tls.enabled()) {
-    GL_LOG_WARN("INSECURE: no TLS: gRPC traffic (and tokens) travel in clear text; set tls.cert_file/key_file");
+    GL_LOG_WARN(
+        "INSECURE: no TLS: gRPC traffic (and tokens) travel in clear text; set "
+        "tls.cert_file/key_file");
   }
   return s;
 }

@@ -51,7 +51,8 @@ bool ValidTimestamp(const google::protobuf::Timestamp& ts) {
 absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx) {
   if (s.team().empty()) return Bad("spec.team", "required");
   if (!IsValidName(s.team()))
-    return Bad("spec.team", "must be 1-63 characters of [a-z0-9-], not starting or ending with '-'");
+    return Bad("spec.team",
+               "must be 1-63 characters of [a-z0-9-], not starting or ending with '-'");
   if (s.name().size() > 256) return Bad("spec.name", "must be at most 256 bytes");
   if (!ValidUtf8(s.name())) return Bad("spec.name", "must be valid UTF-8");
   if (s.gpus() <= 0) return Bad("spec.gpus", "must be > 0");
@@ -62,7 +63,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
     if (t.empty() || t.size() > 64) return Bad("spec.gpu_types", "entries must be 1-64 bytes");
     std::string c = ctx.canonical_gpu ? ctx.canonical_gpu(t) : t;
     if (c.empty())
-      return Bad("spec.gpu_types", absl::StrCat("unknown GPU type '", t, "' (see Inventory.ListPools)"));
+      return Bad("spec.gpu_types",
+                 absl::StrCat("unknown GPU type '", t, "' (see Inventory.ListPools)"));
     if (!seen.insert(c).second) return Bad("spec.gpu_types", absl::StrCat("duplicate '", t, "'"));
   }
   switch (s.work_case()) {
@@ -115,7 +117,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
   if (s.labels_size() > kMaxLabels) return Bad("spec.labels", "at most 64 labels");
   for (const auto& [k, v] : s.labels()) {
     if (k.empty() || k.size() > 63) return Bad("spec.labels", "keys must be 1-63 bytes");
-    if (v.size() > 256) return Bad("spec.labels", absl::StrCat("value of '", k, "' exceeds 256 bytes"));
+    if (v.size() > 256)
+      return Bad("spec.labels", absl::StrCat("value of '", k, "' exceeds 256 bytes"));
     if (!ValidUtf8(k) || !ValidUtf8(v)) return Bad("spec.labels", "must be valid UTF-8");
   }
   if (s.request_id().size() > 128) return Bad("spec.request_id", "must be at most 128 bytes");
@@ -124,21 +127,25 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
   if (!v1::PlacementMode_IsValid(s.mode())) return Bad("spec.mode", "unknown placement mode");
   if (s.carbon_price_micros_per_tonne() < 0 ||
       s.carbon_price_micros_per_tonne() > 1'000'000'000'000LL)
-    return Bad("spec.carbon_price_micros_per_tonne", "must be between 0 and 10^12 ($1e6 per tonne)");
+    return Bad("spec.carbon_price_micros_per_tonne",
+               "must be between 0 and 10^12 ($1e6 per tonne)");
   if (ctx.team_exists && !ctx.team_exists(s.team()))
-    return Bad("spec.team", absl::StrCat("unknown team '", s.team(), "' (create it with Budgets.SetTeam)"));
+    return Bad("spec.team",
+               absl::StrCat("unknown team '", s.team(), "' (create it with Budgets.SetTeam)"));
   return absl::OkStatus();
 }
 
 absl::Status ValidateTeam(const v1::Team& t,
                           const std::function<bool(const std::string&)>& team_exists) {
   if (!IsValidName(t.name()))
-    return Bad("team.name", "must be 1-63 characters of [a-z0-9-], not starting or ending with '-'");
+    return Bad("team.name",
+               "must be 1-63 characters of [a-z0-9-], not starting or ending with '-'");
   if (!t.parent().empty()) {
     if (t.parent() == t.name()) return Bad("team.parent", "a team cannot be its own parent");
     if (!IsValidName(t.parent())) return Bad("team.parent", "not a valid team name");
     if (team_exists && !team_exists(t.parent()))
-      return Bad("team.parent", absl::StrCat("unknown team '", t.parent(), "' (create the parent first)"));
+      return Bad("team.parent",
+                 absl::StrCat("unknown team '", t.parent(), "' (create the parent first)"));
   }
   if (t.monthly_cost_budget_micros() < 0 || t.monthly_cost_budget_micros() > kMaxCapMicros)
     return Bad("team.monthly_cost_budget_micros", "must be between 0 (unlimited) and 10^15");
@@ -147,9 +154,11 @@ absl::Status ValidateTeam(const v1::Team& t,
   if (t.gpu_quota() < 0 || t.gpu_quota() > 1'000'000)
     return Bad("team.gpu_quota", "must be between 0 (unlimited) and 1,000,000");
   for (const auto& [k, v] : t.gpu_quota_by_type()) {
-    if (v < 0) return Bad("team.gpu_quota_by_type", absl::StrCat("quota of '", k, "' must be >= 0"));
+    if (v < 0)
+      return Bad("team.gpu_quota_by_type", absl::StrCat("quota of '", k, "' must be >= 0"));
   }
-  if (t.carbon_price_micros_per_tonne() < 0 || t.carbon_price_micros_per_tonne() > 1'000'000'000'000LL)
+  if (t.carbon_price_micros_per_tonne() < 0 ||
+      t.carbon_price_micros_per_tonne() > 1'000'000'000'000LL)
     return Bad("team.carbon_price_micros_per_tonne", "must be between 0 and 10^12");
   if (!(t.alert_ratio() >= 0 && t.alert_ratio() <= 1))
     return Bad("team.alert_ratio", "must be between 0 and 1 (0 = default 0.8)");

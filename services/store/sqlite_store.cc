@@ -105,7 +105,8 @@ class Stmt {
 };
 
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
-  std::string msg = absl::StrCat("store: ", what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  std::string msg =
+      absl::StrCat("store: ", what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   // Disk full, read-only or I/O trouble: the caller may retry later.
   int primary = rc & 0xff;
   if (primary == SQLITE_FULL || primary == SQLITE_READONLY || primary == SQLITE_IOERR ||
@@ -116,11 +117,11 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
   return absl::InternalError(msg);
 }
 
-#define SQL_CHECK(db, expr, what)                          \
-  do {                                                     \
-    int rc_ = (expr);                                      \
+#define SQL_CHECK(db, expr, what)                                    \
+  do {                                                               \
+    int rc_ = (expr);                                                \
     if (rc_ != SQLITE_OK && rc_ != SQLITE_DONE && rc_ != SQLITE_ROW) \
-      return SqliteError(db, rc_, what);                   \
+      return SqliteError(db, rc_, what);                             \
   } while (0)
 
 }  // namespace
@@ -128,12 +129,13 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& options) {
   std::unique_ptr<SqliteStore> s(new SqliteStore());
   s->path_ = options.path;
-  int rc = sqlite3_open_v2(options.path.c_str(), &s->db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(options.path.c_str(), &s->db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    return absl::UnavailableError(absl::StrCat("store: cannot open ", options.path, ": ",
-                                               s->db_ ? sqlite3_errmsg(s->db_) : sqlite3_errstr(rc)));
+    return absl::UnavailableError(
+        absl::StrCat("store: cannot open ", options.path, ": ",
+                     s->db_ ? sqlite3_errmsg(s->db_) : sqlite3_errstr(rc)));
   }
   sqlite3_busy_timeout(s->db_, 5000);
   RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
@@ -158,8 +160,8 @@ absl::Status SqliteStore::Exec(const char* sql) {
     // the code's text: "store: COMMIT: database or disk is full".
     absl::string_view stmt = absl::StripLeadingAsciiWhitespace(sql);
     stmt = stmt.substr(0, std::min(stmt.find_first_of(" \n("), size_t{40}));
-    return SqliteError(nullptr, rc,
-                       msg == sqlite3_errstr(rc) ? std::string(stmt) : absl::StrCat(stmt, ": ", msg));
+    return SqliteError(
+        nullptr, rc, msg == sqlite3_errstr(rc) ? std::string(stmt) : absl::StrCat(stmt, ": ", msg));
   }
   return absl::OkStatus();
 }
@@ -170,9 +172,9 @@ absl::Status SqliteStore::Migrate() {
   int version = static_cast<int>(v.ColInt(0));
   int latest = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
   if (version > latest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "store: ", path_, " has schema version ", version, ", newer than this binary (", latest,
-        "); upgrade greenlightd"));
+    return absl::FailedPreconditionError(absl::StrCat("store: ", path_, " has schema version ",
+                                                      version, ", newer than this binary (", latest,
+                                                      "); upgrade greenlightd"));
   }
   for (int i = version; i < latest; ++i) {
     RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
@@ -354,7 +356,9 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
     SQL_CHECK(db_, rc, "read pools");
   }
   {
-    Stmt s(db_, "SELECT name, start_us, step_s, annual_average, source, updated_us, vals FROM zones ORDER BY name");
+    Stmt s(db_,
+           "SELECT name, start_us, step_s, annual_average, source, updated_us, vals FROM zones "
+           "ORDER BY name");
     int rc;
     while ((rc = s.Step()) == SQLITE_ROW) {
       ZoneRow z;
@@ -377,7 +381,8 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
     while ((rc = s.Step()) == SQLITE_ROW) {
       TokenRow t;
       t.secret_sha256_hex = s.ColText(0);
-      if (!t.info.ParseFromString(s.ColBlob(1))) return absl::DataLossError("store: corrupt token row");
+      if (!t.info.ParseFromString(s.ColBlob(1)))
+        return absl::DataLossError("store: corrupt token row");
       snap.tokens.push_back(std::move(t));
     }
     SQL_CHECK(db_, rc, "read tokens");
@@ -391,7 +396,7 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
 }
 
 absl::StatusOr<std::vector<greenlight::v1::JobEvent>> SqliteStore::EventsAfter(int64_t after,
-                                                                              int limit) {
+                                                                               int limit) {
   absl::MutexLock l(&mu_);
   std::vector<greenlight::v1::JobEvent> out;
   Stmt s(db_, "SELECT body FROM events WHERE revision > ? ORDER BY revision LIMIT ?");

@@ -29,7 +29,7 @@ class SqliteStore final : public Store {
   absl::Status Commit(const Batch& batch) override;
   absl::StatusOr<Snapshot> Load() override;
   absl::StatusOr<std::vector<greenlight::v1::JobEvent>> EventsAfter(int64_t after,
-                                                                   int limit) override;
+                                                                    int limit) override;
   int schema_version() const { return schema_version_; }
   static constexpr int kLatestSchemaVersion = 2;
 

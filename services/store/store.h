@@ -20,12 +20,12 @@ namespace greenlight::store {
 // reserved where a reservation exists); release and settle rows give back
 // what remains reserved.
 struct LedgerRow {
-  int64_t id = 0;        // assigned by the store
-  int64_t time_us = 0;   // unix micros
+  int64_t id = 0;       // assigned by the store
+  int64_t time_us = 0;  // unix micros
   std::string team;
-  std::string period;    // "2026-11" (UTC month)
-  std::string job_id;    // empty for team rows (budget changes)
-  std::string kind;      // reserve | accrue | release | settle | budget
+  std::string period;  // "2026-11" (UTC month)
+  std::string job_id;  // empty for team rows (budget changes)
+  std::string kind;    // reserve | accrue | release | settle | budget
   int64_t cost_spent_micros = 0;
   int64_t cost_reserved_micros = 0;
   int64_t carbon_spent_mg = 0;
@@ -51,16 +51,16 @@ struct ZoneRow {
 
 // Everything one group commit writes.
 struct Batch {
-  std::vector<greenlight::v1::Job> jobs;           // upsert by id
-  std::vector<greenlight::v1::JobEvent> events;    // append (revision is the key)
-  std::vector<LedgerRow> ledger;                   // append
-  std::vector<greenlight::v1::Team> teams;         // upsert by name
-  std::vector<greenlight::v1::NodePool> pools;     // upsert by id
-  std::vector<ZoneRow> zones;                      // upsert by name
-  std::vector<TokenRow> tokens;                    // upsert by id
+  std::vector<greenlight::v1::Job> jobs;         // upsert by id
+  std::vector<greenlight::v1::JobEvent> events;  // append (revision is the key)
+  std::vector<LedgerRow> ledger;                 // append
+  std::vector<greenlight::v1::Team> teams;       // upsert by name
+  std::vector<greenlight::v1::NodePool> pools;   // upsert by id
+  std::vector<ZoneRow> zones;                    // upsert by name
+  std::vector<TokenRow> tokens;                  // upsert by id
   bool empty() const {
-    return jobs.empty() && events.empty() && ledger.empty() && teams.empty() &&
-           pools.empty() && zones.empty() && tokens.empty();
+    return jobs.empty() && events.empty() && ledger.empty() && teams.empty() && pools.empty() &&
+           zones.empty() && tokens.empty();
   }
 };
 
@@ -83,7 +83,7 @@ class Store {
   virtual absl::StatusOr<Snapshot> Load() = 0;
   // Events with revision > after, ascending, at most `limit`.
   virtual absl::StatusOr<std::vector<greenlight::v1::JobEvent>> EventsAfter(int64_t after,
-                                                                           int limit) = 0;
+                                                                            int limit) = 0;
 };
 
 }  // namespace greenlight::store

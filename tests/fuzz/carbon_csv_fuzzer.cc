@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)greenlight::providers::ParseSeriesTime(text.substr(0, text.find('\n')), &t);
   greenlight::providers::ResampleOptions options;
   options.step = size % 2 ? absl::Minutes(30) : absl::Hours(1);
-  for (auto column : {greenlight::providers::EmapsColumn::kLca, greenlight::providers::EmapsColumn::kDirect}) {
+  for (auto column :
+       {greenlight::providers::EmapsColumn::kLca, greenlight::providers::EmapsColumn::kDirect}) {
     auto s = greenlight::providers::LoadCarbonCsv(path, options, column);
     if (!s.ok()) continue;
     GL_FUZZ_CHECK(s->stats.slots == static_cast<int64_t>(s->values.size()));
@@ -28,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)series.At(mid);
     (void)series.WindowMean(s->start - absl::Hours(3), series.end() + absl::Hours(3));
     (void)series.IntegralGkwhHours(s->start, mid);
-    (void)greenlight::providers::AlignmentShift(series.start(), series.end(), absl::FromUnixSeconds(1764288000));
+    (void)greenlight::providers::AlignmentShift(series.start(), series.end(),
+                                                absl::FromUnixSeconds(1764288000));
   }
   return 0;
 }

@@ -19,7 +19,8 @@ const GpuTable& Gpus() {
     auto g = GpuTable::Load(greenlight::fuzz::Root() + "/data/gpus/mlco2_gpus.csv",
                             greenlight::fuzz::Root() + "/data/gpu_overrides.csv");
     if (!g.ok()) {
-      std::fprintf(stderr, "cannot load the real GPU table: %s\n", std::string(g.status().message()).c_str());
+      std::fprintf(stderr, "cannot load the real GPU table: %s\n",
+                   std::string(g.status().message()).c_str());
       std::abort();
     }
     return new GpuTable(std::move(*g));
@@ -34,7 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string path = greenlight::fuzz::ScratchFile(data + 1, size - 1);
   static const char* kProviders[] = {"aws", "gcp", "azure", "lambda", "runpod"};
   switch (data[0] % 9) {
-    case 0: case 1: case 2: case 3: case 4: {
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 4: {
       greenlight::CatalogConfig c;
       c.provider = kProviders[data[0] % 9];
       c.file = path;
@@ -43,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto pools = LoadPriceCatalog(c, Gpus(), &stats);
       (void)CatalogNotes(c.provider, stats);
       if (pools.ok()) {
-        for (const auto& p : *pools) GL_FUZZ_CHECK(p.gpus_per_node > 0 && p.price_micros_per_node_hour >= 0);
+        for (const auto& p : *pools)
+          GL_FUZZ_CHECK(p.gpus_per_node > 0 && p.price_micros_per_node_hour >= 0);
       }
       break;
     }
@@ -53,8 +59,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)LoadPriceCatalog(c, Gpus(), &stats);
       break;
     }
-    case 6: (void)GpuTable::Load(path, root + "/data/gpu_overrides.csv"); break;
-    case 7: (void)GpuTable::Load(root + "/data/gpus/mlco2_gpus.csv", path); break;
+    case 6:
+      (void)GpuTable::Load(path, root + "/data/gpu_overrides.csv");
+      break;
+    case 7:
+      (void)GpuTable::Load(root + "/data/gpus/mlco2_gpus.csv", path);
+      break;
     case 8: {
       auto t = RegionTable::Load(path, root + "/data/gpus/mlco2_impact_cloud_region_carbon.csv");
       if (t.ok()) (void)t->Lookup("aws", "us-east-1");

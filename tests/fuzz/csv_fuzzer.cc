@@ -9,7 +9,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::string_view text(reinterpret_cast<const char*>(data), size);
-  for (const std::string& input : {std::string(text), greenlight::providers::BlankCommentLines(text)}) {
+  for (const std::string& input :
+       {std::string(text), greenlight::providers::BlankCommentLines(text)}) {
     auto t = greenlight::CsvTable::Parse(input, "fuzz.csv");
     if (!t.ok()) continue;
     const auto& header = t->header();

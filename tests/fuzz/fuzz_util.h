@@ -34,13 +34,12 @@ inline std::string ScratchFile(const uint8_t* data, size_t size, const char* suf
 
 // A property of the code under test failed: crash so that libFuzzer keeps
 // the input.
-#define GL_FUZZ_CHECK(cond)                                                   \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      std::fprintf(stderr, "GL_FUZZ_CHECK failed: %s at %s:%d\n", #cond,     \
-                   __FILE__, __LINE__);                                       \
-      std::abort();                                                           \
-    }                                                                         \
+#define GL_FUZZ_CHECK(cond)                                                                   \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      std::fprintf(stderr, "GL_FUZZ_CHECK failed: %s at %s:%d\n", #cond, __FILE__, __LINE__); \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)
 
 }  // namespace greenlight::fuzz

@@ -7,11 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/log.h"
 #include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/field_comparator.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "greenlight/v1/scheduler.pb.h"
-#include "common/log.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/validation.h"
 #include "services/store/memory_store.h"
@@ -65,7 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.tick_interval = absl::ZeroDuration();
   auto core = SchedulerCore::Create(std::move(o));
   GL_FUZZ_CHECK(core.ok());
-  GL_FUZZ_CHECK((*core)->SetTeam(greenlight::testing::MakeTeam("ml-research", 10'000, 1'000, 8, "")).ok());
+  GL_FUZZ_CHECK(
+      (*core)->SetTeam(greenlight::testing::MakeTeam("ml-research", 10'000, 1'000, 8, "")).ok());
   GL_FUZZ_CHECK((*core)->SetTeam(greenlight::testing::MakeTeam("vision", 500, 50, 4, "")).ok());
   absl::Status valid = greenlight::scheduler::ValidateJobSpec(spec, Context(**core));
 

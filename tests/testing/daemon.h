@@ -62,12 +62,13 @@ class Daemon {
   bool Start() {
     grpc_port_ = *PickFreePort();
     std::string bin = absl::StrCat(BinDir(), "/services/scheduler/greenlightd");
-    std::vector<std::string> args = {bin,
-                                     absl::StrCat("--config=", RepoRoot(), "/deploy/config/demo.yaml"),
-                                     absl::StrCat("--grpc_address=127.0.0.1:", grpc_port_),
-                                     "--metrics_address=off",
-                                     absl::StrCat("--store=", store_),
-                                     "--log_level=warn"};
+    std::vector<std::string> args = {
+        bin,
+        absl::StrCat("--config=", RepoRoot(), "/deploy/config/demo.yaml"),
+        absl::StrCat("--grpc_address=127.0.0.1:", grpc_port_),
+        "--metrics_address=off",
+        absl::StrCat("--store=", store_),
+        "--log_level=warn"};
     for (const auto& e : extra_) args.push_back(e);
     pid_ = fork();
     if (pid_ == 0) {

@@ -57,15 +57,16 @@ inline int64_t ProcStatus(pid_t pid, const std::string& key) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::strtoll(line.c_str() + key.size() + 1, nullptr, 10);
+    if (line.rfind(key + ":", 0) == 0)
+      return std::strtoll(line.c_str() + key.size() + 1, nullptr, 10);
   }
   return -1;
 }
 
 // A channel that never shares its connection with other channels, so that a
 // test sees a fresh TLS handshake per channel.
-inline std::shared_ptr<grpc::Channel> FreshChannel(const std::string& address,
-                                                   std::shared_ptr<grpc::ChannelCredentials> creds) {
+inline std::shared_ptr<grpc::Channel> FreshChannel(
+    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> creds) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -76,10 +77,10 @@ inline std::shared_ptr<grpc::Channel> FreshChannel(const std::string& address,
 class DaemonProcess {
  public:
   struct Options {
-    std::string store;                 // SQLite path (kept across restarts)
-    std::vector<std::string> flags;    // extra flags
-    std::string config;                // default: deploy/config/demo.yaml
-    std::string log_file;              // stderr goes here ("" = inherited)
+    std::string store;               // SQLite path (kept across restarts)
+    std::vector<std::string> flags;  // extra flags
+    std::string config;              // default: deploy/config/demo.yaml
+    std::string log_file;            // stderr goes here ("" = inherited)
     // Used to wait for readiness (Ping needs no token) and by channel().
     std::shared_ptr<grpc::ChannelCredentials> credentials;
   };

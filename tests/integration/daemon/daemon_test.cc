@@ -1,4 +1,6 @@
 // End-to-end tests of greenlightd over gRPC: the real binary, a temp store.
+#include "tests/testing/daemon.h"
+
 #include <atomic>
 #include <fstream>
 #include <mutex>
@@ -8,7 +10,6 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
-#include "tests/testing/daemon.h"
 
 namespace greenlight {
 namespace {
@@ -30,7 +31,8 @@ v1::JobSpec SmallJob(const std::string& rid = "") {
   return s;
 }
 
-grpc::Status Submit(v1::Scheduler::Stub* stub, const v1::JobSpec& spec, v1::SubmitJobResponse* resp) {
+grpc::Status Submit(v1::Scheduler::Stub* stub, const v1::JobSpec& spec,
+                    v1::SubmitJobResponse* resp) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::SubmitJobRequest req;
@@ -113,7 +115,8 @@ TEST(Daemon, SubmitEstimateGetListWithPagingAndCancel) {
     v1::CancelJobRequest req;
     req.set_job_id(ids[1]);
     v1::CancelJobResponse resp;
-    EXPECT_EQ(stub->CancelJob(&ctx, req, &resp).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(stub->CancelJob(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
   }
   {
     grpc::ClientContext ctx;

@@ -87,7 +87,8 @@ TEST(GrpcStress, SixteenClientsNeverBreakBudgetsQuotasOrTheLedger) {
                    st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
           ++refused;
         } else {
-          violation(absl::StrCat("unexpected submit status ", st.error_code(), ": ", st.error_message()));
+          violation(
+              absl::StrCat("unexpected submit status ", st.error_code(), ": ", st.error_message()));
         }
         if (!mine.empty() && r() % 3 == 0) {
           grpc::ClientContext cctx;
@@ -176,22 +177,24 @@ TEST(GrpcStress, SixteenClientsNeverBreakBudgetsQuotasOrTheLedger) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
   sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(raw,
-                               "SELECT team, period, SUM(cost_spent_micros + cost_reserved_micros), "
-                               "SUM(carbon_spent_mg + carbon_reserved_mg) FROM ledger GROUP BY 1, 2",
-                               -1, &s, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_prepare_v2(raw,
+                         "SELECT team, period, SUM(cost_spent_micros + cost_reserved_micros), "
+                         "SUM(carbon_spent_mg + carbon_reserved_mg) FROM ledger GROUP BY 1, 2",
+                         -1, &s, nullptr),
+      SQLITE_OK);
   while (sqlite3_step(s) == SQLITE_ROW) {
     sums[{reinterpret_cast<const char*>(sqlite3_column_text(s, 0)),
           reinterpret_cast<const char*>(sqlite3_column_text(s, 1))}] = {sqlite3_column_int64(s, 2),
-                                                                       sqlite3_column_int64(s, 3)};
+                                                                        sqlite3_column_int64(s, 3)};
   }
   sqlite3_finalize(s);
-  ASSERT_EQ(sqlite3_prepare_v2(raw,
-                               "SELECT COUNT(*) FROM (SELECT job_id FROM ledger WHERE kind = 'reserve' "
-                               "GROUP BY job_id HAVING COUNT(*) > 1)",
-                               -1, &s, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_prepare_v2(raw,
+                         "SELECT COUNT(*) FROM (SELECT job_id FROM ledger WHERE kind = 'reserve' "
+                         "GROUP BY job_id HAVING COUNT(*) > 1)",
+                         -1, &s, nullptr),
+      SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
   jobs_with_two_reserves = sqlite3_column_int64(s, 0);
   sqlite3_finalize(s);
@@ -205,8 +208,8 @@ TEST(GrpcStress, SixteenClientsNeverBreakBudgetsQuotasOrTheLedger) {
     // The period GetUsage reports (the restarted server's clock) and the
     // file's sums for that same period.
     v1::Usage u = Usage(b2.get(), t).usage();
-    absl::CivilSecond cs = absl::ToCivilSecond(absl::FromUnixSeconds(u.period_start().seconds()),
-                                               absl::UTCTimeZone());
+    absl::CivilSecond cs =
+        absl::ToCivilSecond(absl::FromUnixSeconds(u.period_start().seconds()), absl::UTCTimeZone());
     std::string period = absl::StrFormat("%04d-%02d", cs.year(), cs.month());
     auto it = sums.find({t, period});
     int64_t cost = it == sums.end() ? 0 : it->second.first;

@@ -77,8 +77,10 @@ void Verify(DaemonProcess& d, const std::string& db, Acknowledged& acked, int it
   }
   auto budgets = v1::Budgets::NewStub(d.channel());
   ExpectLedgerInvariants(budgets.get(), db);
-  std::printf("restart %d: %zu jobs stored, %zu acknowledged submits, %zu acknowledged cancels: all there\n",
-              iteration, jobs.size(), acked.submits.size(), acked.cancels.size());
+  std::printf(
+      "restart %d: %zu jobs stored, %zu acknowledged submits, %zu acknowledged cancels: all "
+      "there\n",
+      iteration, jobs.size(), acked.submits.size(), acked.cancels.size());
 }
 
 TEST(CrashLoop, KillMinus9UnderConcurrentSubmitAndCancelLosesNothingAcknowledged) {

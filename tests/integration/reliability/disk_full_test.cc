@@ -28,7 +28,8 @@ class SmallFilesystem {
  public:
   SmallFilesystem(const std::string& dir, const std::string& size) : dir_(dir) {
     std::filesystem::create_directories(dir_);
-    std::string cmd = absl::StrCat("mount -t tmpfs -o size=", size, " tmpfs '", dir_, "' 2>/dev/null");
+    std::string cmd =
+        absl::StrCat("mount -t tmpfs -o size=", size, " tmpfs '", dir_, "' 2>/dev/null");
     mounted_ = std::system(cmd.c_str()) == 0;
   }
   ~SmallFilesystem() {
@@ -64,7 +65,8 @@ int64_t FillUp(const std::string& path) {
   return errno == ENOSPC ? total : -1;
 }
 
-grpc::Status Submit(v1::Scheduler::Stub* stub, const std::string& rid, v1::SubmitJobResponse* resp) {
+grpc::Status Submit(v1::Scheduler::Stub* stub, const std::string& rid,
+                    v1::SubmitJobResponse* resp) {
   grpc::ClientContext ctx;
   ctx.set_deadline(In(std::chrono::seconds(30)));
   v1::SubmitJobRequest req;
@@ -75,7 +77,9 @@ grpc::Status Submit(v1::Scheduler::Stub* stub, const std::string& rid, v1::Submi
 TEST(DiskFull, WritesAnswerUnavailableReadsWorkAndTheServerRecoversWithASoundStore) {
   TempDir dir;
   SmallFilesystem fs(dir.File("fs"), "4m");
-  if (!fs.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): disk-full test skipped";
+  if (!fs.mounted())
+    GTEST_SKIP()
+        << "cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): disk-full test skipped";
   const std::string db = dir.File("fs/gl.db");
   DaemonProcess d({.store = db, .flags = {"--time_scale=0.000001"}, .log_file = dir.File("d.log")});
   ASSERT_TRUE(d.Start()) << d.log();
@@ -107,7 +111,8 @@ TEST(DiskFull, WritesAnswerUnavailableReadsWorkAndTheServerRecoversWithASoundSto
     }
   }
   ASSERT_FALSE(refused.empty()) << "no write failed on a full disk";
-  EXPECT_EQ(first_refusal.error_code(), grpc::StatusCode::UNAVAILABLE) << first_refusal.error_message();
+  EXPECT_EQ(first_refusal.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << first_refusal.error_message();
   EXPECT_THAT(first_refusal.error_message(), AnyOf(HasSubstr("disk is full"), HasSubstr("full")));
   EXPECT_THAT(first_refusal.error_message(), HasSubstr("nothing was written"));
   std::printf("full disk refused a write after %zu acknowledged: %s\n", acked.size(),

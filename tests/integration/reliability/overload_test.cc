@@ -28,8 +28,8 @@ namespace v1 = ::greenlight::v1;
 constexpr int kBenchmarkedSubmitsPerSecond = 1800;
 
 struct Outcome {
-  std::atomic<int64_t> offered{0}, not_offered{0}, ok{0}, exhausted{0}, unavailable{0},
-      deadline{0}, other{0};
+  std::atomic<int64_t> offered{0}, not_offered{0}, ok{0}, exhausted{0}, unavailable{0}, deadline{0},
+      other{0};
   std::mutex mu;
   std::map<std::string, std::string> acked;  // request_id -> job id
   std::map<std::string, int> other_errors;
@@ -50,10 +50,13 @@ struct Call {
 // counted as not offered.
 class OpenLoopClient {
  public:
-  OpenLoopClient(std::shared_ptr<grpc::Channel> ch, std::string prefix, double rate, int max_outstanding,
-                 Outcome* out)
-      : stub_(v1::Scheduler::NewStub(ch)), prefix_(std::move(prefix)), rate_(rate),
-        max_outstanding_(max_outstanding), out_(out) {}
+  OpenLoopClient(std::shared_ptr<grpc::Channel> ch, std::string prefix, double rate,
+                 int max_outstanding, Outcome* out)
+      : stub_(v1::Scheduler::NewStub(ch)),
+        prefix_(std::move(prefix)),
+        rate_(rate),
+        max_outstanding_(max_outstanding),
+        out_(out) {}
 
   void Run(absl::Duration how_long) {
     std::thread receiver([this] { Receive(); });
@@ -104,12 +107,17 @@ class OpenLoopClient {
           out_->shed_reasons[c->status.error_message().substr(0, 40)]++;
           break;
         }
-        case grpc::StatusCode::UNAVAILABLE: ++out_->unavailable; break;
-        case grpc::StatusCode::DEADLINE_EXCEEDED: ++out_->deadline; break;
+        case grpc::StatusCode::UNAVAILABLE:
+          ++out_->unavailable;
+          break;
+        case grpc::StatusCode::DEADLINE_EXCEEDED:
+          ++out_->deadline;
+          break;
         default: {
           ++out_->other;
           std::lock_guard<std::mutex> l(out_->mu);
-          out_->other_errors[absl::StrCat(c->status.error_code(), ": ", c->status.error_message().substr(0, 100))]++;
+          out_->other_errors[absl::StrCat(c->status.error_code(), ": ",
+                                          c->status.error_message().substr(0, 100))]++;
         }
       }
       --outstanding_;
@@ -137,7 +145,8 @@ TEST(Overload, TenTimesTheBenchmarkedRateIsShedWhileHealthAndAcknowledgedWritesS
   TempDir dir;
   // Time nearly frozen: jobs neither start nor finish on their own, so the
   // acknowledged set can be checked exactly after the load.
-  DaemonProcess d({.store = dir.File("gl.db"), .flags = {"--time_scale=0.000001"},
+  DaemonProcess d({.store = dir.File("gl.db"),
+                   .flags = {"--time_scale=0.000001"},
                    .log_file = dir.File("d.log")});
   ASSERT_TRUE(d.Start()) << d.log();
   int64_t rss_start = d.rss_kib();
@@ -173,8 +182,8 @@ TEST(Overload, TenTimesTheBenchmarkedRateIsShedWhileHealthAndAcknowledgedWritesS
     std::vector<std::thread> senders;
     for (int i = 0; i < 2; ++i) {
       senders.emplace_back([&, i] {
-        OpenLoopClient c(FreshChannel(d.address(), grpc::InsecureChannelCredentials()), absl::StrCat("c", i),
-                         rate / 2, 20000, &out);
+        OpenLoopClient c(FreshChannel(d.address(), grpc::InsecureChannelCredentials()),
+                         absl::StrCat("c", i), rate / 2, 20000, &out);
         c.Run(absl::Seconds(seconds));
       });
     }
@@ -186,34 +195,41 @@ TEST(Overload, TenTimesTheBenchmarkedRateIsShedWhileHealthAndAcknowledgedWritesS
 
   int64_t shed = out.exhausted + out.unavailable;
   std::printf(
-      "overload: %d s at %.0f submits/s offered: offered %lld (not offered: %lld), acknowledged %lld "
-      "(%.0f/s), shed %lld (RESOURCE_EXHAUSTED %lld, UNAVAILABLE %lld), deadline exceeded %lld, other %lld\n"
+      "overload: %d s at %.0f submits/s offered: offered %lld (not offered: %lld), acknowledged "
+      "%lld "
+      "(%.0f/s), shed %lld (RESOURCE_EXHAUSTED %lld, UNAVAILABLE %lld), deadline exceeded %lld, "
+      "other %lld\n"
       "health: %zu checks, %d failed, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n"
       "daemon RSS: start %lld KiB, max %lld KiB, end %lld KiB; threads max %lld\n",
-      seconds, rate, static_cast<long long>(out.offered.load()), static_cast<long long>(out.not_offered.load()),
-      static_cast<long long>(out.ok.load()), out.ok.load() / static_cast<double>(seconds),
-      static_cast<long long>(shed), static_cast<long long>(out.exhausted.load()),
-      static_cast<long long>(out.unavailable.load()), static_cast<long long>(out.deadline.load()),
-      static_cast<long long>(out.other.load()), health_ms.size(), health_failed, Percentile(health_ms, 0.5),
-      Percentile(health_ms, 0.99), Percentile(health_ms, 1.0), static_cast<long long>(rss_start),
-      static_cast<long long>(rss_max), static_cast<long long>(rss_end), static_cast<long long>(threads_max));
+      seconds, rate, static_cast<long long>(out.offered.load()),
+      static_cast<long long>(out.not_offered.load()), static_cast<long long>(out.ok.load()),
+      out.ok.load() / static_cast<double>(seconds), static_cast<long long>(shed),
+      static_cast<long long>(out.exhausted.load()), static_cast<long long>(out.unavailable.load()),
+      static_cast<long long>(out.deadline.load()), static_cast<long long>(out.other.load()),
+      health_ms.size(), health_failed, Percentile(health_ms, 0.5), Percentile(health_ms, 0.99),
+      Percentile(health_ms, 1.0), static_cast<long long>(rss_start),
+      static_cast<long long>(rss_max), static_cast<long long>(rss_end),
+      static_cast<long long>(threads_max));
   for (const auto& [e, n] : out.other_errors) std::printf("  other error x%d: %s\n", n, e.c_str());
   for (const auto& [e, n] : out.shed_reasons) std::printf("  shed x%d: %s\n", n, e.c_str());
 
   EXPECT_GT(out.ok.load(), 0) << "nothing was admitted under overload";
   EXPECT_GT(shed, 0) << "ten times the benchmarked rate must be shed";
-  EXPECT_EQ(out.other.load(), 0) << "overload must only be answered with RESOURCE_EXHAUSTED or UNAVAILABLE";
+  EXPECT_EQ(out.other.load(), 0)
+      << "overload must only be answered with RESOURCE_EXHAUSTED or UNAVAILABLE";
   // Under sanitizers (5-15x slower) calls queued on the client's side of the
   // connection (max_concurrent_streams) may outlive their deadline.
   if (!Sanitized()) {
-    EXPECT_EQ(out.deadline.load(), 0) << "calls waited past their 20 s deadline instead of being shed";
+    EXPECT_EQ(out.deadline.load(), 0)
+        << "calls waited past their 20 s deadline instead of being shed";
   }
   EXPECT_EQ(health_failed, 0) << "a health check failed under overload: " << health_error;
   // Memory: what the admitted jobs need (each keeps its quote, ~20 KiB,
   // and the event ring holds copies) plus a constant for the calls in
   // flight, which the server bounds (streams per connection, placements).
   const int64_t bound_kib = rss_start + (256 * 1024 + 64 * out.ok.load()) * MemoryBoundScale();
-  EXPECT_LT(rss_max, bound_kib) << "daemon memory is not bounded by the admitted jobs plus a constant";
+  EXPECT_LT(rss_max, bound_kib)
+      << "daemon memory is not bounded by the admitted jobs plus a constant";
 
   // Nothing acknowledged is lost, not even across kill -9.
   d.Kill();

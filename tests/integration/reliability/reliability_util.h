@@ -49,8 +49,8 @@ inline rv1::JobSpec ReliabilityJob(const std::string& team, const std::string& r
 
 // grpc.health.v1.Health/Check for the whole server ("" service), over raw
 // bytes (no health.proto in this toolchain). True when SERVING.
-inline bool HealthServing(const std::shared_ptr<grpc::Channel>& ch, std::chrono::milliseconds deadline,
-                          grpc::Status* status = nullptr) {
+inline bool HealthServing(const std::shared_ptr<grpc::Channel>& ch,
+                          std::chrono::milliseconds deadline, grpc::Status* status = nullptr) {
   grpc::GenericStub stub(ch);
   grpc::ClientContext ctx;
   ctx.set_deadline(In(deadline));
@@ -130,11 +130,12 @@ inline bool ReadLedgerSums(const std::string& db_path, const std::vector<std::st
   *out = LedgerSums();
   for (const auto& team : teams) {
     sqlite3_stmt* s = nullptr;
-    sqlite3_prepare_v2(db,
-                       "SELECT COALESCE(SUM(cost_spent_micros),0), COALESCE(SUM(cost_reserved_micros),0), "
-                       "COALESCE(SUM(carbon_spent_mg),0), COALESCE(SUM(carbon_reserved_mg),0), COUNT(*) "
-                       "FROM ledger WHERE team = ? AND period = ?",
-                       -1, &s, nullptr);
+    sqlite3_prepare_v2(
+        db,
+        "SELECT COALESCE(SUM(cost_spent_micros),0), COALESCE(SUM(cost_reserved_micros),0), "
+        "COALESCE(SUM(carbon_spent_mg),0), COALESCE(SUM(carbon_reserved_mg),0), COUNT(*) "
+        "FROM ledger WHERE team = ? AND period = ?",
+        -1, &s, nullptr);
     sqlite3_bind_text(s, 1, team.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, period.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(s) != SQLITE_ROW) {
@@ -177,7 +178,9 @@ inline std::string IntegrityCheck(const std::string& db_path) {
 // The demo teams: leaves and the parent whose budget rolls them up.
 inline const std::map<std::string, std::vector<std::string>>& DemoRollups() {
   static const auto* m = new std::map<std::string, std::vector<std::string>>{
-      {"ml-research", {"ml-research"}}, {"vision", {"vision"}}, {"acme", {"acme", "ml-research", "vision"}}};
+      {"ml-research", {"ml-research"}},
+      {"vision", {"vision"}},
+      {"acme", {"acme", "ml-research", "vision"}}};
   return *m;
 }
 
@@ -198,7 +201,8 @@ inline void ExpectLedgerInvariants(rv1::Budgets::Stub* budgets, const std::strin
     }
     EXPECT_GE(u.cost_reserved_micros(), 0);
     EXPECT_GE(u.carbon_reserved_mg(), 0);
-    std::string period = absl::FormatTime("%Y-%m", FromProto(u.period_start()), absl::UTCTimeZone());
+    std::string period =
+        absl::FormatTime("%Y-%m", FromProto(u.period_start()), absl::UTCTimeZone());
     LedgerSums sums;
     ASSERT_TRUE(ReadLedgerSums(db_path, members, period, &sums));
     EXPECT_EQ(sums.cost_spent, u.cost_spent_micros());

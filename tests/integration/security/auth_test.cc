@@ -198,8 +198,8 @@ TEST(TokenAuth, NoOrBadCredentialsAreUnauthenticatedOnEveryService) {
   TempDir dir;
   TokenServer s(dir);
   ASSERT_TRUE(s.Start()) << s.daemon().log();
-  for (const std::string& token : {std::string(), std::string("not-a-token-0123456789"),
-                                   std::string(kAdminSecret) + "x"}) {
+  for (const std::string& token :
+       {std::string(), std::string("not-a-token-0123456789"), std::string(kAdminSecret) + "x"}) {
     SCOPED_TRACE("token '" + token + "'");
     EXPECT_EQ(s.Submit(token, Job("ml-research")).error_code(), grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_EQ(s.Get(token, "j-0000000000000000").error_code(), grpc::StatusCode::UNAUTHENTICATED);
@@ -265,7 +265,8 @@ TEST(TokenAuth, TeamTokensSeeAndChangeOnlyTheirOwnJobsAndUsage) {
   ASSERT_TRUE(s.List(ml.secret(), "", &jobs).ok());
   ASSERT_EQ(jobs.size(), 2u);
   for (const auto& j : jobs) EXPECT_EQ(j.spec().team(), "ml-research");
-  EXPECT_EQ(s.List(ml.secret(), "vision", nullptr).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(s.List(ml.secret(), "vision", nullptr).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
   ASSERT_TRUE(s.List(kAdminSecret, "", &jobs).ok());
   EXPECT_EQ(jobs.size(), 3u);
 
@@ -297,14 +298,16 @@ TEST(TokenAuth, TeamTokensSeeAndChangeOnlyTheirOwnJobsAndUsage) {
   EXPECT_TRUE(events.empty());
 
   // Admin-only calls refuse team tokens.
-  EXPECT_EQ(s.SetTeam(ml.secret(), "ml-research", 1).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(s.SetTeam(ml.secret(), "ml-research", 1).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
   v1::CreateTokenResponse escalate;
   EXPECT_EQ(s.CreateToken(ml.secret(), "", true, &escalate).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(s.CreateToken(ml.secret(), "vision", false, &escalate).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(escalate.secret().empty());
-  EXPECT_EQ(s.Revoke(ml.secret(), vision.token().id()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(s.Revoke(ml.secret(), vision.token().id()).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
   v1::ListTokensResponse listed;
   EXPECT_EQ(s.ListTokens(ml.secret(), &listed).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   // Admin can.
@@ -361,14 +364,17 @@ TEST(TokenAuth, RevokedTokensFailAndTokensSurviveRestartStoredOnlyHashed) {
 
   // The tokens table holds SHA-256 hashes only.
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(dir.File("gl.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open_v2(dir.File("gl.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
   sqlite3_stmt* q = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT id, secret_sha256, body FROM tokens", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT id, secret_sha256, body FROM tokens", -1, &q, nullptr),
+            SQLITE_OK);
   std::map<std::string, std::string> hash_by_id;
   while (sqlite3_step(q) == SQLITE_ROW) {
     std::string id(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
     std::string hash(reinterpret_cast<const char*>(sqlite3_column_text(q, 1)));
-    std::string body(static_cast<const char*>(sqlite3_column_blob(q, 2)), sqlite3_column_bytes(q, 2));
+    std::string body(static_cast<const char*>(sqlite3_column_blob(q, 2)),
+                     sqlite3_column_bytes(q, 2));
     EXPECT_EQ(hash.size(), 64u);
     for (const auto& secret : {ml_secret, vision_secret, admin2_secret}) {
       EXPECT_EQ(body.find(secret), std::string::npos);
@@ -388,7 +394,8 @@ TEST(TokenAuth, RevokedTokensFailAndTokensSurviveRestartStoredOnlyHashed) {
 
 TEST(TokenAuth, TokenModeWithoutAdminFileStartsButOnlyStoredTokensCall) {
   TempDir dir;
-  DaemonProcess d({.store = dir.File("gl.db"), .flags = {"--auth_mode=token"},
+  DaemonProcess d({.store = dir.File("gl.db"),
+                   .flags = {"--auth_mode=token"},
                    .log_file = dir.File("greenlightd.log")});
   ASSERT_TRUE(d.Start()) << d.log();
   auto stub = v1::Scheduler::NewStub(d.channel());

@@ -110,7 +110,8 @@ TEST(CommandDeadline, AStalledStoreAnswersInBoundedTimeAndLeavesNothingHalfWritt
   c.store().Stall();
   // The first submit is taken by the writer, whose commit hangs: its outcome
   // is unknown when the caller gives up (DEADLINE_EXCEEDED, after 2 x 1 s).
-  auto first = std::async(std::launch::async, [&] { return c.core().Submit(Job("ml-research", "rid-1")); });
+  auto first =
+      std::async(std::launch::async, [&] { return c.core().Submit(Job("ml-research", "rid-1")); });
   c.store().AwaitHangingCommit();
   // The second waits in the queue behind it: withdrawn after 1 s, nothing
   // written (UNAVAILABLE: safe to retry).
@@ -120,7 +121,8 @@ TEST(CommandDeadline, AStalledStoreAnswersInBoundedTimeAndLeavesNothingHalfWritt
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("nothing was written"));
   EXPECT_LT(absl::Now() - t0, absl::Seconds(30)) << "the wait must be bounded";
   auto first_result = first.get();
-  EXPECT_EQ(first_result.status().code(), absl::StatusCode::kDeadlineExceeded) << first_result.status();
+  EXPECT_EQ(first_result.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << first_result.status();
   EXPECT_THAT(std::string(first_result.status().message()), HasSubstr("request_id"));
 
   // The disk comes back: the first write lands (once), the withdrawn one never.
@@ -142,7 +144,8 @@ TEST(CommandDeadline, CancelAndTeamChangesAreBoundedToo) {
   auto job = c.core().Submit(Job("ml-research", "rid-c"));
   ASSERT_TRUE(job.ok()) << job.status();
   c.store().Stall();
-  auto hung = std::async(std::launch::async, [&] { return c.core().SetTeam(testing::MakeTeam("vision", 5)); });
+  auto hung = std::async(std::launch::async,
+                         [&] { return c.core().SetTeam(testing::MakeTeam("vision", 5)); });
   c.store().AwaitHangingCommit();
   auto cancel = c.core().Cancel(job->job.id(), "test");
   EXPECT_EQ(cancel.status().code(), absl::StatusCode::kUnavailable);
@@ -172,7 +175,9 @@ class InProcessServer {
     stub_ = v1::Scheduler::NewStub(
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()));
   }
-  ~InProcessServer() { server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5)); }
+  ~InProcessServer() {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
   grpc::Status Submit(const v1::JobSpec& spec) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));

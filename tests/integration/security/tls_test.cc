@@ -40,8 +40,9 @@ class Pki {
   }
   // name.pem / name.key: a self-signed CA.
   bool Ca(const std::string& name) {
-    return Run(absl::StrCat("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ", name,
-                            ".key -out ", name, ".pem -days 2 -subj /CN=", name));
+    return Run(
+        absl::StrCat("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ",
+                     name, ".key -out ", name, ".pem -days 2 -subj /CN=", name));
   }
   // name.pem / name.key signed by `ca`, for a server (SAN localhost and
   // 127.0.0.1) or a client, with the given serial.
@@ -49,10 +50,11 @@ class Pki {
     std::ofstream(dir_ + "/" + name + ".ext")
         << (server ? "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
                    : "extendedKeyUsage=clientAuth\n");
-    return Run(absl::StrCat("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ", name,
-                            ".key -out ", name, ".csr -subj /CN=", name)) &&
-           Run(absl::StrCat("x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca, ".key -set_serial ",
-                            serial, " -days 2 -out ", name, ".pem -extfile ", name, ".ext"));
+    return Run(absl::StrCat("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ",
+                            name, ".key -out ", name, ".csr -subj /CN=", name)) &&
+           Run(absl::StrCat("x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
+                            ".key -set_serial ", serial, " -days 2 -out ", name, ".pem -extfile ",
+                            name, ".ext"));
   }
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
   std::string Pem(const std::string& name) const { return Slurp(File(name + ".pem")); }
@@ -101,11 +103,13 @@ class TlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(dir_.ok());
-    if (std::system("openssl version >/dev/null 2>&1") != 0) GTEST_SKIP() << "openssl CLI not installed";
+    if (std::system("openssl version >/dev/null 2>&1") != 0)
+      GTEST_SKIP() << "openssl CLI not installed";
     ASSERT_TRUE(pki_.Ca("ca1") && pki_.Ca("ca2") && pki_.Ca("clientca") && pki_.Ca("rogueca"))
         << Slurp(pki_.File("openssl.log"));
     ASSERT_TRUE(pki_.Leaf("gen1", "ca1", true, 1001) && pki_.Leaf("gen2", "ca2", true, 2002) &&
-                pki_.Leaf("alice", "clientca", false, 3003) && pki_.Leaf("mallory", "rogueca", false, 4004))
+                pki_.Leaf("alice", "clientca", false, 3003) &&
+                pki_.Leaf("mallory", "rogueca", false, 4004))
         << Slurp(pki_.File("openssl.log"));
     std::filesystem::copy_file(pki_.File("gen1.pem"), pki_.File("server.pem"));
     std::filesystem::copy_file(pki_.File("gen1.key"), pki_.File("server.key"));
@@ -121,7 +125,9 @@ class TlsTest : public ::testing::Test {
 };
 
 TEST_F(TlsTest, ServesTlsWithItsCertificateAndRefusesPlaintextAndUntrustingClients) {
-  DaemonProcess d({.store = dir_.File("gl.db"), .flags = TlsFlags(false), .log_file = dir_.File("d.log"),
+  DaemonProcess d({.store = dir_.File("gl.db"),
+                   .flags = TlsFlags(false),
+                   .log_file = dir_.File("d.log"),
                    .credentials = TrustOnly(pki_, "ca1")});
   ASSERT_TRUE(d.Start()) << d.log();
   long serial = 0;
@@ -145,7 +151,9 @@ TEST_F(TlsTest, ServesTlsWithItsCertificateAndRefusesPlaintextAndUntrustingClien
 }
 
 TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheClientCa) {
-  DaemonProcess d({.store = dir_.File("gl.db"), .flags = TlsFlags(true), .log_file = dir_.File("d.log"),
+  DaemonProcess d({.store = dir_.File("gl.db"),
+                   .flags = TlsFlags(true),
+                   .log_file = dir_.File("d.log"),
                    .credentials = TrustOnly(pki_, "ca1", "alice")});
   ASSERT_TRUE(d.Start()) << d.log();
   EXPECT_TRUE(PingFresh(d.address(), TrustOnly(pki_, "ca1", "alice")).ok());
@@ -156,7 +164,9 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheClientCa) {
 }
 
 TEST_F(TlsTest, ReplacedCertificateIsServedToNewConnectionsWithoutRestart) {
-  DaemonProcess d({.store = dir_.File("gl.db"), .flags = TlsFlags(false), .log_file = dir_.File("d.log"),
+  DaemonProcess d({.store = dir_.File("gl.db"),
+                   .flags = TlsFlags(false),
+                   .log_file = dir_.File("d.log"),
                    .credentials = TrustOnly(pki_, "ca1")});
   ASSERT_TRUE(d.Start()) << d.log();
   pid_t pid = d.pid();
@@ -183,7 +193,8 @@ TEST_F(TlsTest, ReplacedCertificateIsServedToNewConnectionsWithoutRestart) {
   EXPECT_EQ(serial, 2002);
   EXPECT_EQ(d.pid(), pid);
   EXPECT_TRUE(d.running());
-  EXPECT_FALSE(PingFresh(d.address(), TrustOnly(pki_, "ca1")).ok()) << "the old certificate is still served";
+  EXPECT_FALSE(PingFresh(d.address(), TrustOnly(pki_, "ca1")).ok())
+      << "the old certificate is still served";
 }
 
 TEST_F(TlsTest, MismatchedKeyOrMissingFileIsAStartupErrorNamingTheKey) {
@@ -198,7 +209,8 @@ TEST_F(TlsTest, MismatchedKeyOrMissingFileIsAStartupErrorNamingTheKey) {
     std::string log = dir_.File(c.name + ".log");
     DaemonProcess d({.store = dir_.File("gl.db"),
                      .flags = {"--tls_cert_file=" + c.cert, "--tls_key_file=" + c.key},
-                     .log_file = log, .credentials = TrustOnly(pki_, "ca1")});
+                     .log_file = log,
+                     .credentials = TrustOnly(pki_, "ca1")});
     EXPECT_FALSE(d.Start(std::chrono::seconds(20))) << c.name;
     EXPECT_TRUE(WIFEXITED(d.exit_status())) << c.name;
     EXPECT_EQ(WEXITSTATUS(d.exit_status()), 2) << c.name;

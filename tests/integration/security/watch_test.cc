@@ -94,10 +94,11 @@ Production Measure(DaemonProcess& d, const std::function<void()>& open_watchers)
   p.seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   p.end_rev = Revision(stub.get());
   p.rss_after = d.rss_kib();
-  std::printf("events %lld in %.1f s (%d submits, %d refused); daemon RSS %lld -> %lld KiB (+%lld)\n",
-              static_cast<long long>(p.end_rev - p.start_rev), p.seconds, p.submitted, p.failed,
-              static_cast<long long>(p.rss_before), static_cast<long long>(p.rss_after),
-              static_cast<long long>(p.rss_after - p.rss_before));
+  std::printf(
+      "events %lld in %.1f s (%d submits, %d refused); daemon RSS %lld -> %lld KiB (+%lld)\n",
+      static_cast<long long>(p.end_rev - p.start_rev), p.seconds, p.submitted, p.failed,
+      static_cast<long long>(p.rss_before), static_cast<long long>(p.rss_after),
+      static_cast<long long>(p.rss_after - p.rss_before));
   return p;
 }
 
@@ -106,7 +107,8 @@ TEST(SlowWatcher, CostsNoMemoryIsDroppedAndResumesWithoutGaps) {
   int64_t baseline_growth = 0;
   {
     TempDir dir;
-    DaemonProcess d({.store = dir.File("gl.db"), .flags = {"--watch_stall_timeout_s=3"},
+    DaemonProcess d({.store = dir.File("gl.db"),
+                     .flags = {"--watch_stall_timeout_s=3"},
                      .log_file = dir.File("d.log")});
     ASSERT_TRUE(d.Start()) << d.log();
     Production p = Measure(d, [] {});
@@ -191,7 +193,8 @@ TEST(SlowWatcher, CostsNoMemoryIsDroppedAndResumesWithoutGaps) {
   }
 
   // The fast watcher saw every event once, in order.
-  for (int i = 0; i < 300 && fast_last < end_rev; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 300 && fast_last < end_rev; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   stop_fast = true;
   fast_ctx.TryCancel();
   fast.join();
@@ -202,7 +205,8 @@ TEST(SlowWatcher, CostsNoMemoryIsDroppedAndResumesWithoutGaps) {
 
 TEST(SlowWatcher, StreamsBeyondTheMaximumAreRefused) {
   TempDir dir;
-  DaemonProcess d({.store = dir.File("gl.db"), .flags = {"--max_watchers=2"}, .log_file = dir.File("d.log")});
+  DaemonProcess d(
+      {.store = dir.File("gl.db"), .flags = {"--max_watchers=2"}, .log_file = dir.File("d.log")});
   ASSERT_TRUE(d.Start()) << d.log();
   auto stub = v1::Scheduler::NewStub(d.channel());
   grpc::ClientContext c1, c2, c3;
