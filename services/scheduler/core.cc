@@ -15,6 +15,7 @@
 #include "common/units.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "services/budget/period.h"
+#include "services/placement/bin_packing.h"
 #include "services/scheduler/job_state.h"
 #include "services/scheduler/validation.h"
 
@@ -423,16 +424,7 @@ void SchedulerCore::RebuildPoolViews() {
     std::atomic_thread_fence(std::memory_order_acquire);
     auto& view = const_cast<std::vector<providers::Pool>&>(*pool_view_);
     for (size_t i = 0; i < pools_.size(); ++i) {
-      providers::Pool& p = view[i];
-      p.free_gpus_on_partial_nodes.clear();
-      int full = 0;
-      for (int f : pools_[i].free_gpus) {
-        if (f == p.gpus_per_node)
-          ++full;
-        else if (f > 0)
-          p.free_gpus_on_partial_nodes.push_back(f);
-      }
-      p.free_nodes = full;
+      placement::SummarizeFreeCapacity(view[i].gpus_per_node, pools_[i].free_gpus, &view[i]);
     }
     view_dirty_ = false;
     return;
@@ -446,14 +438,7 @@ void SchedulerCore::RebuildPoolViews() {
     p.free_gpus_on_partial_nodes.clear();
     p.free_nodes = p.nodes;
     all_free->push_back(p);
-    int full = 0;
-    for (int f : ps.free_gpus) {
-      if (f == p.gpus_per_node)
-        ++full;
-      else if (f > 0)
-        p.free_gpus_on_partial_nodes.push_back(f);
-    }
-    p.free_nodes = full;
+    placement::SummarizeFreeCapacity(p.gpus_per_node, ps.free_gpus, &p);
     with_capacity->push_back(std::move(p));
   }
   pool_view_ = std::move(with_capacity);
@@ -481,14 +466,7 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool i
       if (ignore_capacity) {
         p.free_nodes = p.nodes;
       } else {
-        int full = 0;
-        for (int f : ps.free_gpus) {
-          if (f == p.gpus_per_node)
-            ++full;
-          else if (f > 0)
-            p.free_gpus_on_partial_nodes.push_back(f);
-        }
-        p.free_nodes = full;
+        placement::SummarizeFreeCapacity(p.gpus_per_node, ps.free_gpus, &p);
       }
       s.pools.push_back(std::move(p));
     }
