@@ -1653,7 +1653,8 @@ absl::StatusOr<int> SchedulerCore::UpsertPools(const std::vector<v1::NodePool>& 
 absl::StatusOr<v1::GridZone> SchedulerCore::SetCarbonSeries(const std::string& zone,
                                                             absl::Time start, absl::Duration step,
                                                             std::vector<double> values,
-                                                            double annual_average) {
+                                                            double annual_average,
+                                                            const CarbonSeriesMeta& meta) {
   if (zone.empty() || zone.size() > 64)
     return absl::InvalidArgumentError("zone: required, at most 64 bytes");
   if (step < absl::Minutes(1) || step > absl::Hours(24))
@@ -1678,10 +1679,12 @@ absl::StatusOr<v1::GridZone> SchedulerCore::SetCarbonSeries(const std::string& z
       avg = s / values.size();
     }
     auto series = std::make_shared<providers::CarbonSeries>(zone, start, step, values, avg);
-    series->set_source("api:SetCarbonSeries");
+    series->set_source(meta.source);
+    series->set_stale(meta.stale);
     absl::Time now = options_.clock->Now();
+    absl::Time updated = meta.updated == absl::InfinitePast() ? now : meta.updated;
     zones_[zone] = series;
-    zone_updated_[zone] = now;
+    zone_updated_[zone] = updated;
     store::ZoneRow row;
     row.name = zone;
     row.start_us = absl::ToUnixMicros(start);
@@ -1689,8 +1692,8 @@ absl::StatusOr<v1::GridZone> SchedulerCore::SetCarbonSeries(const std::string& z
     row.values = std::move(values);
     row.annual_average = avg;
     row.source = series->source();
-    row.updated_us = absl::ToUnixMicros(now);
-    txn.batch.zones.push_back(std::move(row));
+    row.updated_us = absl::ToUnixMicros(updated);
+    if (meta.persist) txn.batch.zones.push_back(std::move(row));
     out.set_name(zone);
     out.set_annual_average_g_per_kwh(avg);
     *out.mutable_step() = ToProtoDuration(step);
@@ -1698,7 +1701,7 @@ absl::StatusOr<v1::GridZone> SchedulerCore::SetCarbonSeries(const std::string& z
     *out.mutable_series_end() = ToProto(series->end());
     out.set_points(static_cast<int>(series->values().size()));
     out.set_source(series->source());
-    *out.mutable_updated() = ToProto(now);
+    *out.mutable_updated() = ToProto(updated);
     out.set_current_g_per_kwh(IntensityAt(zone, now, nullptr));
     return absl::OkStatus();
   }));

@@ -38,6 +38,17 @@ namespace greenlight::scheduler {
 // (the gRPC adapter forwards it in google.rpc.Status details).
 inline constexpr char kQuotePayloadUrl[] = "type.googleapis.com/greenlight.v1.Quote";
 
+// How SetCarbonSeries labels and keeps a series. The defaults are those of
+// an Inventory.SetCarbonSeries call; live sources (carbon_refresher.h) pass
+// their own source, stale flag and fetch time, and are not persisted (they
+// are fetched again after a restart).
+struct CarbonSeriesMeta {
+  std::string source = "api:SetCarbonSeries";  // GridZone.source
+  bool stale = false;  // true: every query answers with the annual average (estimated)
+  absl::Time updated = absl::InfinitePast();  // GridZone.updated; InfinitePast = now
+  bool persist = true;
+};
+
 struct CoreOptions {
   Clock* clock = nullptr;          // required
   store::Store* store = nullptr;   // required
@@ -137,7 +148,8 @@ class SchedulerCore {
   absl::StatusOr<greenlight::v1::GridZone> SetCarbonSeries(const std::string& zone,
                                                            absl::Time start, absl::Duration step,
                                                            std::vector<double> values,
-                                                           double annual_average);
+                                                           double annual_average,
+                                                           const CarbonSeriesMeta& meta = {});
   std::vector<greenlight::v1::GridZone> ListZones() const;
   // Canonical GPU name or "" (for validation and the webhook).
   std::string CanonicalGpu(const std::string& name) const;
