@@ -19,14 +19,46 @@ struct TlsConfig {
 };
 
 struct CatalogConfig {
-  std::string provider;  // aws | gcp | azure | lambda | runpod
-  std::string file;      // SkyPilot catalog CSV
-  std::string host_file; // GCP only: host VM prices (a2-*, a3-*)
+  std::string provider;   // aws | gcp | azure | lambda | runpod
+  std::string file;       // SkyPilot catalog CSV
+  std::string host_file;  // GCP only: host VM prices (a2-*, a3-*)
 };
 
 struct SeriesConfig {
   std::string zone;  // grid zone name, e.g. "DE"
   std::string file;  // CSV: Let's Wait Awhile or Electricity Maps export format
+};
+
+// Live grid carbon intensity from an API (services/providers/carbon_source.h,
+// docs/PROVIDERS.md "Live data in greenlightd"). Off when `provider` is empty.
+// Credentials are never in the config itself: only the name of an
+// environment variable or of a file that holds them.
+struct LiveCarbonZone {
+  std::string zone;    // our grid zone, e.g. "DE", "US-CAL-CISO"
+  std::string api_id;  // the API's id when it differs (WattTime "CAISO_NORTH"); empty = zone
+};
+
+struct LiveCarbonConfig {
+  std::string provider;  // electricitymaps | watttime | carbon-aware-sdk; empty = off
+  std::string base_url;  // API root without trailing slash, e.g. https://api.electricitymap.org/v3
+  std::string auth_url;  // WattTime only: login root, e.g. https://api.watttime.org
+  std::vector<LiveCarbonZone> zones;
+  int refresh_seconds = 60;          // how often each zone is re-read from the cache and pushed
+  int ttl_seconds = 900;             // a fetch younger than this is reused (API calls per zone)
+  int retry_seconds = 60;            // after a failed fetch, no new attempt for this long
+  int stale_after_seconds = 10800;   // last good data older than this: annual average used
+  int timeout_seconds = 10;          // per HTTP request
+  std::string ca_file;               // PEM CAs to trust instead of the system store
+  bool allow_insecure_http = false;  // permits http:// base_url/auth_url (logged as INSECURE)
+  // Electricity Maps: the auth-token, from the variable if set, else the file's first line.
+  std::string api_key_env;
+  std::string api_key_file;
+  // WattTime: login username and password, each from a variable or a file.
+  std::string username_env;
+  std::string username_file;
+  std::string password_env;
+  std::string password_file;
+  bool enabled() const { return !provider.empty(); }
 };
 
 struct TeamSeed {
@@ -60,17 +92,18 @@ struct Config {
 
   // data (paths resolved against the config file's directory)
   std::vector<CatalogConfig> catalogs;
-  std::string gpu_power_file;         // mlco2 gpus.csv
-  std::string gpu_overrides_file;     // extra GPU models (power, speed)
-  std::string region_carbon_file;     // mlco2 impact (annual averages, PUE)
-  std::string region_zones_file;      // region -> grid zone mapping
+  std::string gpu_power_file;               // mlco2 gpus.csv
+  std::string gpu_overrides_file;           // extra GPU models (power, speed)
+  std::string region_carbon_file;           // mlco2 impact (annual averages, PUE)
+  std::string region_zones_file;            // region -> grid zone mapping
   std::vector<SeriesConfig> carbon_series;  // hourly or finer series per grid zone
-  std::vector<std::string> gpu_types;  // keep only pools of these GPU types (empty = all)
-  std::vector<std::string> providers;  // keep only these providers (empty = all)
-  int nodes_per_pool = 4;              // synthetic node count of each real pool
+  std::vector<std::string> gpu_types;       // keep only pools of these GPU types (empty = all)
+  std::vector<std::string> providers;       // keep only these providers (empty = all)
+  int nodes_per_pool = 4;                   // synthetic node count of each real pool
   // Shift series so their first year lines up with the current year: the
   // shipped series are historical, the demo runs now.
   bool align_series_to_now = true;
+  LiveCarbonConfig live_carbon;  // data.live_carbon
 
   // placement defaults
   std::string default_mode = "balanced";

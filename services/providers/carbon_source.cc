@@ -238,6 +238,7 @@ ZoneReading CachingCarbonSource::Reading(const std::string& zone, const Entry& e
                                          absl::Time now) const {
   ZoneReading r;
   r.last_error = e.last_error;
+  r.attempted_at = e.attempt_at;
   if (e.good == nullptr) {
     auto empty = std::make_shared<CarbonSeries>(zone, now, absl::Hours(1), std::vector<double>{},
                                                 annual_(zone));
@@ -282,7 +283,7 @@ ZoneReading CachingCarbonSource::Get(const std::string& zone) {
     e.last_error = absl::OkStatus();
   } else {
     e.last_error = fetched.status();
-    GL_LOG_WARN(
+    GL_LOG_DEBUG(
         "carbon source fetch failed; serving last good data",
         {F("source", inner_->name()), F("zone", zone), F("error", fetched.status().message())});
   }

@@ -113,13 +113,16 @@ struct CacheOptions {
 struct ZoneReading {
   CarbonSeriesPtr series;
   bool stale = false;
-  absl::Time fetched_at = absl::InfinitePast();  // of the data served
-  absl::Status last_error;                       // of the latest attempt
+  absl::Time fetched_at = absl::InfinitePast();    // of the data served
+  absl::Time attempted_at = absl::InfinitePast();  // latest fetch attempt, ok or not
+  absl::Status last_error;                         // of the latest attempt
 };
 
 // TTL cache with last-known-good fallback. Stale readings carry a series
 // with stale() set, so every query answers with the annual average and
 // quotes/metrics can say so. Thread-safe; fetches run outside the lock.
+// Failures are logged at debug only: the caller decides how loudly to report
+// them (services/scheduler/carbon_refresher.h warns, rate-limited).
 class CachingCarbonSource final : public CarbonSource {
  public:
   CachingCarbonSource(CarbonSource* inner, const Clock* clock, CacheOptions options,

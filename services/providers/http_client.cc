@@ -37,6 +37,11 @@ std::string Redacted(absl::string_view url) {
   return std::string(q == absl::string_view::npos ? url : url.substr(0, q));
 }
 
+// Called by libcurl about once a second (and on progress): non-zero aborts.
+int Progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
+}
+
 }  // namespace
 
 bool IsLoopbackHttpUrl(absl::string_view url) {
@@ -49,21 +54,27 @@ bool IsLoopbackHttpUrl(absl::string_view url) {
   return false;
 }
 
-CurlHttpClient::CurlHttpClient(int64_t max_body_bytes) : max_body_bytes_(max_body_bytes) {
+CurlHttpClient::CurlHttpClient(int64_t max_body_bytes)
+    : CurlHttpClient(CurlOptions{.max_body_bytes = max_body_bytes}) {}
+
+CurlHttpClient::CurlHttpClient(CurlOptions options) : options_(std::move(options)) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 absl::StatusOr<HttpResponse> CurlHttpClient::Get(const HttpRequest& request) {
   const std::string where = Redacted(request.url);
-  if (!absl::StartsWith(request.url, "https://") && !IsLoopbackHttpUrl(request.url)) {
+  const bool https = absl::StartsWith(request.url, "https://");
+  const bool http = absl::StartsWith(request.url, "http://");
+  if (!https && !(http && (options_.allow_insecure_http || IsLoopbackHttpUrl(request.url)))) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": only https:// URLs (or http:// to loopback) are allowed"));
   }
+  if (cancelled_.load()) return absl::CancelledError(absl::StrCat(where, ": client stopped"));
   CURL* curl = curl_easy_init();
   if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
   HttpResponse response;
-  Sink sink{&response.body, max_body_bytes_};
+  Sink sink{&response.body, options_.max_body_bytes};
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) {
     headers = curl_slist_append(headers, absl::StrCat(name, ": ", value).c_str());
@@ -82,6 +93,12 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Get(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // thread-safe timeouts
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(curl, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &Progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &cancelled_);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION,
                    0L);  // a redirect must not carry our headers elsewhere
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
@@ -93,8 +110,10 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Get(const HttpRequest& request) {
   curl_easy_cleanup(curl);
   if (sink.overflow) {
     return absl::ResourceExhaustedError(
-        absl::StrCat(where, ": response larger than ", max_body_bytes_, " bytes"));
+        absl::StrCat(where, ": response larger than ", options_.max_body_bytes, " bytes"));
   }
+  if (rc == CURLE_ABORTED_BY_CALLBACK)
+    return absl::CancelledError(absl::StrCat(where, ": client stopped"));
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(
         absl::StrCat(where, ": timed out after ", absl::FormatDuration(request.timeout)));

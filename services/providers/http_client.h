@@ -2,6 +2,7 @@
 // simulator never touch the network; plus API keys that are never logged.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -34,16 +35,32 @@ class HttpClient {
   virtual absl::StatusOr<HttpResponse> Get(const HttpRequest& request) = 0;
 };
 
-// libcurl. Certificates are verified; plain http:// is refused except to a
-// loopback host (127.0.0.1, localhost, [::1]) so that keys never travel in
-// clear text. Bodies above max_body_bytes are an error.
+struct CurlOptions {
+  int64_t max_body_bytes = 8 << 20;
+  // PEM file of the CAs to trust instead of the system store (a private CA
+  // or a TLS-inspecting proxy); empty = the system store.
+  std::string ca_file;
+  // Allows plain http:// to any host. Off by default; turned on only by an
+  // explicit config opt-in (data.live_carbon.allow_insecure_http).
+  bool allow_insecure_http = false;
+};
+
+// libcurl. Certificates and host names are always verified (TLS 1.2 or
+// newer); plain http:// is refused except to a loopback host (127.0.0.1,
+// localhost, [::1]) so that keys never travel in clear text. Bodies above
+// max_body_bytes are an error. Thread-safe: one easy handle per call.
 class CurlHttpClient final : public HttpClient {
  public:
   explicit CurlHttpClient(int64_t max_body_bytes = 8 << 20);
+  explicit CurlHttpClient(CurlOptions options);
   absl::StatusOr<HttpResponse> Get(const HttpRequest& request) override;
+  // Aborts the transfers in flight (within about a second) and refuses new
+  // ones with CANCELLED: lets a daemon stop without waiting out a timeout.
+  void Cancel() { cancelled_.store(true); }
 
  private:
-  int64_t max_body_bytes_;
+  CurlOptions options_;
+  std::atomic<bool> cancelled_{false};
 };
 
 // True for http://127.0.0.1..., http://localhost..., http://[::1]...

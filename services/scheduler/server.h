@@ -1,6 +1,7 @@
-// greenlightd assembled: config -> inventory, store, core, gRPC server (with
-// health and reflection), metrics exposer and admission webhook. main() fills
-// ServerOptions and calls BuildAndStart, like TF Serving.
+// greenlightd assembled: config -> inventory, store, core, live carbon data
+// (data.live_carbon), gRPC server (with health and reflection), metrics
+// exposer and admission webhook. main() fills ServerOptions and calls
+// BuildAndStart, like TF Serving.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include "services/metrics/scheduler_metrics.h"
 #include "services/scheduler/admission_backend.h"
 #include "services/scheduler/auth.h"
+#include "services/scheduler/carbon_refresher.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/grpc_services.h"
 #include "services/store/sqlite_store.h"
@@ -79,6 +81,11 @@ class Server {
   std::unique_ptr<store::SqliteStore> store_;
   std::unique_ptr<SimulatedExecutor> executor_;
   std::unique_ptr<SchedulerCore> core_;
+  // Live carbon data; the refresher pushes into core_ and reads live_.cache,
+  // so it is declared after both (destroyed first) and stopped before the core.
+  LiveCarbon live_;
+  std::unique_ptr<CarbonRefresher> refresher_;
+  absl::Time live_since_ = absl::InfinitePast();
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<TeamLimiter> limiter_;
   std::unique_ptr<WatchLimiter> watches_;

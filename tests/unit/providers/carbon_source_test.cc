@@ -379,6 +379,38 @@ TEST(CurlHttpClient, RefusesPlainHttpToAnythingButLoopback) {
   EXPECT_FALSE(IsLoopbackHttpUrl("http://127.0.0.10/x"));
 }
 
+TEST(CurlHttpClient, PlainHttpToOtherHostsOnlyWithTheExplicitOptInAndNeverOtherSchemes) {
+  CurlOptions insecure;
+  insecure.allow_insecure_http = true;
+  CurlHttpClient http(insecure);
+  // Refused before any connection without the opt-in; with it, the request
+  // is made (and fails here: the name does not resolve).
+  auto r = http.Get({"http://greenlight-test.invalid/v3/x", {}, absl::Seconds(2)});
+  EXPECT_NE(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_FALSE(r.ok());
+  CurlHttpClient strict;
+  auto s = strict.Get({"http://greenlight-test.invalid/v3/x", {}, absl::Seconds(2)});
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << s.status();
+  auto ftp = http.Get({"ftp://127.0.0.1/x", {}, absl::Seconds(2)});
+  EXPECT_EQ(ftp.status().code(), absl::StatusCode::kInvalidArgument) << ftp.status();
+}
+
+TEST(CurlHttpClient, CancelAbortsATransferInFlightAndRefusesNewOnes) {
+  LocalServer server;
+  server.delay = absl::Seconds(2);  // answers long after the cancel below
+  CurlHttpClient http;
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    http.Cancel();
+  });
+  // A 60 s timeout: only the cancel can end this call early.
+  auto r = http.Get({server.url("/slow"), {}, absl::Seconds(60)});
+  canceller.join();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+  auto again = http.Get({server.url("/x"), {}, absl::Seconds(5)});
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kCancelled) << again.status();
+}
+
 TEST(ApiKey, ComesFromTheEnvironmentElseTheFileAndErrorsNameBothButNoValue) {
   testing::TempDir dir;
   std::string file = dir.Write("key", "  file-secret \nignored\n");
