@@ -176,7 +176,8 @@ int64_t CarbonRefresher::warnings_logged() const {
 }
 
 absl::StatusOr<LiveCarbon> BuildLiveCarbon(const LiveCarbonConfig& config, const Clock* clock,
-                                           providers::AnnualAverage annual) {
+                                           providers::AnnualAverage annual,
+                                           absl::Duration horizon) {
   LiveCarbon live;
   providers::CurlOptions curl;
   curl.allow_insecure_http = config.allow_insecure_http;
@@ -197,6 +198,7 @@ absl::StatusOr<LiveCarbon> BuildLiveCarbon(const LiveCarbonConfig& config, const
   providers::LiveSourceOptions so;
   so.base_url = config.base_url;
   so.timeout = absl::Seconds(config.timeout_seconds);
+  so.horizon = horizon;
   so.annual = annual;
   for (const LiveCarbonZone& z : config.zones) {
     if (!z.api_id.empty()) so.zone_ids[z.zone] = z.api_id;

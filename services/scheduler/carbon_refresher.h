@@ -117,9 +117,11 @@ struct LiveCarbon {
 // Reads the credentials from the variables / files the config names and
 // checks ca_file. Errors are INVALID_ARGUMENT naming the config key
 // ("data.live_carbon.api_key_env: ...") and where the key was looked for,
-// never a key's value. `annual` gives each zone's annual average.
+// never a key's value. `annual` gives each zone's annual average; series
+// reach now + `horizon` (the provider's forecast, then ours).
 absl::StatusOr<LiveCarbon> BuildLiveCarbon(const LiveCarbonConfig& config, const Clock* clock,
-                                           providers::AnnualAverage annual);
+                                           providers::AnnualAverage annual,
+                                           absl::Duration horizon = absl::Hours(72));
 
 // "api.electricitymap.org" (host[:port]) from a base URL, for logs: no path, no userinfo.
 std::string UrlHost(const std::string& url);

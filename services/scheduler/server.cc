@@ -131,10 +131,15 @@ absl::StatusOr<LiveCarbon> BuildLiveCarbonFor(const Config& cfg,
                        : inventory.default_intensity_g_per_kwh;
   }
   const double fallback = inventory.default_intensity_g_per_kwh;
-  auto live = BuildLiveCarbon(lc, clock, [annual, fallback](const std::string& zone) {
-    auto it = annual.find(zone);
-    return it == annual.end() ? fallback : it->second;
-  });
+  // The provider's forecast, then ours, covers the placement horizon (72 h at least).
+  const absl::Duration horizon = std::max(absl::Hours(72), absl::Hours(cfg.horizon_hours));
+  auto live = BuildLiveCarbon(
+      lc, clock,
+      [annual, fallback](const std::string& zone) {
+        auto it = annual.find(zone);
+        return it == annual.end() ? fallback : it->second;
+      },
+      horizon);
   if (!live.ok()) return bad(std::string(live.status().message()));
   return live;
 }
