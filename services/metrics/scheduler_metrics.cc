@@ -116,7 +116,9 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& r, std::string version)
       zone_intensity_(GaugeFamily(r, "greenlight_zone_carbon_intensity_grams_per_kwh",
                                   "Grid carbon intensity of the zone now, g CO2e/kWh.")),
       zone_data_age_(GaugeFamily(r, "greenlight_zone_carbon_data_age_seconds",
-                                 "Age of the carbon-intensity data point in use, seconds.")),
+                                 "Age of the zone's carbon-intensity data, seconds: since the last "
+                                 "successful fetch for live API data, since the start of the "
+                                 "slot in use for series files.")),
       zone_data_stale_(GaugeFamily(r, "greenlight_zone_carbon_data_stale",
                                    "1 when the zone has no fresh data and the annual average "
                                    "is used, else 0.")),

@@ -69,7 +69,8 @@ struct TeamSample {
 struct ZoneSample {
   std::string zone;
   double intensity_g_per_kwh = 0;
-  // Seconds since the data point in use was measured or forecast.
+  // Live API data: seconds since its last successful fetch. Series files:
+  // seconds since the start of the slot in use.
   double data_age_seconds = 0;
   // True when the scheduler fell back to the annual average (no fresh data).
   bool stale = false;

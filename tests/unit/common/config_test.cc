@@ -1,5 +1,7 @@
 #include "common/config.h"
 
+#include <cstdlib>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -186,6 +188,20 @@ TEST(ParseConfigLiveCarbon, EachBrokenRuleIsAnErrorNamingItsKey) {
     EXPECT_EQ(cfg.status().code(), absl::StatusCode::kInvalidArgument) << c.name;
     EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(c.want)) << c.name;
   }
+}
+
+TEST(ParseConfigLiveCarbon, TheShippedExampleParses) {
+  const char* root = std::getenv("GREENLIGHT_ROOT");
+  auto cfg = LoadConfig(std::string(root ? root : ".") +
+                        "/deploy/config/live-electricitymaps.example.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->live_carbon.provider, "electricitymaps");
+  EXPECT_EQ(cfg->live_carbon.api_key_env, "GREENLIGHT_EMAPS_TOKEN");
+  EXPECT_EQ(cfg->live_carbon.zones.size(), 5u);
+  EXPECT_EQ(cfg->time_scale, 1.0);
+  auto demo = LoadConfig(std::string(root ? root : ".") + "/deploy/config/demo.yaml");
+  ASSERT_TRUE(demo.ok()) << demo.status();
+  EXPECT_FALSE(demo->live_carbon.enabled());
 }
 
 TEST(ParseConfigLiveCarbon, PlainHttpOnlyWithTheExplicitOptIn) {
