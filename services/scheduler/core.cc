@@ -93,6 +93,11 @@ absl::Status SchedulerCore::LoadFromStore() {
   order_.clear();
   by_request_.clear();
   active_.clear();
+  running_.clear();
+  pending_.clear();
+  planned_by_start_.clear();
+  pending_by_latest_start_.clear();
+  index_key_.clear();
   allocations_.clear();
   running_gpus_.clear();
   running_gpus_by_type_.clear();
@@ -157,7 +162,10 @@ absl::Status SchedulerCore::LoadFromStore() {
       by_request_[RequestKey(j.spec().team(), j.spec().request_id())] = id;
     Job& stored = jobs_[id];
     stored = std::move(j);
-    if (!IsTerminal(stored.state())) active_[stored.sequence()] = &stored;
+    if (!IsTerminal(stored.state())) {
+      active_[stored.sequence()] = &stored;
+      IndexJob(stored);
+    }
   }
   // Running jobs get their nodes back and resume on the executor.
   for (const auto& id : order_) {
@@ -765,6 +773,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
     }
     RETURN_IF_ERROR(CheckTransition(j.state(), initial));
     j.set_state(initial);
+    IndexJob(j);
     j.set_message(why);
     Emit(txn, j, "SUBMITTED", absl::StrCat(why, "; ", j.quote().summary()));
     MaybeTeamAlert(txn, spec.team(), before, budget::PeriodOf(now));
@@ -851,11 +860,59 @@ void SchedulerCore::Transition(Txn& txn, Job& job, JobState to, const std::strin
     GL_LOG_ERROR("illegal transition refused", F("job", job.id()), F("error", st.message()));
     return;
   }
+  UnindexJob(job);
   job.set_state(to);
+  IndexJob(job);
   job.set_message(message);
   if (to != v1::JOB_STATE_PENDING) job.clear_pending_reason();
   if (IsTerminal(to)) active_.erase(job.sequence());
   Emit(txn, job, "STATE", message);
+}
+
+void SchedulerCore::IndexJob(Job& job) {
+  const int64_t seq = job.sequence();
+  switch (job.state()) {
+    case v1::JOB_STATE_RUNNING:
+      running_[seq] = &job;
+      break;
+    case v1::JOB_STATE_PLANNED: {
+      // The placement of a planned job does not change until it starts.
+      absl::Time start = FromProto(job.placement().start());
+      planned_by_start_.insert({start, seq});
+      index_key_[seq] = start;
+      break;
+    }
+    case v1::JOB_STATE_PENDING:
+      pending_[seq] = &job;
+      if (job.spec().has_deadline()) {
+        absl::Time latest = FromProto(job.spec().deadline()) - FromProto(job.remaining());
+        pending_by_latest_start_.insert({latest, seq});
+        index_key_[seq] = latest;
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void SchedulerCore::UnindexJob(const Job& job) {
+  const int64_t seq = job.sequence();
+  auto key = index_key_.find(seq);
+  switch (job.state()) {
+    case v1::JOB_STATE_RUNNING:
+      running_.erase(seq);
+      break;
+    case v1::JOB_STATE_PLANNED:
+      if (key != index_key_.end()) planned_by_start_.erase({key->second, seq});
+      break;
+    case v1::JOB_STATE_PENDING:
+      pending_.erase(seq);
+      if (key != index_key_.end()) pending_by_latest_start_.erase({key->second, seq});
+      break;
+    default:
+      break;
+  }
+  if (key != index_key_.end()) index_key_.erase(key);
 }
 
 bool SchedulerCore::QuotaAllows(const Job& job) const {
@@ -1163,11 +1220,11 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
                 c.succeeded ? "settle" : "release", c.message, now);
     }
   }
-  // active_ is in submit order; copy since jobs may finish (leave active_) below.
-  std::vector<Job*> active;
-  active.reserve(active_.size());
-  for (const auto& [_, j] : active_) active.push_back(j);
-  for (Job* j : active) {
+  // Copies, in submit order, since jobs change state (and index) below.
+  std::vector<Job*> running;
+  running.reserve(running_.size());
+  for (const auto& [_, j] : running_) running.push_back(j);
+  for (Job* j : running) {
     if (j->state() != v1::JOB_STATE_RUNNING) continue;
     absl::Time since = FromProto(j->accrued_until());
     bool due = now - since >= options_.accrual_interval ||
@@ -1190,7 +1247,7 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
       stop_teams.insert(t.name());
   }
   if (!stop_teams.empty()) {
-    for (Job* j : active) {
+    for (Job* j : running) {
       if (j->state() != v1::JOB_STATE_RUNNING || !stop_teams.contains(j->spec().team())) continue;
       FinishJob(txn, *j, v1::JOB_STATE_BUDGET_EXHAUSTED, "release",
                 absl::StrCat("team '", j->spec().team(),
@@ -1198,9 +1255,14 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
                 now);
     }
   }
-  for (Job* j : active) {
+  // Planned jobs whose start has come, in submit order.
+  auto by_sequence = [](const Job* a, const Job* b) { return a->sequence() < b->sequence(); };
+  std::vector<Job*> due;
+  for (auto it = planned_by_start_.begin(); it != planned_by_start_.end() && it->first <= now; ++it)
+    due.push_back(active_.at(it->second));
+  std::sort(due.begin(), due.end(), by_sequence);
+  for (Job* j : due) {
     if (j->state() != v1::JOB_STATE_PLANNED) continue;
-    if (FromProto(j->placement().start()) > now) continue;
     if (QuotaAllows(*j) && TryAllocate(*j)) {
       StartJob(txn, *j, now);
     } else {
@@ -1210,12 +1272,17 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
           absl::StrCat("waiting for ", j->pending_reason() == "QUOTA" ? "GPU quota" : "capacity"));
     }
   }
-  // Waiting jobs that can no longer meet their deadline fail and give their
+  // Waiting jobs that can no longer meet their deadline (now + remaining >
+  // deadline, i.e. their latest start is before now) fail and give their
   // reservation back, instead of running late.
-  for (Job* j : active) {
-    if ((j->state() != v1::JOB_STATE_PENDING) || !j->spec().has_deadline()) continue;
+  std::vector<Job*> late;
+  for (auto it = pending_by_latest_start_.begin();
+       it != pending_by_latest_start_.end() && it->first < now; ++it)
+    late.push_back(active_.at(it->second));
+  std::sort(late.begin(), late.end(), by_sequence);
+  for (Job* j : late) {
+    if (j->state() != v1::JOB_STATE_PENDING) continue;
     absl::Time deadline = FromProto(j->spec().deadline());
-    if (now + FromProto(j->remaining()) <= deadline) continue;
     FinishJob(txn, *j, v1::JOB_STATE_FAILED, "release",
               absl::StrCat("deadline ",
                            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", deadline, absl::UTCTimeZone()),
@@ -1233,9 +1300,7 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
   // Waiting jobs by team, each team's queue by priority then submit order;
   // teams take turns so that one team's backlog cannot starve another.
   std::map<std::string, std::vector<Job*>> by_team;
-  for (const auto& [_, j] : active_) {
-    if (j->state() == v1::JOB_STATE_PENDING) by_team[j->spec().team()].push_back(j);
-  }
+  for (const auto& [_, j] : pending_) by_team[j->spec().team()].push_back(j);
   for (auto& [_, v] : by_team) {
     std::sort(v.begin(), v.end(), [](Job* a, Job* b) {
       if (a->spec().priority() != b->spec().priority())
@@ -1834,6 +1899,21 @@ absl::Status SchedulerCore::CheckInvariants() const {
     if (j.spec().max_carbon_mg() > 0 && j.accrued_carbon_mg() > j.spec().max_carbon_mg())
       return absl::InternalError(absl::StrCat("job carbon cap overshot: ", id));
   }
+  // The by-state indexes hold exactly the unfinished jobs of their state.
+  size_t planned = 0, with_deadline = 0;
+  for (const auto& [seq, j] : active_) {
+    const std::map<int64_t, Job*>* index = nullptr;
+    if (j->state() == v1::JOB_STATE_RUNNING) index = &running_;
+    if (j->state() == v1::JOB_STATE_PENDING) index = &pending_;
+    if (j->state() == v1::JOB_STATE_PLANNED) ++planned;
+    if (j->state() == v1::JOB_STATE_PENDING && j->spec().has_deadline()) ++with_deadline;
+    if (index && (!index->contains(seq) || index->at(seq) != j))
+      return absl::InternalError(absl::StrCat("job missing from its state index: ", j->id()));
+  }
+  if (running_.size() + pending_.size() + planned != active_.size() ||
+      planned_by_start_.size() != planned || pending_by_latest_start_.size() != with_deadline ||
+      index_key_.size() != planned + with_deadline)
+    return absl::InternalError("state indexes out of step with the jobs");
   // Capacity.
   for (const auto& ps : pools_) {
     for (int f : ps.free_gpus)

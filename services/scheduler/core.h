@@ -14,6 +14,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -211,6 +212,9 @@ class SchedulerCore {
 
   void Transition(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
                   const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds the job to / removes it from the by-state indexes of its current state.
+  void IndexJob(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnindexJob(const greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Emit(Txn& txn, const greenlight::v1::Job& job, const std::string& type,
             const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool TryAllocate(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -268,6 +272,16 @@ class SchedulerCore {
       ABSL_GUARDED_BY(mu_);  // team\0rid -> id
   // Unfinished jobs by sequence (submit order), so ticks need no sort.
   std::map<int64_t, greenlight::v1::Job*> active_ ABSL_GUARDED_BY(mu_);
+  // The unfinished jobs again by state, so that a tick visits only what can
+  // change (running jobs, planned jobs whose start came, waiting jobs that
+  // can no longer meet their deadline), not every queued job five times a
+  // second. Kept in step with job states by IndexJob/UnindexJob.
+  std::map<int64_t, greenlight::v1::Job*> running_ ABSL_GUARDED_BY(mu_);  // by sequence
+  std::map<int64_t, greenlight::v1::Job*> pending_ ABSL_GUARDED_BY(mu_);  // by sequence
+  std::set<std::pair<absl::Time, int64_t>> planned_by_start_ ABSL_GUARDED_BY(mu_);
+  // PENDING jobs with a deadline, by their latest start (deadline - remaining).
+  std::set<std::pair<absl::Time, int64_t>> pending_by_latest_start_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, absl::Time> index_key_ ABSL_GUARDED_BY(mu_);  // key in those sets
   std::vector<PoolState> pools_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> pool_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> regions_ ABSL_GUARDED_BY(mu_);
