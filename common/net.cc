@@ -61,6 +61,79 @@ absl::Status CheckPortFree(const std::string& address) {
   return st;
 }
 
+absl::StatusOr<ListenAddress> ParseListenAddress(absl::string_view what, const std::string& address,
+                                                 absl::string_view example) {
+  const auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " \"", address, "\": ", why, " (want host:port, e.g. ", example, ")"));
+  };
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return invalid("no port");
+  const std::string host = address.substr(0, colon);
+  const std::string port_text = address.substr(colon + 1);
+  int port = 0;
+  if (port_text.empty() || port_text.find_first_not_of("0123456789") != std::string::npos ||
+      !absl::SimpleAtoi(port_text, &port) || port < 0 || port > 65535) {
+    return invalid("port must be 0..65535");
+  }
+  ListenAddress out;
+  out.port = port;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    out.ipv6 = true;
+    out.host = host.substr(1, host.size() - 2);
+    out.bind_ip = out.host;
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&out.addr);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET6, out.host.c_str(), &sa->sin6_addr) != 1) {
+      return invalid("not an IPv6 address");
+    }
+    out.addr_len = sizeof(sockaddr_in6);
+    return out;
+  }
+  out.host = host;
+  out.bind_ip = host.empty() ? "0.0.0.0" : host == "localhost" ? "127.0.0.1" : host;
+  auto* sa = reinterpret_cast<sockaddr_in*>(&out.addr);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, out.bind_ip.c_str(), &sa->sin_addr) != 1) {
+    return invalid("host must be an IP address or localhost");
+  }
+  out.addr_len = sizeof(sockaddr_in);
+  return out;
+}
+
+absl::Status CheckListenPortFree(absl::string_view what, const std::string& address,
+                                 const ListenAddress& a, absl::string_view setting) {
+  if (a.port == 0) return absl::OkStatus();
+  const int fd = socket(a.ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat(what, " ", address, ": socket: ", std::strerror(errno)));
+  }
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addr_len);
+  const int err = errno;
+  close(fd);
+  if (rc == 0) return absl::OkStatus();
+  switch (err) {
+    case EADDRINUSE:
+      return absl::FailedPreconditionError(absl::StrCat(what, " ", address,
+                                                        ": port in use (choose another ", setting,
+                                                        " or stop the process holding it)"));
+    case EACCES:
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, " ", address, ": permission denied (ports below 1024 need privileges)"));
+    case EADDRNOTAVAIL:
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " ", address, ": not an address of this host"));
+    default:
+      return absl::UnavailableError(
+          absl::StrCat(what, " ", address, ": bind: ", std::strerror(err)));
+  }
+}
+
 absl::StatusOr<int> PickFreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return absl::InternalError("socket failed");

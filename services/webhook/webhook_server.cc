@@ -2,112 +2,21 @@
 // certificate served by CertReloader on every handshake.
 #include "services/webhook/webhook_server.h"
 
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <openssl/ssl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <cstring>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "services/webhook/cert_reloader.h"
 
 namespace greenlight::webhook {
 namespace {
-
-struct ParsedAddress {
-  std::string host;     // as given, without brackets ("" = any)
-  std::string bind_ip;  // what the listener binds
-  bool ipv6 = false;
-  int port = 0;
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
-};
-
-absl::StatusOr<ParsedAddress> ParseAddress(const std::string& address) {
-  const auto invalid = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("webhook address \"", address, "\": ", why,
-                     " (want host:port, e.g. 0.0.0.0:8443, [::]:8443 or :8443)"));
-  };
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return invalid("no port");
-  std::string host = address.substr(0, colon);
-  const std::string port_text = address.substr(colon + 1);
-  int port = 0;
-  if (port_text.empty() || port_text.find_first_not_of("0123456789") != std::string::npos ||
-      !absl::SimpleAtoi(port_text, &port) || port < 0 || port > 65535) {
-    return invalid("port must be 0..65535");
-  }
-  ParsedAddress out;
-  out.port = port;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    out.ipv6 = true;
-    out.host = host.substr(1, host.size() - 2);
-    out.bind_ip = out.host;
-    auto* sa = reinterpret_cast<sockaddr_in6*>(&out.addr);
-    sa->sin6_family = AF_INET6;
-    sa->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, out.host.c_str(), &sa->sin6_addr) != 1) {
-      return invalid("not an IPv6 address");
-    }
-    out.addr_len = sizeof(sockaddr_in6);
-    return out;
-  }
-  out.host = host;
-  out.bind_ip = host.empty() ? "0.0.0.0" : host == "localhost" ? "127.0.0.1" : host;
-  auto* sa = reinterpret_cast<sockaddr_in*>(&out.addr);
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, out.bind_ip.c_str(), &sa->sin_addr) != 1) {
-    return invalid("host must be an IP address or localhost");
-  }
-  out.addr_len = sizeof(sockaddr_in);
-  return out;
-}
-
-// Binds and closes a socket without SO_REUSEPORT, so a port held by anyone
-// (also a gRPC server, which binds with SO_REUSEPORT like httplib does) is
-// reported instead of silently shared.
-absl::Status CheckPortFree(const std::string& address, const ParsedAddress& a) {
-  if (a.port == 0) return absl::OkStatus();
-  const int fd = socket(a.ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("webhook address ", address, ": socket: ", std::strerror(errno)));
-  }
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&a.addr), a.addr_len);
-  const int err = errno;
-  close(fd);
-  if (rc == 0) return absl::OkStatus();
-  switch (err) {
-    case EADDRINUSE:
-      return absl::FailedPreconditionError(
-          absl::StrCat("webhook address ", address,
-                       ": port in use (choose another server.webhook_address or stop the "
-                       "process holding it)"));
-    case EACCES:
-      return absl::FailedPreconditionError(absl::StrCat(
-          "webhook address ", address, ": permission denied (ports below 1024 need privileges)"));
-    case EADDRNOTAVAIL:
-      return absl::InvalidArgumentError(
-          absl::StrCat("webhook address ", address, ": not an address of this host"));
-    default:
-      return absl::UnavailableError(
-          absl::StrCat("webhook address ", address, ": bind: ", std::strerror(err)));
-  }
-}
 
 void Reply(const HttpReply& r, httplib::Response& res) {
   res.status = r.status;
@@ -135,12 +44,16 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     const WebhookServerOptions& options, AdmissionBackend* backend) {
   if (backend == nullptr) return absl::InvalidArgumentError("webhook backend is null");
   if (options.threads < 1) return absl::InvalidArgumentError("webhook threads must be >= 1");
-  absl::StatusOr<ParsedAddress> parsed = ParseAddress(options.address);
+  absl::StatusOr<ListenAddress> parsed =
+      ParseListenAddress("webhook address", options.address, "0.0.0.0:8443, [::]:8443 or :8443");
   if (!parsed.ok()) return parsed.status();
   auto certs =
       CertReloader::Create(options.cert_file, options.key_file, options.cert_check_interval);
   if (!certs.ok()) return certs.status();
-  if (absl::Status free = CheckPortFree(options.address, *parsed); !free.ok()) return free;
+  if (absl::Status free = CheckListenPortFree("webhook address", options.address, *parsed,
+                                              "server.webhook_address");
+      !free.ok())
+    return free;
 
   std::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<WebhookServer> s(
