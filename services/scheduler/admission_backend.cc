@@ -73,23 +73,26 @@ absl::StatusOr<webhook::AdmitResult> CoreAdmissionBackend::Admit(const v1::JobSp
     r.summary = q->summary();
     return r;
   }
-  auto sub = core_->Submit(spec);
-  if (!sub.ok()) return sub.status();
+  // Without queueing the object starts as soon as Kubernetes schedules it,
+  // so a job that would wait in greenlight is refused (nothing is written).
+  SubmitOptions submit_options;
+  submit_options.only_if_it_can_start_now = !opt.allow_queueing;
+  auto sub = core_->Submit(spec, submit_options);
+  if (!sub.ok()) {
+    if (sub.status().code() == absl::StatusCode::kResourceExhausted &&
+        absl::StrContains(sub.status().message(), "cannot start")) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(sub.status().message(), "; use a suspended Job (Kueue) to queue, or wait"));
+    }
+    return sub.status();
+  }
   const v1::Job& job = sub->job;
+  // Stores written before greenlight refused such jobs up front hold them
+  // cancelled; a retry with the same request id finds that job.
   if (job.state() == v1::JOB_STATE_CANCELLED && absl::StrContains(job.message(), kQuotaDenied)) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "team '", spec.team(),
         "' GPU quota is full; delete running GPU workloads or ask for a larger quota"));
-  }
-  if (job.state() == v1::JOB_STATE_PENDING && !opt.allow_queueing) {
-    // The object would start as soon as Kubernetes schedules it: waiting in
-    // greenlight is not possible, so refuse and give the reservation back.
-    auto c = core_->Cancel(job.id(), kQuotaDenied);
-    (void)c;
-    return absl::ResourceExhaustedError(
-        absl::StrCat("team '", spec.team(), "' cannot start ", spec.gpus(), " GPU(s) now (",
-                     job.pending_reason() == "QUOTA" ? "GPU quota full" : "no capacity",
-                     "); use a suspended Job (Kueue) to queue, or wait"));
   }
   webhook::AdmitResult r = FromPlacement(job.placement());
   r.job_id = job.id();

@@ -621,7 +621,8 @@ absl::StatusOr<v1::Quote> SchedulerCore::Estimate(const JobSpec& spec, int top_k
   return ToQuote(d, snap);
 }
 
-absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
+absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
+                                                   const SubmitOptions& submit_options) {
   placement::JobRequest req;
   placement::Snapshot snap;
   std::string dedup_id;
@@ -738,6 +739,17 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec) {
         runtime += FromProto(sl.end()) - FromProto(sl.start());
     }
     *job.mutable_remaining() = ToProtoDuration(runtime);
+    if (submit_options.only_if_it_can_start_now && FromProto(job.placement().start()) <= now) {
+      // Checked before anything changes, so a refusal leaves no trace.
+      const bool quota = QuotaAllows(job);
+      if (!quota || !FindAllocation(job)) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "team '", spec.team(), "' cannot start ", spec.gpus(), " ", job.placement().gpu_type(),
+            " GPU(s) now: ",
+            quota ? absl::StrCat("no free capacity in pool ", job.placement().pool_id())
+                  : "team GPU quota is full"));
+      }
+    }
     budget::Totals before = ledger_.RollupTotals(spec.team(), budget::PeriodOf(now));
     auto rows = ledger_.Reserve(job.id(), spec.team(), now, job.placement().cost_micros(),
                                 job.placement().carbon_mg(), "admission quote");
@@ -936,13 +948,13 @@ bool SchedulerCore::QuotaAllows(const Job& job) const {
   return true;
 }
 
-bool SchedulerCore::TryAllocate(Job& job) {
+std::optional<SchedulerCore::Allocation> SchedulerCore::FindAllocation(const Job& job) const {
   auto pit = pool_index_.find(job.placement().pool_id());
-  if (pit == pool_index_.end()) return false;
-  PoolState& ps = pools_[pit->second];
+  if (pit == pool_index_.end()) return std::nullopt;
+  const PoolState& ps = pools_[pit->second];
   int g = job.spec().gpus();
   int gpn = ps.pool.gpus_per_node;
-  if (gpn <= 0) return false;
+  if (gpn <= 0) return std::nullopt;
   Allocation a;
   a.pool = pit->second;
   if (g <= gpn) {
@@ -952,7 +964,7 @@ bool SchedulerCore::TryAllocate(Job& job) {
     for (int i = 0; i < static_cast<int>(ps.free_gpus.size()); ++i) {
       if (ps.free_gpus[i] >= g && (best < 0 || ps.free_gpus[i] < ps.free_gpus[best])) best = i;
     }
-    if (best < 0) return false;
+    if (best < 0) return std::nullopt;
     a.nodes.push_back({best, g});
   } else {
     int need = (g + gpn - 1) / gpn;
@@ -961,13 +973,21 @@ bool SchedulerCore::TryAllocate(Job& job) {
          ++i) {
       if (ps.free_gpus[i] == gpn) a.nodes.push_back({i, gpn});
     }
-    if (static_cast<int>(a.nodes.size()) < need) return false;
+    if (static_cast<int>(a.nodes.size()) < need) return std::nullopt;
   }
-  for (const auto& [n, k] : a.nodes) ps.free_gpus[n] -= k;
+  return a;
+}
+
+bool SchedulerCore::TryAllocate(Job& job) {
+  std::optional<Allocation> a = FindAllocation(job);
+  if (!a) return false;
+  PoolState& ps = pools_[a->pool];
+  const int g = job.spec().gpus();
+  for (const auto& [n, k] : a->nodes) ps.free_gpus[n] -= k;
   view_dirty_ = true;
-  allocations_[job.id()] = a;
   running_gpus_[job.spec().team()] += g;
   running_gpus_by_type_[job.spec().team()][ps.pool.gpu_type] += g;
+  allocations_[job.id()] = *std::move(a);
   return true;
 }
 

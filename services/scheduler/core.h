@@ -14,6 +14,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -82,6 +83,14 @@ struct CoreOptions {
   std::function<void(double seconds)> on_placement;
 };
 
+struct SubmitOptions {
+  // Refuse with RESOURCE_EXHAUSTED, writing nothing, a job that would have
+  // to wait for capacity or GPU quota: for callers that cannot queue (the
+  // Kubernetes webhook without Kueue). Planned (time-shifted) jobs are
+  // admitted as usual.
+  bool only_if_it_can_start_now = false;
+};
+
 struct SubmitResult {
   greenlight::v1::Job job;
   bool deduplicated = false;
@@ -119,7 +128,8 @@ class SchedulerCore {
   void Stop();
 
   // --- Scheduler API (domain types are the API's protos).
-  absl::StatusOr<SubmitResult> Submit(const greenlight::v1::JobSpec& spec);
+  absl::StatusOr<SubmitResult> Submit(const greenlight::v1::JobSpec& spec,
+                                      const SubmitOptions& options = {});
   absl::StatusOr<greenlight::v1::Quote> Estimate(const greenlight::v1::JobSpec& spec, int top_k);
   absl::StatusOr<greenlight::v1::Job> GetJob(const std::string& id) const;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& q) const;
@@ -218,6 +228,9 @@ class SchedulerCore {
   void Emit(Txn& txn, const greenlight::v1::Job& job, const std::string& type,
             const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool TryAllocate(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Best-fit nodes for the job in its placement's pool now, if any (no change).
+  std::optional<Allocation> FindAllocation(const greenlight::v1::Job& job) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void FreeAllocation(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool QuotaAllows(const greenlight::v1::Job& job) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void StartJob(Txn& txn, greenlight::v1::Job& job, absl::Time now)
