@@ -246,8 +246,8 @@ void SchedulerMetrics::SetZones(const std::vector<ZoneSample>& zones) {
     ZoneSeries& s = zones_[z.zone];
     const Labels labels = {{kZoneLabel, z.zone}};
     SetOrRemove(zone_intensity_, s.intensity, labels, true, z.intensity_g_per_kwh);
-    SetOrRemove(zone_data_age_, s.age, labels, true, z.data_age_seconds);
-    SetOrRemove(zone_data_stale_, s.stale, labels, true, z.stale ? 1 : 0);
+    SetOrRemove(zone_data_age_, s.age, labels, !z.annual_only, z.data_age_seconds);
+    SetOrRemove(zone_data_stale_, s.stale, labels, !z.annual_only, z.stale ? 1 : 0);
   }
   for (auto it = zones_.begin(); it != zones_.end();) {
     if (present.contains(it->first)) {

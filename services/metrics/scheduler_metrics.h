@@ -74,6 +74,10 @@ struct ZoneSample {
   double data_age_seconds = 0;
   // True when the scheduler fell back to the annual average (no fresh data).
   bool stale = false;
+  // The zone has no series and no live source: its annual average is all
+  // there is, by configuration. Only its intensity is exported; a stale flag
+  // of 1 and a growing age would alert forever on a setup that is fine.
+  bool annual_only = false;
 };
 
 // On-demand price of one GPU of `gpu_type` in `region` (cheapest pool).

@@ -409,6 +409,11 @@ void Server::RefreshMetrics() {
       zones.push_back(std::move(s));
       continue;
     }
+    if (z.points() == 0) {
+      s.annual_only = true;  // no series configured: the annual average by design
+      zones.push_back(std::move(s));
+      continue;
+    }
     absl::Time start = FromProto(z.series_start()), end = FromProto(z.series_end());
     absl::Duration step = FromProto(z.step());
     if (now >= start && now < end && step > absl::ZeroDuration()) {

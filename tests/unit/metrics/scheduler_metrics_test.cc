@@ -195,6 +195,29 @@ TEST(SchedulerMetrics, ZonesAndPricesAreReplacedWholesale) {
               Optional(2.25));
 }
 
+// A zone with only an annual average (no series, no live source) exports its
+// intensity but no stale flag or age, so GreenlightCarbonDataStale does not
+// fire for a configuration that is as intended; if it later gets a series,
+// both appear.
+TEST(SchedulerMetrics, AnnualOnlyZonesHaveNoStaleFlagOrAge) {
+  prometheus::Registry registry;
+  SchedulerMetrics metrics(registry);
+  ZoneSample annual{"IN-WE", 708.0, 0, false};
+  annual.annual_only = true;
+  metrics.SetZones({annual, {"DE", 412.5, 1800, true}});
+  auto e = Scrape(registry);
+  EXPECT_THAT(e.Get("greenlight_zone_carbon_intensity_grams_per_kwh{zone=\"IN-WE\"}"),
+              Optional(708.0));
+  EXPECT_FALSE(e.Has("greenlight_zone_carbon_data_stale{zone=\"IN-WE\"}"));
+  EXPECT_FALSE(e.Has("greenlight_zone_carbon_data_age_seconds{zone=\"IN-WE\"}"));
+  EXPECT_THAT(e.Get("greenlight_zone_carbon_data_stale{zone=\"DE\"}"), Optional(1.0));
+
+  metrics.SetZones({{"IN-WE", 700.0, 60, false}});
+  e = Scrape(registry);
+  EXPECT_THAT(e.Get("greenlight_zone_carbon_data_stale{zone=\"IN-WE\"}"), Optional(0.0));
+  EXPECT_THAT(e.Get("greenlight_zone_carbon_data_age_seconds{zone=\"IN-WE\"}"), Optional(60.0));
+}
+
 TEST(SchedulerMetrics, JobsByStateKeepsStatesSeenBeforeAtZero) {
   prometheus::Registry registry;
   SchedulerMetrics metrics(registry);
