@@ -9,37 +9,13 @@
 #include "gtest/gtest.h"
 #include "services/placement/engine.h"
 #include "services/providers/inventory.h"
+#include "tests/testing/shipped_data.h"
 
 namespace greenlight::placement {
 namespace {
 
-std::string DataPath(const std::string& rel) {
-  const char* root = std::getenv("GREENLIGHT_ROOT");
-  return absl::StrCat(root ? root : GREENLIGHT_SOURCE_DIR, "/data/", rel);
-}
-
 Config RealDataConfig() {
-  Config c;
-  c.catalogs = {
-      {"aws", DataPath("prices/aws_gpu_vms.csv"), ""},
-      {"gcp", DataPath("prices/gcp_gpu_vms.csv"), DataPath("prices/gcp_gpu_host_vms_partial.csv")},
-      {"azure", DataPath("prices/azure_gpu_vms.csv"), ""},
-      {"lambda", DataPath("prices/lambda_gpu_vms.csv"), ""},
-      {"runpod", DataPath("prices/runpod_gpu_vms_partial.csv"), ""},
-  };
-  c.gpu_power_file = DataPath("gpus/mlco2_gpus.csv");
-  c.gpu_overrides_file = DataPath("gpu_overrides.csv");
-  c.region_carbon_file = DataPath("gpus/mlco2_impact_cloud_region_carbon.csv");
-  c.region_zones_file = DataPath("region_zones.csv");
-  c.carbon_series = {
-      {"DE", DataPath("carbon/lwa2020_ger_ci.csv")},
-      {"GB", DataPath("carbon/lwa2020_gb_ci.csv")},
-      {"FR", DataPath("carbon/lwa2020_fr_ci.csv")},
-      {"US-CAL-CISO", DataPath("carbon/emaps_US-CAL-CISO_2022_hourly.csv")},
-      {"ES", DataPath("carbon/emaps_ES_2022_hourly.csv")},
-      {"NO", DataPath("carbon/emaps_NO_2022_hourly.csv")},
-      {"BR", DataPath("carbon/emaps_BR_2022_hourly.csv")},
-  };
+  Config c = ::greenlight::testing::ShippedDataConfig();
   c.align_series_to_now = true;
   return c;
 }
