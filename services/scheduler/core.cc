@@ -750,7 +750,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
                   : "team GPU quota is full"));
       }
     }
-    budget::Totals before = ledger_.RollupTotals(spec.team(), budget::PeriodOf(now));
+    AlertBaseline before = BaselineForAlerts(spec.team(), budget::PeriodOf(now));
     auto rows = ledger_.Reserve(job.id(), spec.team(), now, job.placement().cost_micros(),
                                 job.placement().carbon_mg(), "admission quote");
     if (!rows.ok()) return rows.status();
@@ -788,7 +788,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
     IndexJob(j);
     j.set_message(why);
     Emit(txn, j, "SUBMITTED", absl::StrCat(why, "; ", j.quote().summary()));
-    MaybeTeamAlert(txn, spec.team(), before, budget::PeriodOf(now));
+    MaybeTeamAlerts(txn, before, budget::PeriodOf(now));
     result.job = j;
     return absl::OkStatus();
   });
@@ -1142,7 +1142,7 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
       carbon = static_cast<int64_t>(carbon * f);
       energy_mwh = static_cast<int64_t>(energy_mwh * f);
     }
-    budget::Totals before = ledger_.RollupTotals(spec.team(), period);
+    AlertBaseline before = BaselineForAlerts(spec.team(), period);
     budget::AccrueResult r =
         ledger_.Accrue(job.id(), c.at, now, cost, carbon, energy_mwh, "running");
     ApplyLedger(txn, r.rows);
@@ -1159,7 +1159,7 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
       stop = true;
       stop_reason = absl::StrCat("team '", spec.team(), "' ", r.limit, " reached");
     }
-    MaybeTeamAlert(txn, spec.team(), before, period);
+    MaybeTeamAlerts(txn, before, period);
     // Job-level alert at the team's alert ratio of the job's cap.
     const v1::Team* team = ledger_.FindTeam(spec.team());
     double ratio = team && team->alert_ratio() > 0 ? team->alert_ratio() : 0.8;
@@ -1190,6 +1190,26 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
                   Carbon::FromMg(job.quote().chosen().carbon_mg()).ToString(), ")"),
               now);
   }
+}
+
+SchedulerCore::AlertBaseline SchedulerCore::BaselineForAlerts(const std::string& team,
+                                                              const std::string& period) const {
+  AlertBaseline b;
+  b.team = team;
+  b.team_before = ledger_.RollupTotals(team, period);
+  const v1::Team* t = ledger_.FindTeam(team);
+  if (t && !t->parent().empty() && ledger_.FindTeam(t->parent())) {
+    b.parent = t->parent();
+    b.parent_before = ledger_.RollupTotals(b.parent, period);
+  }
+  return b;
+}
+
+void SchedulerCore::MaybeTeamAlerts(Txn& txn, const AlertBaseline& baseline,
+                                    const std::string& period) {
+  MaybeTeamAlert(txn, baseline.team, baseline.team_before, period);
+  if (!baseline.parent.empty())
+    MaybeTeamAlert(txn, baseline.parent, baseline.parent_before, period);
 }
 
 void SchedulerCore::MaybeTeamAlert(Txn& txn, const std::string& team, const budget::Totals& before,

@@ -244,6 +244,16 @@ class SchedulerCore {
   void ReplanWaiting(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyLedger(Txn& txn, const std::vector<store::LedgerRow>& rows)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A team's and its parent's rollups in a period before a change: a change
+  // that crosses either's alert ratio emits that team's BUDGET_ALERT.
+  struct AlertBaseline {
+    std::string team, parent;
+    budget::Totals team_before, parent_before;
+  };
+  AlertBaseline BaselineForAlerts(const std::string& team, const std::string& period) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void MaybeTeamAlerts(Txn& txn, const AlertBaseline& baseline, const std::string& period)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `before` is the team's rollup in `period` before the change.
   void MaybeTeamAlert(Txn& txn, const std::string& team, const budget::Totals& before,
                       const std::string& period) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -567,6 +567,25 @@ TEST_F(CoreTest, TeamAlertGoesOutOnceWhenUseCrossesTheAlertRatio) {
   EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 1);
 }
 
+// A parent's budget covers its children's use: the parent gets its own
+// alert when the children's use crosses its ratio, once.
+TEST_F(CoreTest, ParentTeamGetsItsOwnAlertWhenItsChildrenCrossItsRatio) {
+  ASSERT_OK(core().SetTeam(MakeTeam("acme", 200)));                // 80% = $160
+  ASSERT_OK(core().SetTeam(MakeTeam("ml", 1'000, 0, 0, "acme")));  // 80% = $800
+  Submit(MakeJob("ml", 8, absl::Hours(3)));                        // $122.83: 61% of acme
+  EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 0);
+  Submit(MakeJob("ml", 8, absl::Hours(1)));  // + $40.94: 82% of acme, 16% of ml
+  auto events = AllEvents(core());
+  ASSERT_EQ(CountEvents(events, "BUDGET_ALERT", ""), 1);
+  for (const auto& e : events) {
+    if (e.type() != "BUDGET_ALERT") continue;
+    EXPECT_EQ(e.team(), "acme");
+    EXPECT_THAT(e.message(), HasSubstr("team 'acme' reached 80% of its monthly cost budget"));
+  }
+  ASSERT_OK(h_.Advance(absl::Hours(3)));  // accrual on: no repeat
+  EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 1);
+}
+
 TEST_F(CoreTest, TeamAlertRatioIsTheTeams) {
   v1::Team t = MakeTeam("ml", 1'000);
   t.set_alert_ratio(0.1);
