@@ -1,19 +1,18 @@
 // HTTPS transport of the admission webhook: cpp-httplib's SSLServer with the
-// certificate served by CertReloader on every handshake.
+// certificate served by tls::CertReloader on every handshake.
 #include "services/webhook/webhook_server.h"
 
 #include <httplib.h>
-#include <openssl/ssl.h>
 
 #include <algorithm>
-#include <chrono>
 #include <csignal>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/net.h"
-#include "services/webhook/cert_reloader.h"
+#include "common/tls/cert_reloader.h"
+#include "common/tls/https_server.h"
 
 namespace greenlight::webhook {
 namespace {
@@ -47,8 +46,9 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   absl::StatusOr<ListenAddress> parsed =
       ParseListenAddress("webhook address", options.address, "0.0.0.0:8443, [::]:8443 or :8443");
   if (!parsed.ok()) return parsed.status();
-  auto certs =
-      CertReloader::Create(options.cert_file, options.key_file, options.cert_check_interval);
+  auto certs = tls::CertReloader::Create(
+      "webhook", {.cert_file = options.cert_file, .key_file = options.key_file},
+      options.cert_check_interval);
   if (!certs.ok()) return certs.status();
   if (absl::Status free = CheckListenPortFree("webhook address", options.address, *parsed,
                                               "server.webhook_address");
@@ -60,13 +60,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
       new WebhookServer(parsed->ipv6 ? absl::StrCat("[", parsed->host, "]") : parsed->host,
                         AdmissionHandler(backend, options.labels)));
   s->certs_ = *std::move(certs);
-  CertReloader* reloader = s->certs_.get();
-  s->server_ = std::make_unique<httplib::SSLServer>([reloader](SSL_CTX& ctx) {
-    SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    reloader->Attach(&ctx);
-    return true;
-  });
+  s->server_ = tls::NewHttpsServer(s->certs_.get());
   httplib::SSLServer& svr = *s->server_;
   if (!svr.is_valid()) return absl::UnavailableError("webhook: cannot create the TLS context");
   const int threads = options.threads;
@@ -86,29 +80,10 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     res.set_content("ok\n", "text/plain");
   });
 
-  if (parsed->port == 0) {
-    s->port_ = svr.bind_to_any_port(parsed->bind_ip);
-    if (s->port_ <= 0) {
-      return absl::UnavailableError(
-          absl::StrCat("webhook address ", options.address, ": cannot bind"));
-    }
-  } else {
-    if (!svr.bind_to_port(parsed->bind_ip, parsed->port)) {
-      return absl::UnavailableError(
-          absl::StrCat("webhook address ", options.address, ": cannot bind (port in use?)"));
-    }
-    s->port_ = parsed->port;
-  }
-  s->thread_ = std::thread([&svr] { svr.listen_after_bind(); });
-  // stop() is a no-op until the accept loop runs: wait for it.
-  for (int i = 0; i < 5000 && !svr.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (!svr.is_running()) {
-    s->Stop();
-    return absl::UnavailableError(
-        absl::StrCat("webhook address ", options.address, ": server did not start listening"));
-  }
+  absl::StatusOr<int> port =
+      tls::ServeInBackground(svr, *parsed, "webhook address", options.address, &s->thread_);
+  if (!port.ok()) return port.status();
+  s->port_ = *port;
   GL_LOG_INFO("webhook listening", {F("address", s->address()), F("cert_file", options.cert_file)});
   return s;
 }

@@ -1,6 +1,6 @@
 // The HTTPS endpoint Kubernetes calls: POST /validate and POST /mutate
 // (AdmissionReview v1), GET /healthz. TLS certificate and key come from files
-// and are reloaded when they change (see cert_reloader.h).
+// and are reloaded when they change (see common/tls/cert_reloader.h).
 #pragma once
 
 #include <cstddef>
@@ -19,9 +19,11 @@ namespace httplib {
 class SSLServer;
 }  // namespace httplib
 
-namespace greenlight::webhook {
-
+namespace greenlight::tls {
 class CertReloader;
+}  // namespace greenlight::tls
+
+namespace greenlight::webhook {
 
 struct WebhookServerOptions {
   // "host:port": host is an IPv4 literal, "localhost", "0.0.0.0" or empty
@@ -81,7 +83,7 @@ class WebhookServer {
   std::string host_;
   int port_ = 0;
   AdmissionHandler handler_;
-  std::unique_ptr<CertReloader> certs_;
+  std::unique_ptr<tls::CertReloader> certs_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::thread thread_;
 };
