@@ -243,6 +243,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& f
     if (auto n = root["store"]) {
       RETURN_IF_ERROR(CheckKeys(n, "store", {"path", "synchronous"}, file));
       RETURN_IF_ERROR(Get(n, "path", "store", file, &c.store_path));
+      // Relative to the config file, like every other path in it.
+      c.store_path = Resolve(base, c.store_path);
       RETURN_IF_ERROR(Get(n, "synchronous", "store", file, &c.store_synchronous));
     }
     if (auto n = root["clock"]) {

@@ -19,4 +19,5 @@ cat <<MSG
   Stop with Ctrl-C (SIGTERM/SIGINT drain and exit cleanly).
 
 MSG
-exec "$BUILD_DIR/services/scheduler/greenlightd" --config "$CONFIG"
+# Further arguments go to greenlightd (the tests move the ports: --grpc_address=...).
+exec "$BUILD_DIR/services/scheduler/greenlightd" --config "$CONFIG" "${@:3}"

@@ -34,11 +34,13 @@ TEST(ParseConfig, RejectsUnknownKeysWithTheirPath) {
 
 TEST(ParseConfig, ResolvesRelativePathsAgainstTheConfigDirectory) {
   auto cfg = ParseConfig(
+      "store:\n  path: ../../.demo/gl.db\n"
       "data:\n  gpu_power: ../data/g.csv\n  carbon_series:\n    - {zone: DE, file: /abs/de.csv}\n",
       "/etc/gl/c.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->gpu_power_file, "/etc/data/g.csv");
   EXPECT_EQ(cfg->carbon_series[0].file, "/abs/de.csv");
+  EXPECT_EQ(cfg->store_path, "/.demo/gl.db");  // the store too (make run relies on it)
 }
 
 }  // namespace
