@@ -227,13 +227,14 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& f
   fs::path base = fs::path(file).parent_path();
   try {
     if (auto n = root["server"]) {
-      RETURN_IF_ERROR(
-          CheckKeys(n, "server",
-                    {"grpc_address", "metrics_address", "webhook_address", "log_level",
-                     "max_message_bytes", "max_inflight_submits", "watch_buffer_events"},
-                    file));
+      RETURN_IF_ERROR(CheckKeys(
+          n, "server",
+          {"grpc_address", "metrics_address", "metrics_tls", "webhook_address", "log_level",
+           "max_message_bytes", "max_inflight_submits", "watch_buffer_events"},
+          file));
       RETURN_IF_ERROR(Get(n, "grpc_address", "server", file, &c.grpc_address));
       RETURN_IF_ERROR(Get(n, "metrics_address", "server", file, &c.metrics_address));
+      RETURN_IF_ERROR(Get(n, "metrics_tls", "server", file, &c.metrics_tls));
       RETURN_IF_ERROR(Get(n, "webhook_address", "server", file, &c.webhook_address));
       RETURN_IF_ERROR(Get(n, "log_level", "server", file, &c.log_level));
       RETURN_IF_ERROR(Get(n, "max_message_bytes", "server", file, &c.max_message_bytes));
@@ -379,6 +380,9 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& f
     return Bad(file, "auth.mode", "must be open or token");
   if (c.tls.cert_file.empty() != c.tls.key_file.empty())
     return Bad(file, "tls", "cert_file and key_file go together");
+  if (c.metrics_tls && !c.tls.enabled())
+    return Bad(file, "server.metrics_tls",
+               "needs tls.cert_file and tls.key_file (the certificate /metrics serves)");
   if (c.grpc_address.empty()) return Bad(file, "server.grpc_address", "required");
   if (c.max_message_bytes < 1024 || c.max_message_bytes > (256 << 20))
     return Bad(file, "server.max_message_bytes", "must be in [1024, 268435456]");

@@ -76,6 +76,7 @@ struct Config {
   // server
   std::string grpc_address = "127.0.0.1:50051";
   std::string metrics_address = "127.0.0.1:9464";  // empty = no metrics
+  bool metrics_tls = false;                        // HTTPS with tls.* (mTLS with its client CA)
   std::string webhook_address;                     // empty = no webhook
   std::string log_level = "info";
   int64_t max_message_bytes = 4 << 20;

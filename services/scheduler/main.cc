@@ -46,6 +46,9 @@ ABSL_FLAG(std::string, tls_cert_file, "", "override tls.cert_file (PEM chain; en
 ABSL_FLAG(std::string, tls_key_file, "", "override tls.key_file (PEM private key)");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "override tls.client_ca_file (PEM CA; enables mutual TLS)");
+ABSL_FLAG(bool, metrics_tls, false,
+          "serve /metrics over HTTPS with the tls.* files, mutual TLS with a client CA (sets "
+          "server.metrics_tls: true)");
 ABSL_FLAG(int, tls_reload_s, 5,
           "how often the TLS files are re-read (certificate rotation without restart)");
 
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
     cfg->tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
   if (!absl::GetFlag(FLAGS_tls_client_ca_file).empty())
     cfg->tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  if (absl::GetFlag(FLAGS_metrics_tls)) cfg->metrics_tls = true;
   if (cfg->auth_mode == "token" && cfg->admin_token_file.empty()) {
     std::fprintf(
         stderr,

@@ -183,10 +183,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   s->registry_ = std::make_shared<prometheus::Registry>();
   s->metrics_ = std::make_unique<metrics::SchedulerMetrics>(*s->registry_, "0.1.0");
   if (!cfg.metrics_address.empty()) {
-    auto ms = metrics::MetricsServer::Start(cfg.metrics_address, s->registry_);
-    if (!ms.ok()) return ms.status();
-    s->metrics_server_ = std::move(*ms);
+    ASSIGN_OR_RETURN(metrics::MetricsServerOptions mo,
+                     metrics::MetricsServerOptionsFromConfig(cfg, options.tls_reload_interval));
+    ASSIGN_OR_RETURN(s->metrics_server_, metrics::MetricsServer::Start(mo, s->registry_));
     s->metrics_port_ = s->metrics_server_->port();
+    const metrics::MetricsServer& ms = *s->metrics_server_;
+    GL_LOG_INFO(ms.https() ? "metrics serving over HTTPS" : "metrics serving over plain HTTP",
+                F("url", ms.url()),
+                F("tls", ms.mutual_tls() ? "mtls"
+                         : ms.https()    ? "on"
+                                         : "off"));
   }
   metrics::SchedulerMetrics* m = s->metrics_.get();
 
@@ -350,7 +356,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
       F("tls", cfg.tls.enabled() ? (cfg.tls.client_ca_file.empty() ? "on" : "mtls") : "off"),
       F("auth", cfg.auth_mode), F("executor", s->executor_->name()),
       F("time_scale", cfg.time_scale),
-      F("metrics", s->metrics_server_ ? s->metrics_server_->address() : std::string("off")));
+      F("metrics", s->metrics_server_ ? s->metrics_server_->url() : std::string("off")));
   if (cfg.auth_mode == "open") {
     GL_LOG_WARN(
         "INSECURE: auth.mode is open: every caller is admin; use auth.mode: token outside demos");
@@ -359,6 +365,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
     GL_LOG_WARN(
         "INSECURE: no TLS: gRPC traffic (and tokens) travel in clear text; set "
         "tls.cert_file/key_file");
+  }
+  if (s->metrics_server_ && !s->metrics_server_->https() && !s->metrics_server_->loopback_only()) {
+    GL_LOG_WARN(
+        "INSECURE: /metrics is plain HTTP on a non-loopback address: every team's budgets and "
+        "usage travel in clear text; set server.metrics_tls: true (with tls.*)",
+        F("address", s->metrics_server_->address()));
   }
   return s;
 }

@@ -32,6 +32,51 @@ TEST(ParseConfig, RejectsUnknownKeysWithTheirPath) {
   }
 }
 
+TEST(ParseConfig, MetricsTlsIsOffByDefaultAndNeedsTheTlsFiles) {
+  auto def = ParseConfig("server:\n  metrics_address: 0.0.0.0:9464\n", "/etc/gl/c.yaml");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_FALSE(def->metrics_tls);
+
+  auto on = ParseConfig(
+      "server:\n  metrics_tls: true\ntls:\n  cert_file: tls/tls.crt\n  key_file: tls/tls.key\n"
+      "  client_ca_file: tls/ca.crt\n",
+      "/etc/gl/c.yaml");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->metrics_tls);
+  EXPECT_EQ(on->tls.cert_file, "/etc/gl/tls/tls.crt");
+  EXPECT_EQ(on->tls.client_ca_file, "/etc/gl/tls/ca.crt");
+
+  struct Case {
+    std::string yaml;
+    std::string want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"server:\n  metrics_tls: true\n",
+            "/etc/gl/c.yaml: server.metrics_tls: needs tls.cert_file and tls.key_file"},
+           {"server:\n  metrics_tls: true\ntls:\n  client_ca_file: ca.crt\n",
+            "server.metrics_tls: needs tls.cert_file"},
+           {"server:\n  metrics_tls: maybe\n", "server.metrics_tls: wrong type"},
+           {"server:\n  metrics_tsl: true\n", "server.metrics_tsl: unknown key"},
+       }) {
+    auto cfg = ParseConfig(c.yaml, "/etc/gl/c.yaml");
+    ASSERT_FALSE(cfg.ok()) << c.yaml;
+    EXPECT_EQ(cfg.status().code(), absl::StatusCode::kInvalidArgument) << c.yaml;
+    EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(c.want)) << c.yaml;
+  }
+}
+
+TEST(ParseConfig, ShippedConfigsKeepMetricsPlainInTheDemoAndHttpsInKubernetes) {
+  const char* root = std::getenv("GREENLIGHT_ROOT");
+  const std::string r = root ? root : ".";
+  auto demo = LoadConfig(r + "/deploy/config/demo.yaml");
+  ASSERT_TRUE(demo.ok()) << demo.status();
+  EXPECT_FALSE(demo->metrics_tls);
+  auto k8s = LoadConfig(r + "/deploy/k8s/config/greenlightd.yaml");
+  ASSERT_TRUE(k8s.ok()) << k8s.status();
+  EXPECT_TRUE(k8s->metrics_tls);
+  EXPECT_TRUE(k8s->tls.enabled());
+}
+
 TEST(ParseConfig, ResolvesRelativePathsAgainstTheConfigDirectory) {
   auto cfg = ParseConfig(
       "store:\n  path: ../../.demo/gl.db\n"
