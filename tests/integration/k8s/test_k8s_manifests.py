@@ -261,6 +261,32 @@ def test_service_monitor_scrapes_the_metrics_port(objects):
     assert matching == [svc]
 
 
+def test_metrics_are_scraped_over_https_verifying_the_serving_certificate(objects, config):
+    c = config["yaml"]
+    assert c["server"].get("metrics_tls") is True, "server.metrics_tls: /metrics must be HTTPS in deploy/k8s"
+    assert c["tls"]["cert_file"] and c["tls"]["key_file"], "metrics_tls serves tls.cert_file"
+    svc, port = service_with_port(objects, "metrics")
+    assert port.get("appProtocol") == "https"
+    sm = one(objects, "ServiceMonitor", "greenlight")
+    endpoint = sm["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    tls = endpoint["tlsConfig"]
+    assert not tls.get("insecureSkipVerify", False), "the scrape must verify the certificate"
+    # Prometheus dials the pod IP: serverName must be a DNS name of the
+    # certificate, the metrics Service's own.
+    cert = one(objects, "Certificate", "greenlight-serving")
+    assert tls["serverName"] in cert["spec"]["dnsNames"]
+    assert tls["serverName"].startswith(f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc")
+    # The CA comes from the Secret cert-manager writes (and the pod mounts),
+    # in the ServiceMonitor's namespace, where the operator can read it.
+    assert tls["ca"]["secret"] == {"name": cert["spec"]["secretName"], "key": "ca.crt"}
+    assert sm["metadata"]["namespace"] == cert["metadata"]["namespace"]
+    if c["tls"].get("client_ca_file"):
+        # Mutual TLS: the scraper must present a client certificate.
+        assert tls.get("cert", {}).get("secret") and tls.get("keySecret"), \
+            "tls.client_ca_file is set: the ServiceMonitor needs a client certificate"
+
+
 def test_prometheus_rule_matches_deploy_prometheus(objects):
     files = sorted(glob.glob(os.path.join(ROOT, "deploy", "prometheus", "rules", "*.yml")))
     assert files, "deploy/prometheus/rules/*.yml missing"
