@@ -197,7 +197,9 @@ absl::Status PrintFull(const ReportOptions& options, const std::vector<CarbonSlo
   out << "\nThe same, each switch off alone, under the compat mode (compat - compat without it):\n";
   out << absl::StrFormat("%-6s  %-10s", "region", "forecast");
   for (size_t i = 0; i < singles.size(); ++i) {
-    out << absl::StrFormat(i + 1 < singles.size() ? "  %-15s" : "  %s", singles[i].name);
+    // StrFormat needs a constant format string (clang checks it).
+    out << (i + 1 < singles.size() ? absl::StrFormat("  %-15s", singles[i].name)
+                                   : absl::StrFormat("  %s", singles[i].name));
   }
   out << "\n";
   for (size_t r = 0; r < regions.size(); ++r) {
