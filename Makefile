@@ -43,9 +43,9 @@ reproduce: deps
 fuzz: deps
 	@./scripts/fuzz.sh
 
-## sanitize: the test suite under ASan+UBSan, concurrency tests under TSan (docs/RELIABILITY.md)
+## sanitize: the test suite under ASan+UBSan, concurrency tests under TSan, clang builds (docs/RELIABILITY.md)
 sanitize: deps
-	@./scripts/sanitize.sh all
+	@./scripts/sanitize.sh all --jobs $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
