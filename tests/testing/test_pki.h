@@ -52,18 +52,22 @@ class TestPki {
   }
 
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
+  // PEM text of name.pem / name.key.
+  std::string Pem(const std::string& name) const { return Read(File(name + ".pem")); }
+  std::string Key(const std::string& name) const { return Read(File(name + ".key")); }
   // The openssl CLI's output so far (for failure messages).
-  std::string Log() const {
-    std::ifstream in(File("openssl.log"));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  std::string Log() const { return Read(File("openssl.log")); }
 
  private:
   bool Run(const std::string& args) {
     std::string cmd = absl::StrCat("cd '", dir_, "' && openssl ", args, " >>openssl.log 2>&1");
     return std::system(cmd.c_str()) == 0;
+  }
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
   }
   std::string dir_;
 };

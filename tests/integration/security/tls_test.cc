@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/daemon_process.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_pki.h"
 
 namespace greenlight {
 namespace {
@@ -30,39 +31,7 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-// Certificates for one test, made with the openssl CLI in `dir`.
-class Pki {
- public:
-  explicit Pki(std::string dir) : dir_(std::move(dir)) {}
-  bool Run(const std::string& args) {
-    std::string cmd = absl::StrCat("cd '", dir_, "' && openssl ", args, " >>openssl.log 2>&1");
-    return std::system(cmd.c_str()) == 0;
-  }
-  // name.pem / name.key: a self-signed CA.
-  bool Ca(const std::string& name) {
-    return Run(
-        absl::StrCat("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ",
-                     name, ".key -out ", name, ".pem -days 2 -subj /CN=", name));
-  }
-  // name.pem / name.key signed by `ca`, for a server (SAN localhost and
-  // 127.0.0.1) or a client, with the given serial.
-  bool Leaf(const std::string& name, const std::string& ca, bool server, int serial) {
-    std::ofstream(dir_ + "/" + name + ".ext")
-        << (server ? "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-                   : "extendedKeyUsage=clientAuth\n");
-    return Run(absl::StrCat("req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ",
-                            name, ".key -out ", name, ".csr -subj /CN=", name)) &&
-           Run(absl::StrCat("x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
-                            ".key -set_serial ", serial, " -days 2 -out ", name, ".pem -extfile ",
-                            name, ".ext"));
-  }
-  std::string File(const std::string& name) const { return dir_ + "/" + name; }
-  std::string Pem(const std::string& name) const { return Slurp(File(name + ".pem")); }
-  std::string Key(const std::string& name) const { return Slurp(File(name + ".key")); }
-
- private:
-  std::string dir_;
-};
+using Pki = ::greenlight::testing::TestPki;
 
 std::shared_ptr<grpc::ChannelCredentials> TrustOnly(const Pki& pki, const std::string& ca,
                                                     const std::string& client = "") {
@@ -106,11 +75,11 @@ class TlsTest : public ::testing::Test {
     if (std::system("openssl version >/dev/null 2>&1") != 0)
       GTEST_SKIP() << "openssl CLI not installed";
     ASSERT_TRUE(pki_.Ca("ca1") && pki_.Ca("ca2") && pki_.Ca("clientca") && pki_.Ca("rogueca"))
-        << Slurp(pki_.File("openssl.log"));
+        << pki_.Log();
     ASSERT_TRUE(pki_.Leaf("gen1", "ca1", true, 1001) && pki_.Leaf("gen2", "ca2", true, 2002) &&
                 pki_.Leaf("alice", "clientca", false, 3003) &&
                 pki_.Leaf("mallory", "rogueca", false, 4004))
-        << Slurp(pki_.File("openssl.log"));
+        << pki_.Log();
     std::filesystem::copy_file(pki_.File("gen1.pem"), pki_.File("server.pem"));
     std::filesystem::copy_file(pki_.File("gen1.key"), pki_.File("server.key"));
   }
