@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import urllib.request
 import pytest
 
 import promql_sources as src
+from procs import free_port, http_get, stop_all, wait_until
 
 BIN = os.environ.get("GREENLIGHT_BIN", os.path.join(src.ROOT, "build"))
 GREENLIGHTD = os.path.join(BIN, "services", "scheduler", "greenlightd")
@@ -32,45 +32,6 @@ DEMO_CONFIG = os.path.join(src.ROOT, "deploy", "config", "demo.yaml")
 SCRAPE_SECONDS = 1
 
 # --- processes -----------------------------------------------------------------
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, fn, timeout, procs=()):
-    """Polls fn() until it returns a truthy value; fails naming `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        for name, proc, log in procs:
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited with {proc.returncode} while waiting for {what}:\n"
-                            + tail(log))
-        try:
-            result = fn()
-            if result:
-                return result
-            last = result
-        except Exception as e:  # noqa: BLE001 - retried until the deadline
-            last = e
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def tail(path, lines=40):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read().decode()
 
 
 def time_scale_for_this_month():
@@ -159,14 +120,7 @@ def stack():
             "sched": sched, "budgets": budgets, "logs": (gl_log, prom_log),
         }
     finally:
-        for name, proc, log in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

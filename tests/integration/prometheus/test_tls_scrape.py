@@ -9,55 +9,21 @@ Needs GREENLIGHT_BIN (the build tree); run by ctest as `prometheus_tls_scrape`."
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
 import promql_sources as src
+from procs import free_port, http_get, stop_all, wait_until
 
 BIN = os.environ.get("GREENLIGHT_BIN", os.path.join(src.ROOT, "build"))
 GREENLIGHTD = os.path.join(BIN, "services", "scheduler", "greenlightd")
 PROMETHEUS = os.environ.get("PROMETHEUS", "/usr/bin/prometheus")
 DEMO_CONFIG = os.path.join(src.ROOT, "deploy", "config", "demo.yaml")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tail(path, lines=40):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def wait_until(what, fn, timeout, procs):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        for name, proc, log in procs:
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited with {proc.returncode} while waiting for {what}:\n" + tail(log))
-        try:
-            result = fn()
-            if result:
-                return result
-            last = result
-        except Exception as e:  # noqa: BLE001 - retried until the deadline
-            last = e
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n"
-                + "\n".join(f"--- {name}\n{tail(log)}" for name, _, log in procs))
 
 
 def openssl(tmp, *args):
@@ -78,11 +44,6 @@ def make_pki(tmp):
                 "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
         openssl(tmp, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
                 "-set_serial", "42", "-days", "2", "-out", f"{name}.pem", "-extfile", f"{name}.ext")
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read().decode()
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +102,7 @@ def stack():
         wait_until("prometheus ready", lambda: http_get(f"{api}/-/ready")[0] == 200, 60, procs)
         yield {"api": api, "procs": procs, "metrics_port": metrics_port}
     finally:
-        for _, proc, _ in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
