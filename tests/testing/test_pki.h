@@ -38,6 +38,14 @@ class TestPki {
                             ".key -set_serial ", serial, " -days 2 -out ", name, ".pem -extfile ",
                             name, ".ext"));
   }
+  // The set the TLS tests share: server leaves gen1 (CA ca1, serial 1001) and
+  // gen2 (CA ca2, serial 2002) for rotation, client leaf alice from clientca
+  // (3003) and mallory from rogueca (4004). False if openssl failed (Log()).
+  bool MakeRotationSet() {
+    return Ca("ca1") && Ca("ca2") && Ca("clientca") && Ca("rogueca") &&
+           Leaf("gen1", "ca1", true, 1001) && Leaf("gen2", "ca2", true, 2002) &&
+           Leaf("alice", "clientca", false, 3003) && Leaf("mallory", "rogueca", false, 4004);
+  }
   // Copies `from` over `to` atomically: written aside, then renamed.
   void Replace(const std::string& from, const std::string& to) const {
     std::filesystem::copy_file(File(from), File(to + ".new"),

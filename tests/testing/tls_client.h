@@ -34,6 +34,16 @@ struct HttpsRequest {
   std::string cert_file;  // client certificate and key (mutual TLS); empty = none
   std::string key_file;
   std::vector<std::string> headers;  // extra request header lines, e.g. "Accept-Encoding: gzip"
+
+  // Presents <leaf>.pem / <leaf>.key from `dir` as the client certificate
+  // ("" = none).
+  HttpsRequest& WithClient(const std::string& dir, const std::string& leaf) {
+    if (!leaf.empty()) {
+      cert_file = dir + "/" + leaf + ".pem";
+      key_file = dir + "/" + leaf + ".key";
+    }
+    return *this;
+  }
 };
 
 struct HttpResponse {

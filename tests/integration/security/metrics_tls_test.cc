@@ -31,12 +31,7 @@ class MetricsTlsTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(dir_.ok());
     if (!testing::HaveOpensslCli()) GTEST_SKIP() << "openssl CLI not installed";
-    ASSERT_TRUE(pki_.Ca("ca1") && pki_.Ca("ca2") && pki_.Ca("clientca") && pki_.Ca("rogueca"))
-        << pki_.Log();
-    ASSERT_TRUE(pki_.Leaf("gen1", "ca1", true, 1001) && pki_.Leaf("gen2", "ca2", true, 2002) &&
-                pki_.Leaf("alice", "clientca", false, 3003) &&
-                pki_.Leaf("mallory", "rogueca", false, 4004))
-        << pki_.Log();
+    ASSERT_TRUE(pki_.MakeRotationSet()) << pki_.Log();
     pki_.Install("gen1");  // cert.pem / key.pem
     metrics_port_ = *PickFreePort();
   }
@@ -66,11 +61,7 @@ class MetricsTlsTest : public ::testing::Test {
   // GET /metrics trusting `ca`, presenting client leaf `client` ("" = none).
   HttpsResult Scrape(const std::string& ca, const std::string& client = "") const {
     HttpsRequest r{.port = metrics_port_, .ca_file = pki_.File(ca + ".pem")};
-    if (!client.empty()) {
-      r.cert_file = pki_.File(client + ".pem");
-      r.key_file = pki_.File(client + ".key");
-    }
-    return HttpsGet(r);
+    return HttpsGet(r.WithClient(dir_.path(), client));
   }
 
   static std::string Slurp(const std::string& path) {

@@ -262,11 +262,7 @@ class MetricsServerHttps : public ::testing::Test {
   HttpsResult Get(int port, const std::string& client = "",
                   std::vector<std::string> headers = {}) const {
     HttpsRequest r{.port = port, .ca_file = pki_.File("ca.pem"), .headers = std::move(headers)};
-    if (!client.empty()) {
-      r.cert_file = pki_.File(client + ".pem");
-      r.key_file = pki_.File(client + ".key");
-    }
-    return HttpsGet(r);
+    return HttpsGet(r.WithClient(dir_.path(), client));
   }
 
   TempDir dir_;

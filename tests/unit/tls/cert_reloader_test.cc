@@ -74,11 +74,7 @@ class CertReloaderTest : public ::testing::Test {
   // GET /ok trusting `ca`, presenting client leaf `client` ("" = none).
   HttpsResult Get(const std::string& ca, const std::string& client = "") const {
     HttpsRequest r{.port = port_, .path = "/ok", .ca_file = pki_.File(ca + ".pem")};
-    if (!client.empty()) {
-      r.cert_file = pki_.File(client + ".pem");
-      r.key_file = pki_.File(client + ".key");
-    }
-    return HttpsGet(r);
+    return HttpsGet(r.WithClient(dir_.path(), client));
   }
 
   TempDir dir_;
