@@ -79,8 +79,7 @@ absl::StatusOr<webhook::AdmitResult> CoreAdmissionBackend::Admit(const v1::JobSp
   submit_options.only_if_it_can_start_now = !opt.allow_queueing;
   auto sub = core_->Submit(spec, submit_options);
   if (!sub.ok()) {
-    if (sub.status().code() == absl::StatusCode::kResourceExhausted &&
-        absl::StrContains(sub.status().message(), "cannot start")) {
+    if (sub.status().GetPayload(kCannotStartNowPayloadUrl).has_value()) {
       return absl::ResourceExhaustedError(
           absl::StrCat(sub.status().message(), "; use a suspended Job (Kueue) to queue, or wait"));
     }

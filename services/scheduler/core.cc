@@ -743,11 +743,13 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
       // Checked before anything changes, so a refusal leaves no trace.
       const bool quota = QuotaAllows(job);
       if (!quota || !FindAllocation(job)) {
-        return absl::ResourceExhaustedError(absl::StrCat(
+        absl::Status st = absl::ResourceExhaustedError(absl::StrCat(
             "team '", spec.team(), "' cannot start ", spec.gpus(), " ", job.placement().gpu_type(),
             " GPU(s) now: ",
             quota ? absl::StrCat("no free capacity in pool ", job.placement().pool_id())
                   : "team GPU quota is full"));
+        st.SetPayload(kCannotStartNowPayloadUrl, absl::Cord(quota ? "CAPACITY" : "QUOTA"));
+        return st;
       }
     }
     AlertBaseline before = BaselineForAlerts(spec.team(), budget::PeriodOf(now));

@@ -39,6 +39,10 @@ namespace greenlight::scheduler {
 // Status payload key under which FAILED_PRECONDITION carries the best quote
 // (the gRPC adapter forwards it in google.rpc.Status details).
 inline constexpr char kQuotePayloadUrl[] = "type.googleapis.com/greenlight.v1.Quote";
+// Status payload key that marks the RESOURCE_EXHAUSTED of
+// SubmitOptions.only_if_it_can_start_now (the job would have to wait), so
+// callers tell it from an exhausted budget without reading the message.
+inline constexpr char kCannotStartNowPayloadUrl[] = "greenlight.dev/cannot-start-now";
 
 // How SetCarbonSeries labels and keeps a series. The defaults are those of
 // an Inventory.SetCarbonSeries call; live sources (carbon_refresher.h) pass

@@ -100,6 +100,26 @@ TEST_F(AdmissionBackendTest, FullQuotaWithoutQueueingIsRefusedAndNamed) {
   EXPECT_EQ(after.reserved, before.reserved);
 }
 
+TEST_F(AdmissionBackendTest, TheCoreMarksTheRefusalWithWhatIsMissing) {
+  ASSERT_OK(h_.core().SetTeam(MakeTeam("ml", 0, 0, /*quota=*/8)));
+  SubmitOptions now_only;
+  now_only.only_if_it_can_start_now = true;
+  ASSERT_TRUE(h_.core().Submit(Job(8, "a"), now_only).ok());
+  auto quota = h_.core().Submit(Job(8, "b"), now_only);
+  ASSERT_EQ(quota.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(quota.status().GetPayload(kCannotStartNowPayloadUrl), absl::Cord("QUOTA"));
+  ASSERT_OK(h_.core().SetTeam(MakeTeam("ml", 0)));
+  ASSERT_TRUE(h_.core().Submit(Job(8, "c"), now_only).ok());  // second node
+  auto capacity = h_.core().Submit(Job(8, "d"), now_only);
+  ASSERT_EQ(capacity.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(capacity.status().GetPayload(kCannotStartNowPayloadUrl), absl::Cord("CAPACITY"));
+  // A budget refusal is not marked: it is not about now.
+  ASSERT_OK(h_.core().SetTeam(MakeTeam("ml", 1)));
+  auto budget = h_.core().Submit(Job(1, "e"), now_only);
+  ASSERT_EQ(budget.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(budget.status().GetPayload(kCannotStartNowPayloadUrl).has_value());
+}
+
 TEST_F(AdmissionBackendTest, ASuspendedJobMayQueue) {
   ASSERT_TRUE(backend_->Admit(Job(8, "pod-a"), {}).ok());
   ASSERT_TRUE(backend_->Admit(Job(8, "pod-b"), {}).ok());
