@@ -386,6 +386,10 @@ void DecisionBuilder::EvaluatePool(int index) {
   for (int v = 0; v < 2; ++v) {
     bool spot = v == 1;
     if (spot ? !offer_spot : !offer_od) continue;
+    if (base_hours * (spot ? ctx_.spot_factor : 1.0) > kMaxRuntimeHours) {
+      if (stage0 > verdict.stage) verdict = {stage0, kReasonRuntime};
+      continue;
+    }
     if (!Price(index, spot, base_hours, &contiguous, &split)) {
       if (stage0 > verdict.stage) verdict = {stage0, kReasonDeadline};
       continue;

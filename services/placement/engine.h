@@ -70,6 +70,10 @@ inline constexpr char kReasonMaxCost[] = "max_cost";
 inline constexpr char kReasonMaxCarbon[] = "max_carbon";
 inline constexpr char kReasonTeamBudget[] = "team_budget";
 inline constexpr char kReasonQuota[] = "quota";
+// The job would run longer than kMaxRuntimeHours on this pool (slow GPU or
+// huge work): no start time could be represented or planned.
+inline constexpr char kReasonRuntime[] = "runtime";
+inline constexpr double kMaxRuntimeHours = 366.0 * 24;
 // The job itself is malformed (gpus <= 0, no work): no pool was considered.
 inline constexpr char kReasonInvalidJob[] = "invalid_job";
 

@@ -259,6 +259,23 @@ TEST(TimeShifting, NotBeforeBeyondTheDeadlineIsRejectedForDeadline) {
   EXPECT_EQ(Rejected(d, kReasonDeadline), 1);
 }
 
+TEST(TimeShifting, ARunLongerThanAYearIsRejectedForRuntime) {
+  // Regression (submit_request_fuzzer): 10^7 reference GPU-hours on one GPU is
+  // ~1,100 years; its end overflowed int64 nanoseconds in the planner.
+  JobRequest job = MakeJob();
+  job.duration = absl::ZeroDuration();
+  job.gpus = 1;
+  job.reference_gpu_hours = 1e7;
+  Decision d = PlacementEngine().Place(job, DipAtFive());
+  EXPECT_FALSE(d.feasible);
+  EXPECT_FALSE(d.not_now);
+  EXPECT_EQ(Rejected(d, kReasonRuntime), 1);
+  // Just under the bound still plans.
+  job.reference_gpu_hours = kMaxRuntimeHours - 1;
+  d = PlacementEngine().Place(job, DipAtFive());
+  EXPECT_TRUE(d.feasible) << d.summary;
+}
+
 TEST(TimeShifting, StaleOrMissingSeriesUsesTheAverageAndSaysSo) {
   Snapshot s = MakeSnapshot({MakePool("p")});
   auto series =
