@@ -6,13 +6,16 @@
 #
 #   scripts/fuzz.sh                      # every target, 60 s each
 #   scripts/fuzz.sh --seconds 600        # the long run of docs/RELIABILITY.md
-#   scripts/fuzz.sh --smoke              # 10 s each (what `make test` runs)
+#   scripts/fuzz.sh --smoke              # 10 s each, seed 1 (what `make test` runs)
 #   scripts/fuzz.sh --build-only         # just build
 #   scripts/fuzz.sh csv_fuzzer ...       # some targets
 #
 # Options: --build DIR (default build-fuzz), --jobs N (default 2), --seconds S,
-# --runs N (instead of time). Exit: 0 no crash, 1 a crash (input kept under
-# DIR/artifacts/), 77 clang/libFuzzer not available (ctest: skipped).
+# --runs N (instead of time), --seed N (default random; --smoke uses 1 so that
+# every CI run walks the same input sequence and a red smoke points at the
+# change, not at luck; the long runs keep exploring with random seeds).
+# Exit: 0 no crash, 1 a crash (input kept under DIR/artifacts/), 77
+# clang/libFuzzer not available (ctest: skipped).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +23,7 @@ BUILD="$ROOT/build-fuzz"
 JOBS="${JOBS:-2}"
 SECONDS_EACH=60
 RUNS=""
+SEED="${FUZZ_SEED:-}"
 BUILD_ONLY=0
 TARGETS=()
 ALL_TARGETS=(csv_fuzzer carbon_csv_fuzzer catalog_fuzzer live_json_fuzzer submit_request_fuzzer
@@ -27,13 +31,14 @@ ALL_TARGETS=(csv_fuzzer carbon_csv_fuzzer catalog_fuzzer live_json_fuzzer submit
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --smoke) SECONDS_EACH=10; shift ;;
+    --smoke) SECONDS_EACH=10; SEED="${SEED:-1}"; shift ;;
+    --seed) SEED="$2"; shift 2 ;;
     --seconds) SECONDS_EACH="$2"; shift 2 ;;
     --runs) RUNS="$2"; shift 2 ;;
     --build) BUILD="$2"; shift 2 ;;
     --jobs) JOBS="$2"; shift 2 ;;
     --build-only) BUILD_ONLY=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) TARGETS+=("$1"); shift ;;
   esac
@@ -88,6 +93,7 @@ for t in "${TARGETS[@]}"; do
   fi
   limit=(-max_total_time="$SECONDS_EACH")
   [[ -n "$RUNS" ]] && limit=(-runs="$RUNS")
+  [[ -n "$SEED" ]] && limit+=(-seed="$SEED")
   start=$(date +%s)
   # Crashes, leaks, OOMs and timeouts count; slow-unit files are only kept.
   count_failures() { find "$BUILD/artifacts" -type f \( -name "$t-crash-*" -o -name "$t-leak-*" -o -name "$t-oom-*" -o -name "$t-timeout-*" \) | wc -l; }
