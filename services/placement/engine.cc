@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -149,6 +150,8 @@ constexpr uint32_t kMaxCarbonBit = 1u << 2;
 constexpr uint32_t kTeamBit = 1u << 3;
 // Stage of a "not now" verdict: above every "never" stage of the chain.
 constexpr int kNotNowStage = 1000;
+// CapacityFilter's place in DefaultPoolFilters() (booked capacity is capacity).
+constexpr int kCapacityStage = 4;
 
 class DecisionBuilder {
  public:
@@ -174,8 +177,27 @@ class DecisionBuilder {
   };
 
   void EvaluatePool(int index);
-  // Prices variant `spot` of pool `index`; false when the deadline cannot be met.
-  bool Price(int index, bool spot, double base_hours, Estimate* contiguous, Estimate* split);
+  // Prices variant `spot` of pool `index`; false when the deadline cannot be
+  // met (or, with `blocked`, no window is clear of booked capacity).
+  bool Price(int index, bool spot, double base_hours, Estimate* contiguous, Estimate* split,
+             const std::vector<NsInterval>* blocked);
+  // The contiguous or the split run, whichever the split rule prefers, and its checks.
+  std::pair<const Estimate*, EstimateCheck> Choose(const Pool& pool, const Estimate& contiguous,
+                                                   const Estimate& split) const;
+  // Blocked intervals of pool `index` for a job of `nodes` whole nodes; null
+  // when nothing is booked there (or nothing booked is in the way).
+  const std::vector<NsInterval>* BlockedFor(int index, int nodes);
+  // A sub-node job packed onto a partly used node, starting now, needs no whole node.
+  bool EarliestExempt(const Estimate& e) const {
+    return e.on_partial_node && ctx_.earliest == s_.now;
+  }
+  // Starting at once collides with booked capacity.
+  bool AsapBlocked(const Estimate& e) {
+    const std::vector<NsInterval>* blocked = BlockedFor(e.pool, e.nodes);
+    return blocked != nullptr && !EarliestExempt(e) &&
+           Overlaps(*blocked, absl::ToUnixNanos(ctx_.earliest),
+                    absl::ToUnixNanos(ctx_.earliest + e.runtime));
+  }
   Estimate AsapEstimate(int index, bool spot, double base_hours);
   void Base(int index, bool spot, double base_hours, Estimate* e) const;
   void Finish(Estimate* e, double gkwh_hours, bool estimated) const;
@@ -217,6 +239,8 @@ class DecisionBuilder {
 
   const std::vector<const PoolFilter*>& pool_filters_ = DefaultPoolFilters();
   absl::flat_hash_map<std::pair<const void*, int64_t>, Plans> plans_;
+  // (pool, nodes) -> blocked intervals; only pools with bookings get an entry.
+  absl::flat_hash_map<std::pair<int, int>, std::vector<NsInterval>> blocked_;
   std::vector<std::pair<const providers::CarbonSeries*, std::unique_ptr<ZonePlanner>>> planners_;
   const std::string* last_zone_name_ = nullptr;
   ZoneCarbon last_zone_ = ZoneCarbon::Constant(0);
@@ -302,14 +326,53 @@ Estimate DecisionBuilder::AsapEstimate(int index, bool spot, double base_hours) 
   return e;
 }
 
+const std::vector<NsInterval>* DecisionBuilder::BlockedFor(int index, int nodes) {
+  const PoolBookings* bookings = s_.BookingsOf(index);
+  if (bookings == nullptr) return nullptr;
+  auto [it, inserted] = blocked_.try_emplace({index, nodes});
+  if (inserted) it->second = BlockedIntervals(*bookings, s_.Pools()[index].free_nodes, nodes);
+  return it->second.empty() ? nullptr : &it->second;
+}
+
 bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* contiguous,
-                            Estimate* split) {
+                            Estimate* split, const std::vector<NsInterval>* blocked) {
   Base(index, spot, base_hours, contiguous);
+  contiguous->calendar = blocked != nullptr;
+  split->pool = -1;
   if (contiguous->end > ctx_.deadline) return false;
   ZoneCarbon zone = ZoneOf(s_.Pools()[index]);
   const Plans* plans = nullptr;
   Plans local;
-  if (zone.series() == nullptr) {
+  if (blocked != nullptr) {
+    // Planned around this pool's bookings: not shared with other pools.
+    const int64_t run_ns = absl::ToInt64Nanoseconds(contiguous->runtime);
+    const bool exempt = EarliestExempt(*contiguous);
+    if (zone.series() == nullptr) {
+      // Constant intensity: the first start clear of the bookings.
+      const int64_t earliest = absl::ToUnixNanos(ctx_.earliest);
+      int64_t start = exempt ? earliest : FirstClearStart(*blocked, earliest, run_ns);
+      absl::Time last_start = ctx_.latest_start;
+      if (ctx_.deadline != absl::InfiniteFuture())
+        last_start = std::min(last_start, ctx_.deadline - contiguous->runtime);
+      if (start == std::numeric_limits<int64_t>::max() || absl::FromUnixNanos(start) > last_start)
+        return false;
+      local.contiguous_ok = true;
+      local.contiguous.start = absl::FromUnixNanos(start);
+      local.contiguous.end = local.contiguous.start + contiguous->runtime;
+      local.contiguous.gkwh_hours =
+          zone.constant() * static_cast<double>(absl::ToInt64Seconds(contiguous->runtime)) / 3600.0;
+      local.contiguous.estimated = true;
+    } else {
+      ZonePlanner& planner = PlannerFor(zone);
+      local.contiguous_ok =
+          planner.BestContiguous(contiguous->runtime, &local.contiguous, blocked, exempt);
+      if (job_.checkpointable && local.contiguous_ok) {
+        local.split_ok = planner.LowestCarbonSlots(contiguous->runtime, /*with_slots=*/false,
+                                                   &local.split, blocked);
+      }
+    }
+    plans = &local;
+  } else if (zone.series() == nullptr) {
     // Constant intensity: every start is equal, start at once; nothing to split.
     local.contiguous_ok = true;
     local.contiguous.start = contiguous->start;
@@ -337,7 +400,6 @@ bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* c
   contiguous->start = plans->contiguous.start;
   contiguous->end = plans->contiguous.end;
   Finish(contiguous, plans->contiguous.gkwh_hours, plans->contiguous.estimated);
-  split->pool = -1;
   if (plans->split_ok && plans->split.runs > 1) {
     *split = *contiguous;
     split->split = true;
@@ -346,6 +408,24 @@ bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* c
     Finish(split, plans->split.gkwh_hours, plans->split.estimated);
   }
   return true;
+}
+
+std::pair<const Estimate*, EstimateCheck> DecisionBuilder::Choose(const Pool& pool,
+                                                                  const Estimate& contiguous,
+                                                                  const Estimate& split) const {
+  // Split only when it saves enough carbon to pay for its restarts, or when
+  // it is the only way under a carbon limit.
+  EstimateCheck check = CheckEstimate(ctx_, pool, contiguous);
+  if (split.pool >= 0) {
+    EstimateCheck split_check = CheckEstimate(ctx_, pool, split);
+    bool saves = split.carbon_mg < contiguous.carbon_mg &&
+                 split.carbon_mg <= (1.0 - s_.split_min_saving) * contiguous.carbon_mg;
+    if ((saves && split_check.failed == 0) || (check.failed != 0 && split_check.failed == 0) ||
+        (saves && check.failed != 0)) {
+      return {&split, split_check};
+    }
+  }
+  return {&contiguous, check};
 }
 
 void DecisionBuilder::EvaluatePool(int index) {
@@ -390,34 +470,40 @@ void DecisionBuilder::EvaluatePool(int index) {
       if (stage0 > verdict.stage) verdict = {stage0, kReasonRuntime};
       continue;
     }
-    if (!Price(index, spot, base_hours, &contiguous, &split)) {
+    const std::vector<NsInterval>* blocked =
+        now ? BlockedFor(index, NodesNeeded(job_.gpus, pool.gpus_per_node)) : nullptr;
+    bool priced = Price(index, spot, base_hours, &contiguous, &split, blocked);
+    const Estimate* chosen = &contiguous;
+    EstimateCheck check;
+    if (priced) std::tie(chosen, check) = Choose(pool, contiguous, split);
+    // Waiting for booked capacity: no window clear of the bookings passes,
+    // but one would without them (it may once they run and end).
+    bool booked_out = false;
+    if (blocked != nullptr && (!priced || check.failed != 0) &&
+        Price(index, spot, base_hours, &contiguous, &split, nullptr)) {
+      auto [free_chosen, free_check] = Choose(pool, contiguous, split);
+      if (!priced || free_check.failed == 0) {
+        chosen = free_chosen;
+        check = free_check;
+        priced = true;
+        booked_out = free_check.failed == 0;
+      }
+    }
+    if (!priced) {
       if (stage0 > verdict.stage) verdict = {stage0, kReasonDeadline};
       continue;
     }
-    // Split only when it saves enough carbon to pay for its restarts, or when
-    // it is the only way under a carbon limit.
-    const Estimate* chosen = &contiguous;
-    EstimateCheck check = CheckEstimate(ctx_, pool, contiguous);
-    if (split.pool >= 0) {
-      EstimateCheck split_check = CheckEstimate(ctx_, pool, split);
-      bool saves = split.carbon_mg < contiguous.carbon_mg &&
-                   split.carbon_mg <= (1.0 - s_.split_min_saving) * contiguous.carbon_mg;
-      if ((saves && split_check.failed == 0) || (check.failed != 0 && split_check.failed == 0) ||
-          (saves && check.failed != 0)) {
-        chosen = &split;
-        check = split_check;
-      }
-    }
     const Estimate& e = *chosen;
     if (check.failed == 0) {
-      if (now) {
+      if (now && !booked_out) {
         Keep(e);
         pool_fits = true;
       } else {
         // Would fit once capacity or quota frees up: that is the pool's
         // verdict whatever its other variant says.
         any_not_now_ = true;
-        verdict = {kNotNowStage + not_now_stage, not_now.reason};
+        verdict = booked_out ? PoolVerdict{kNotNowStage + kCapacityStage, kReasonCapacity}
+                             : PoolVerdict{kNotNowStage + not_now_stage, not_now.reason};
       }
     } else {
       int stage = stage0 + check.first_index;
@@ -444,7 +530,8 @@ void DecisionBuilder::EvaluatePool(int index) {
       }
     }
     // The carbon-blind baseline sees prices, caps and capacity, not carbon.
-    bool blind_ok = now && (check.failed & (kDeadlineBit | kMaxCostBit)) == 0 &&
+    bool blind_ok = now && !booked_out && !AsapBlocked(contiguous) &&
+                    (check.failed & (kDeadlineBit | kMaxCostBit)) == 0 &&
                     (s_.team.cost_headroom_micros < 0 ||
                      contiguous.cost_micros <= s_.team.cost_headroom_micros);
     if (blind_ok) {
@@ -498,8 +585,9 @@ Option DecisionBuilder::Materialize(const Estimate& e) {
   o.carbon_estimated = e.carbon_estimated;
   ZoneCarbon zone = ZoneOf(pool);
   RunWindow w;
+  const std::vector<NsInterval>* blocked = e.calendar ? BlockedFor(e.pool, e.nodes) : nullptr;
   if (e.split && zone.series() != nullptr &&
-      PlannerFor(zone).LowestCarbonSlots(e.runtime, /*with_slots=*/true, &w)) {
+      PlannerFor(zone).LowestCarbonSlots(e.runtime, /*with_slots=*/true, &w, blocked)) {
     o.slots = std::move(w.slots);
   } else {
     o.slots.push_back(Slot{e.start, e.end});
@@ -672,7 +760,8 @@ Decision DecisionBuilder::Run() {
     // Starting at once in the chosen pool is the alternative people ask about.
     if (best.start != ctx_.earliest || best.split) {
       Estimate asap = AsapEstimate(best.pool, best.spot, RuntimeHours(job_, s_.Pools()[best.pool]));
-      if (CheckEstimate(ctx_, s_.Pools()[best.pool], asap).failed == 0) feasible_.push_back(asap);
+      if (CheckEstimate(ctx_, s_.Pools()[best.pool], asap).failed == 0 && !AsapBlocked(asap))
+        feasible_.push_back(asap);
     }
     d_.feasible = true;
     d_.chosen = Materialize(best);

@@ -73,6 +73,8 @@ struct Estimate {
   double gkwh_hours = 0;  // integral of intensity over the run
   int64_t objective_micros = 0;
   bool carbon_estimated = false;
+  // Planned around the pool's capacity calendar (Materialize must use it too).
+  bool calendar = false;
 };
 
 // Checks one pool from its aggregate state (O(1) or O(partial nodes)).

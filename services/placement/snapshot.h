@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "services/placement/capacity_calendar.h"
 #include "services/providers/carbon_series.h"
 #include "services/providers/pool.h"
 
@@ -55,6 +56,14 @@ struct Snapshot {
   // snapshots (the scheduler rebuilds it once per batch, not per decision).
   std::shared_ptr<const std::vector<Pool>> shared_pools;
   const std::vector<Pool>& Pools() const { return shared_pools ? *shared_pools : pools; }
+  // Future whole nodes held by planned jobs (capacity_calendar.h); null or
+  // absent pools = nothing booked. Shared like `shared_pools`.
+  std::shared_ptr<const BookingTable> bookings;
+  const PoolBookings* BookingsOf(int pool) const {
+    if (!bookings) return nullptr;
+    auto it = bookings->find(pool);
+    return it == bookings->end() || it->second.empty() ? nullptr : &it->second;
+  }
   absl::flat_hash_map<std::string, providers::CarbonSeriesPtr> zones;  // zone -> series
   // Annual average intensity used for zones without a series (gCO2e/kWh).
   double default_intensity_g_per_kwh = 400.0;

@@ -124,22 +124,26 @@ bool ZonePlanner::Estimated(int64_t a_ns, int64_t b_ns) const {
   return a_ns < series_start_ns_ || b_ns > series_end_ns_;
 }
 
-bool ZonePlanner::BestContiguous(absl::Duration run, RunWindow* out) {
+bool ZonePlanner::BestContiguous(absl::Duration run, RunWindow* out,
+                                 const std::vector<NsInterval>* blocked, bool earliest_exempt) {
   const int64_t run_ns = absl::ToInt64Nanoseconds(run);
   int64_t last_start = latest_start_ns_;
   if (deadline_ns_ != kMaxNs) last_start = std::min(last_start, SatAddNs(deadline_ns_, -run_ns));
   if (last_start < earliest_ns_) return false;
-  int64_t best_start = earliest_ns_;
-  double best = Integral(earliest_ns_, earliest_ns_ + run_ns);
-  for (int64_t i = 1;; ++i) {
+  int64_t best_start = -1;
+  double best = 0;
+  for (int64_t i = 0;; ++i) {
     int64_t t = Boundary(i);
     if (t > last_start) break;
+    if (blocked != nullptr && !(i == 0 && earliest_exempt) && Overlaps(*blocked, t, t + run_ns))
+      continue;
     double v = Integral(t, t + run_ns);
-    if (v < best - kRelTolerance * std::abs(best)) {
+    if (best_start < 0 || v < best - kRelTolerance * std::abs(best)) {
       best = v;
       best_start = t;
     }
   }
+  if (best_start < 0) return false;  // every window meets booked capacity
   out->start = FromNs(best_start);
   out->end = FromNs(best_start + run_ns);
   out->gkwh_hours = best;
@@ -177,7 +181,8 @@ void ZonePlanner::BuildSegments(int64_t end_ns) {
   segments_end_ns_ = end_ns;
 }
 
-bool ZonePlanner::LowestCarbonSlots(absl::Duration run, bool with_slots, RunWindow* out) {
+bool ZonePlanner::LowestCarbonSlots(absl::Duration run, bool with_slots, RunWindow* out,
+                                    const std::vector<NsInterval>* blocked) {
   const int64_t run_ns = absl::ToInt64Nanoseconds(run);
   int64_t window_end = SatAddNs(latest_start_ns_, run_ns);
   if (deadline_ns_ < window_end) window_end = deadline_ns_;
@@ -202,7 +207,8 @@ bool ZonePlanner::LowestCarbonSlots(absl::Duration run, bool with_slots, RunWind
   taken_.assign(static_cast<size_t>(full + 1), 0);
   int64_t need = run_ns;
   double total = 0;
-  bool partial_done = !has_partial;
+  bool partial_done =
+      !has_partial || (blocked != nullptr && Overlaps(*blocked, partial_start, window_end));
   auto take = [&](int64_t i, int64_t len, double integral) {
     int64_t use = std::min(len, need);
     total += use == len ? integral : Integral(Boundary(i), Boundary(i) + use);
@@ -213,6 +219,7 @@ bool ZonePlanner::LowestCarbonSlots(absl::Duration run, bool with_slots, RunWind
     int i = seg_order_[r];
     if (i >= full) continue;
     int64_t a = Boundary(i), b = Boundary(i + 1);
+    if (blocked != nullptr && Overlaps(*blocked, a, b)) continue;
     double mean = seg_integral_[i] / (static_cast<double>(b - a) / kNsPerHour);
     if (!partial_done && (partial_mean < mean || (partial_mean == mean && full < i))) {
       take(full, window_end - partial_start, partial_integral);

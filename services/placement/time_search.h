@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "services/placement/capacity_calendar.h"
 #include "services/placement/engine.h"
 #include "services/placement/snapshot.h"
 #include "services/providers/carbon_series.h"
@@ -65,10 +66,17 @@ class ZonePlanner {
   // `zone.series()` must be non-null (constant zones need no search).
   ZonePlanner(const ZoneCarbon& zone, const TimeFrame& frame);
 
-  bool BestContiguous(absl::Duration run, RunWindow* out);
+  // `blocked` (capacity_calendar.h): windows meeting it are skipped, except
+  // the one starting at `earliest` when `earliest_exempt` (a sub-node job
+  // packed onto a partly used node now needs no whole node).
+  bool BestContiguous(absl::Duration run, RunWindow* out,
+                      const std::vector<NsInterval>* blocked = nullptr,
+                      bool earliest_exempt = false);
   RunWindow Asap(absl::Duration run);
   // `with_slots`: fill out->slots (only needed for the options returned).
-  bool LowestCarbonSlots(absl::Duration run, bool with_slots, RunWindow* out);
+  // Slots meeting `blocked` are not used.
+  bool LowestCarbonSlots(absl::Duration run, bool with_slots, RunWindow* out,
+                         const std::vector<NsInterval>* blocked = nullptr);
   // Integral of intensity over [a, b) (ns since the Unix epoch).
   double Integral(int64_t a_ns, int64_t b_ns);
 

@@ -355,6 +355,107 @@ TEST(Interruptible, SplitSlotsEndOnAPartialSlot) {
   EXPECT_EQ(d.chosen.carbon_mg, 5600 * 250);
 }
 
+// The capacity calendar: planned jobs hold future whole nodes. The pool has 4
+// nodes of 8 GPUs, all free now; the job takes one node.
+Snapshot WithBookings(Snapshot s, PoolBookings bookings) {
+  auto table = std::make_shared<BookingTable>();
+  (*table)[0] = std::move(bookings);
+  s.bookings = std::move(table);
+  return s;
+}
+
+Booking Booked(int from_h, int to_h, int nodes) {
+  return Booking{T0() + absl::Hours(from_h), T0() + absl::Hours(to_h), nodes};
+}
+
+TEST(CapacityCalendar, ACleanWindowBookedByOthersIsNotPromisedTwice) {
+  JobRequest job = MakeJob();
+  job.duration = absl::Hours(2);
+  // Three of four nodes booked in the dip (05-07): one left, the job fits.
+  Decision d = PlacementEngine().Place(job, WithBookings(DipAtFive(), {Booked(5, 7, 3)}));
+  ASSERT_TRUE(d.feasible) << d.summary;
+  EXPECT_EQ(d.chosen.start, T0() + absl::Hours(5));
+  // All four booked: the dip is gone; every other window is 500 g/kWh, so it
+  // starts at once (the earliest of equals), clear of the booking.
+  d = PlacementEngine().Place(job, WithBookings(DipAtFive(), {Booked(5, 7, 4)}));
+  ASSERT_TRUE(d.feasible) << d.summary;
+  EXPECT_EQ(d.chosen.start, T0());
+  EXPECT_EQ(d.chosen.end, T0() + absl::Hours(2));
+  EXPECT_EQ(d.chosen.carbon_mg, 5600 * 1000);  // 2 h x 500 g/kWh
+  // Half the dip booked (06-07): a window must avoid 06-07; 04-06 has one dip hour.
+  d = PlacementEngine().Place(job, WithBookings(DipAtFive(), {Booked(6, 7, 4)}));
+  ASSERT_TRUE(d.feasible) << d.summary;
+  EXPECT_EQ(d.chosen.start, T0() + absl::Hours(4));
+  EXPECT_EQ(d.chosen.carbon_mg, 5600 * 600);  // 500 + 100
+}
+
+TEST(CapacityCalendar, ARunMayNotOverlapABookingItDoesNotFitBeside) {
+  JobRequest job = MakeJob();
+  job.duration = absl::Hours(10);
+  // Booked 03-04 by all nodes: no 10 h window starting before 04 is clear.
+  Decision d = PlacementEngine().Place(job, WithBookings(DipAtFive(), {Booked(3, 4, 4)}));
+  ASSERT_TRUE(d.feasible) << d.summary;
+  EXPECT_GE(d.chosen.start, T0() + absl::Hours(4));
+  // No "at once" alternative: starting at once collides with the booking.
+  for (const Option& alt : d.alternatives) EXPECT_GE(alt.start, T0() + absl::Hours(4));
+  EXPECT_FALSE(d.has_baseline) << "the carbon-blind baseline starts at once, which is booked";
+}
+
+TEST(CapacityCalendar, ConstantZoneStartsRightAfterTheBooking) {
+  Snapshot s = WithBookings(MakeSnapshot({MakePool("p", "none")}), {Booked(0, 3, 4)});
+  JobRequest job = MakeJob();
+  job.duration = absl::Hours(2);
+  Decision d = PlacementEngine().Place(job, s);
+  ASSERT_TRUE(d.feasible) << d.summary;
+  EXPECT_EQ(d.chosen.start, T0() + absl::Hours(3));
+  EXPECT_TRUE(d.chosen.carbon_estimated);
+}
+
+TEST(CapacityCalendar, FullyBookedIsNotNowForCapacityNotNever) {
+  JobRequest job = MakeJob();
+  job.duration = absl::Hours(2);
+  // Booked by all nodes over the whole horizon.
+  Decision d = PlacementEngine().Place(job, WithBookings(DipAtFive(), {Booked(0, 200, 4)}));
+  EXPECT_FALSE(d.feasible);
+  EXPECT_TRUE(d.not_now) << d.summary;
+  EXPECT_EQ(Rejected(d, kReasonCapacity), 1);
+  // A deadline the booking leaves no room for is still "not now": the
+  // booked jobs may be cancelled.
+  job.deadline = T0() + absl::Hours(10);
+  d = PlacementEngine().Place(job, WithBookings(DipAtFive(), {Booked(0, 200, 4)}));
+  EXPECT_TRUE(d.not_now) << d.summary;
+}
+
+TEST(CapacityCalendar, SplitRunsSkipBookedSlots) {
+  JobRequest job = MakeJob();
+  job.duration = absl::Hours(3);
+  job.deadline = T0() + absl::Hours(8);
+  job.checkpointable = true;
+  // Alternating 100/900 hours; the clean hour 02-03 is booked by every node.
+  Decision d = PlacementEngine().Place(job, WithBookings(Alternating(), {Booked(2, 3, 4)}));
+  ASSERT_TRUE(d.feasible) << d.summary;
+  ASSERT_TRUE(d.chosen.split);
+  ASSERT_EQ(d.chosen.slots.size(), 3u);
+  EXPECT_EQ(d.chosen.slots[0].start, T0());
+  EXPECT_EQ(d.chosen.slots[1].start, T0() + absl::Hours(4));
+  EXPECT_EQ(d.chosen.slots[2].start, T0() + absl::Hours(6));
+  EXPECT_EQ(d.chosen.carbon_mg, 5600 * 300);
+}
+
+TEST(CapacityCalendar, ASubNodeJobOnAPartlyUsedNodeNeedsNoWholeNode) {
+  Pool p = MakePool("p");
+  p.free_nodes = 0;
+  p.free_gpus_on_partial_nodes = {4};
+  JobRequest job = MakeJob();
+  job.gpus = 2;
+  job.duration = absl::Hours(2);
+  Snapshot s = WithBookings(MakeSnapshot({p}), {Booked(0, 200, 4)});
+  Decision d = PlacementEngine().Place(job, s);
+  ASSERT_TRUE(d.feasible) << d.summary;
+  EXPECT_EQ(d.chosen.start, T0());
+  EXPECT_TRUE(d.chosen.on_partial_node);
+}
+
 TEST(Spot, CheckpointableJobsMayUseSpotWithTheExpectedOverhead) {
   Pool p = MakePool("p");
   p.spot_price_micros_per_node_hour = Usd(3);

@@ -360,6 +360,77 @@ TEST(PlacementProperties, NoReturnedOptionBreaksACapDeadlineOrCapacity) {
   }
 }
 
+// Random bookings on about half the pools (capacity_calendar.h).
+std::shared_ptr<BookingTable> RandomBookings(const World& w, uint32_t seed) {
+  std::mt19937 rng(seed * 7919u);
+  auto uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  auto table = std::make_shared<BookingTable>();
+  for (int i = 0; i < static_cast<int>(w.snap.pools.size()); ++i) {
+    if (uni(0, 1) == 0) continue;
+    PoolBookings& b = (*table)[i];
+    for (int k = uni(1, 4); k > 0; --k) {
+      absl::Time start = w.snap.now + absl::Minutes(uni(-60, 40 * 60));
+      b.push_back({start, start + absl::Minutes(uni(30, 12 * 60)), uni(1, w.snap.pools[i].nodes)});
+    }
+  }
+  return table;
+}
+
+// Booked whole nodes at t, summed directly.
+int BookedAt(const PoolBookings& b, absl::Time t) {
+  int n = 0;
+  for (const Booking& x : b) n += x.start <= t && t < x.end ? x.nodes : 0;
+  return n;
+}
+
+void ExpectRespectsCalendar(const World& w, const Option& o, const std::string& what) {
+  const PoolBookings* b = w.snap.BookingsOf(o.pool);
+  if (b == nullptr) return;
+  const Pool& p = w.snap.pools[o.pool];
+  if (o.on_partial_node && o.start == w.snap.now) return;  // no whole node used
+  for (const Slot& slot : o.slots) {
+    // The booked count only rises at a booking's start: check those instants.
+    std::vector<absl::Time> at = {slot.start};
+    for (const Booking& x : *b)
+      if (x.start > slot.start && x.start < slot.end) at.push_back(x.start);
+    for (absl::Time t : at) {
+      EXPECT_LE(BookedAt(*b, t) + o.nodes, p.free_nodes)
+          << what << " pool " << p.id << " at " << absl::FormatTime(t);
+    }
+  }
+}
+
+TEST(PlacementProperties, BookedCapacityIsNeverPromisedTwiceAndOnlyNarrows) {
+  int with_bookings = 0, moved = 0, lost = 0;
+  for (uint32_t seed = 1; seed <= kWorlds; ++seed) {
+    World w = RandomWorld(seed);
+    Decision free = PlacementEngine().Place(w.job, w.snap);
+    w.snap.bookings = RandomBookings(w, seed);
+    Decision d = PlacementEngine().Place(w.job, w.snap);
+    std::string what = absl::StrFormat("seed %d: %s", seed, d.summary);
+    if (d.feasible) {
+      ++with_bookings;
+      ExpectRespectsConstraints(w, d.chosen, "chosen " + what);
+      ExpectRespectsCalendar(w, d.chosen, "chosen " + what);
+      for (const Option& alt : d.alternatives) {
+        ExpectRespectsConstraints(w, alt, "alt " + what);
+        ExpectRespectsCalendar(w, alt, "alt " + what);
+      }
+      // Bookings only take options away.
+      ASSERT_TRUE(free.feasible) << what;
+      EXPECT_FALSE(BetterOption(w.job.mode, d.chosen, free.chosen)) << what;
+      moved += !SameOption(d.chosen, free.chosen);
+    } else if (free.feasible) {
+      ++lost;
+      EXPECT_TRUE(d.not_now) << what;  // booked capacity may free up
+    }
+  }
+  // The generator must make bookings matter, or the property proves little.
+  EXPECT_GT(with_bookings, kWorlds / 10);
+  EXPECT_GT(moved, 5);
+  EXPECT_GT(lost, 5);
+}
+
 TEST(PlacementProperties, SameSnapshotSameDecisionWhateverThePoolOrder) {
   for (uint32_t seed = 1; seed <= kWorlds; ++seed) {
     World w = RandomWorld(seed);
