@@ -18,15 +18,10 @@ int64_t ToNs(absl::Time t) {
 
 }  // namespace
 
-std::vector<NsInterval> BlockedIntervals(const PoolBookings& bookings, int free_nodes, int nodes) {
-  std::vector<NsInterval> out;
-  const int allowed = free_nodes - nodes;  // booked nodes that still leave room
-  if (allowed < 0) {
-    out.push_back({kMinNs, kMaxNs});
-    return out;
-  }
-  // Sweep: +nodes at each start, -nodes at each end; ends first on a tie, so
-  // back-to-back windows [a, b) and [b, c) do not add up.
+BookedProfile::BookedProfile(const PoolBookings& bookings) {
+  // Sweep: +nodes at each start, -nodes at each end; all events of one
+  // instant apply together, so back-to-back windows [a, b) and [b, c) do not
+  // add up.
   std::vector<std::pair<int64_t, int>> events;
   events.reserve(bookings.size() * 2);
   for (const Booking& b : bookings) {
@@ -35,19 +30,32 @@ std::vector<NsInterval> BlockedIntervals(const PoolBookings& bookings, int free_
     events.push_back({s, b.nodes});
     events.push_back({e, -b.nodes});
   }
-  std::sort(events.begin(), events.end());  // negative deltas sort first at equal times
+  std::sort(events.begin(), events.end());
   int booked = 0;
   for (size_t i = 0; i < events.size();) {
     const int64_t t = events[i].first;
-    const bool was_blocked = booked > allowed;
     for (; i < events.size() && events[i].first == t; ++i) booked += events[i].second;
-    const bool is_blocked = booked > allowed;
-    // All events at one instant apply together, so intervals come out merged.
-    if (!was_blocked && is_blocked) {
+    if (steps_.empty() ? booked != 0 : booked != steps_.back().second)
+      steps_.push_back({t, booked});
+  }
+}
+
+std::vector<NsInterval> BlockedIntervals(const BookedProfile& booked, int free_nodes, int nodes) {
+  std::vector<NsInterval> out;
+  const int allowed = free_nodes - nodes;  // booked nodes that still leave room
+  if (allowed < 0) {
+    out.push_back({kMinNs, kMaxNs});
+    return out;
+  }
+  bool blocked = false;
+  for (const auto& [t, n] : booked.steps()) {
+    const bool now_blocked = n > allowed;
+    if (!blocked && now_blocked) {
       out.push_back({t, kMaxNs});
-    } else if (was_blocked && !is_blocked) {
+    } else if (blocked && !now_blocked) {
       out.back().end_ns = t;
     }
+    blocked = now_blocked;
   }
   return out;
 }

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -25,8 +27,23 @@ struct Booking {
 
 // The bookings of one pool, in any order.
 using PoolBookings = std::vector<Booking>;
-// Pool index (into Snapshot::Pools()) -> its bookings; pools without any are absent.
-using BookingTable = absl::flat_hash_map<int, PoolBookings>;
+
+// The whole nodes booked in one pool over time, as a step function: built
+// once per change of the pool's bookings, read by every decision (O(steps)).
+class BookedProfile {
+ public:
+  explicit BookedProfile(const PoolBookings& bookings);
+  // Sorted (t_ns, whole nodes booked from t_ns on); 0 before the first step.
+  const std::vector<std::pair<int64_t, int>>& steps() const { return steps_; }
+  bool empty() const { return steps_.empty(); }
+
+ private:
+  std::vector<std::pair<int64_t, int>> steps_;
+};
+
+// Pool index (into Snapshot::Pools()) -> its booked profile; pools without
+// bookings are absent. Profiles are shared, so copying the table is cheap.
+using BookingTable = absl::flat_hash_map<int, std::shared_ptr<const BookedProfile>>;
 
 // [start_ns, end_ns) in nanoseconds since the Unix epoch (the planner's unit).
 struct NsInterval {
@@ -35,9 +52,9 @@ struct NsInterval {
 };
 
 // The instants at which fewer than `nodes` whole nodes are left once the
-// bookings are taken from `free_nodes`: sorted, disjoint and merged. Everything
-// is blocked when `nodes` > `free_nodes`. O(b log b) for b bookings.
-std::vector<NsInterval> BlockedIntervals(const PoolBookings& bookings, int free_nodes, int nodes);
+// booked ones are taken from `free_nodes`: sorted, disjoint and merged.
+// Everything is blocked when `nodes` > `free_nodes`.
+std::vector<NsInterval> BlockedIntervals(const BookedProfile& booked, int free_nodes, int nodes);
 
 // True when [a_ns, b_ns) meets a blocked interval. O(log n).
 bool Overlaps(const std::vector<NsInterval>& blocked, int64_t a_ns, int64_t b_ns);

@@ -327,7 +327,7 @@ Estimate DecisionBuilder::AsapEstimate(int index, bool spot, double base_hours) 
 }
 
 const std::vector<NsInterval>* DecisionBuilder::BlockedFor(int index, int nodes) {
-  const PoolBookings* bookings = s_.BookingsOf(index);
+  const BookedProfile* bookings = s_.BookingsOf(index);
   if (bookings == nullptr) return nullptr;
   auto [it, inserted] = blocked_.try_emplace({index, nodes});
   if (inserted) it->second = BlockedIntervals(*bookings, s_.Pools()[index].free_nodes, nodes);

@@ -59,10 +59,10 @@ struct Snapshot {
   // Future whole nodes held by planned jobs (capacity_calendar.h); null or
   // absent pools = nothing booked. Shared like `shared_pools`.
   std::shared_ptr<const BookingTable> bookings;
-  const PoolBookings* BookingsOf(int pool) const {
+  const BookedProfile* BookingsOf(int pool) const {
     if (!bookings) return nullptr;
     auto it = bookings->find(pool);
-    return it == bookings->end() || it->second.empty() ? nullptr : &it->second;
+    return it == bookings->end() || !it->second || it->second->empty() ? nullptr : it->second.get();
   }
   absl::flat_hash_map<std::string, providers::CarbonSeriesPtr> zones;  // zone -> series
   // Annual average intensity used for zones without a series (gCO2e/kWh).

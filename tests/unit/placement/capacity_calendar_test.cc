@@ -56,8 +56,19 @@ TEST(BlockedIntervals, Table) {
       {"empty or zero bookings ignored", {Book(3, 3, 4), Book(1, 2, 0)}, 4, 1, ""},
   };
   for (const Case& c : cases) {
-    EXPECT_EQ(Show(BlockedIntervals(c.bookings, c.free_nodes, c.nodes)), c.want) << c.name;
+    EXPECT_EQ(Show(BlockedIntervals(BookedProfile(c.bookings), c.free_nodes, c.nodes)), c.want)
+        << c.name;
   }
+}
+
+TEST(BookedProfile, StepsMergeEqualLevels) {
+  BookedProfile p({Book(1, 3, 2), Book(3, 5, 2), Book(4, 6, 1)});
+  ASSERT_EQ(p.steps().size(), 4u);  // 2 from 1 (no step at 3), 3 from 4, 1 from 5, 0 from 6
+  EXPECT_EQ(p.steps()[0], std::make_pair(H(1), 2));
+  EXPECT_EQ(p.steps()[1], std::make_pair(H(4), 3));
+  EXPECT_EQ(p.steps()[2], std::make_pair(H(5), 1));
+  EXPECT_EQ(p.steps()[3], std::make_pair(H(6), 0));
+  EXPECT_TRUE(BookedProfile({}).empty());
 }
 
 TEST(BlockedIntervals, OverlapsIsHalfOpen) {

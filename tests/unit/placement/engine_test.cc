@@ -359,7 +359,7 @@ TEST(Interruptible, SplitSlotsEndOnAPartialSlot) {
 // nodes of 8 GPUs, all free now; the job takes one node.
 Snapshot WithBookings(Snapshot s, PoolBookings bookings) {
   auto table = std::make_shared<BookingTable>();
-  (*table)[0] = std::move(bookings);
+  (*table)[0] = std::make_shared<const BookedProfile>(bookings);
   s.bookings = std::move(table);
   return s;
 }

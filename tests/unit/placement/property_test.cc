@@ -361,19 +361,19 @@ TEST(PlacementProperties, NoReturnedOptionBreaksACapDeadlineOrCapacity) {
 }
 
 // Random bookings on about half the pools (capacity_calendar.h).
-std::shared_ptr<BookingTable> RandomBookings(const World& w, uint32_t seed) {
+absl::flat_hash_map<int, PoolBookings> RandomBookings(const World& w, uint32_t seed) {
   std::mt19937 rng(seed * 7919u);
   auto uni = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  auto table = std::make_shared<BookingTable>();
+  absl::flat_hash_map<int, PoolBookings> out;
   for (int i = 0; i < static_cast<int>(w.snap.pools.size()); ++i) {
     if (uni(0, 1) == 0) continue;
-    PoolBookings& b = (*table)[i];
+    PoolBookings& b = out[i];
     for (int k = uni(1, 4); k > 0; --k) {
       absl::Time start = w.snap.now + absl::Minutes(uni(-60, 40 * 60));
       b.push_back({start, start + absl::Minutes(uni(30, 12 * 60)), uni(1, w.snap.pools[i].nodes)});
     }
   }
-  return table;
+  return out;
 }
 
 // Booked whole nodes at t, summed directly.
@@ -383,9 +383,11 @@ int BookedAt(const PoolBookings& b, absl::Time t) {
   return n;
 }
 
-void ExpectRespectsCalendar(const World& w, const Option& o, const std::string& what) {
-  const PoolBookings* b = w.snap.BookingsOf(o.pool);
-  if (b == nullptr) return;
+void ExpectRespectsCalendar(const World& w, const absl::flat_hash_map<int, PoolBookings>& booked,
+                            const Option& o, const std::string& what) {
+  auto it = booked.find(o.pool);
+  if (it == booked.end()) return;
+  const PoolBookings* b = &it->second;
   const Pool& p = w.snap.pools[o.pool];
   if (o.on_partial_node && o.start == w.snap.now) return;  // no whole node used
   for (const Slot& slot : o.slots) {
@@ -405,16 +407,19 @@ TEST(PlacementProperties, BookedCapacityIsNeverPromisedTwiceAndOnlyNarrows) {
   for (uint32_t seed = 1; seed <= kWorlds; ++seed) {
     World w = RandomWorld(seed);
     Decision free = PlacementEngine().Place(w.job, w.snap);
-    w.snap.bookings = RandomBookings(w, seed);
+    absl::flat_hash_map<int, PoolBookings> booked = RandomBookings(w, seed);
+    auto table = std::make_shared<BookingTable>();
+    for (const auto& [pool, b] : booked) (*table)[pool] = std::make_shared<const BookedProfile>(b);
+    w.snap.bookings = std::move(table);
     Decision d = PlacementEngine().Place(w.job, w.snap);
     std::string what = absl::StrFormat("seed %d: %s", seed, d.summary);
     if (d.feasible) {
       ++with_bookings;
       ExpectRespectsConstraints(w, d.chosen, "chosen " + what);
-      ExpectRespectsCalendar(w, d.chosen, "chosen " + what);
+      ExpectRespectsCalendar(w, booked, d.chosen, "chosen " + what);
       for (const Option& alt : d.alternatives) {
         ExpectRespectsConstraints(w, alt, "alt " + what);
-        ExpectRespectsCalendar(w, alt, "alt " + what);
+        ExpectRespectsCalendar(w, booked, alt, "alt " + what);
       }
       // Bookings only take options away.
       ASSERT_TRUE(free.feasible) << what;
