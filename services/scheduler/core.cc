@@ -98,6 +98,12 @@ absl::Status SchedulerCore::LoadFromStore() {
   planned_by_start_.clear();
   pending_by_latest_start_.clear();
   index_key_.clear();
+  bookings_.clear();
+  booked_by_pool_.clear();
+  booked_profiles_.clear();
+  booked_dirty_.clear();
+  booking_view_.reset();
+  booking_view_stale_ = true;
   allocations_.clear();
   running_gpus_.clear();
   running_gpus_by_type_.clear();
@@ -171,7 +177,7 @@ absl::Status SchedulerCore::LoadFromStore() {
   for (const auto& id : order_) {
     Job& j = jobs_[id];
     if (j.state() != v1::JOB_STATE_RUNNING) continue;
-    if (!TryAllocate(j)) {
+    if (!Reallocate(j)) {
       GL_LOG_WARN("running job lost its capacity on restart", F("job", id),
                   F("pool", j.placement().pool_id()));
     }
@@ -188,6 +194,7 @@ absl::Status SchedulerCore::LoadFromStore() {
   pool_view_.reset();
   pool_view_free_.reset();
   view_dirty_ = true;
+  RebuildBookingView();
   NoteOverLimits();
   return absl::OkStatus();
 }
@@ -362,6 +369,9 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
     if (view_dirty_ && (!started_ || absl::Now() - last_view_rebuild_ > absl::Milliseconds(10))) {
       RebuildPoolViews();
     }
+    // Not throttled: a quote planned against an old calendar is refused by
+    // the writer and quoted again (Submit).
+    if (!booked_dirty_.empty() || booking_view_stale_) RebuildBookingView();
     for (const auto& id : txn.dirty) txn.batch.jobs.push_back(jobs_[id]);
     // Keep job rows in sequence order for a stable file layout.
     std::sort(txn.batch.jobs.begin(), txn.batch.jobs.end(),
@@ -479,6 +489,9 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool i
       s.pools.push_back(std::move(p));
     }
   }
+  // Also when capacity is ignored (a waiting job's plan): a plan may wait for
+  // running jobs to end, never take nodes booked by planned ones.
+  s.bookings = booking_view_;
   const v1::Team* t = ledger_.FindTeam(team);
   std::string period = budget::PeriodOf(s.now);
   s.team.cost_headroom_micros = ledger_.CostHeadroom(team, period);
@@ -621,8 +634,27 @@ absl::StatusOr<v1::Quote> SchedulerCore::Estimate(const JobSpec& spec, int top_k
   return ToQuote(d, snap);
 }
 
+namespace {
+// Submit quotes outside the writer, so two submits may plan into the same
+// booked window; the writer refuses the later plan with this status and it is
+// quoted again against the new calendar.
+constexpr int kCalendarAttempts = 4;
+constexpr char kCalendarConflictPayloadUrl[] = "greenlight.internal/calendar-conflict";
+}  // namespace
+
 absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
                                                    const SubmitOptions& submit_options) {
+  for (int attempt = 1;; ++attempt) {
+    // The last attempt keeps its plan whatever the calendar says; its start
+    // still waits for free nodes (TryAllocate).
+    auto r = SubmitAttempt(spec, submit_options, /*check_calendar=*/attempt < kCalendarAttempts);
+    if (r.ok() || !r.status().GetPayload(kCalendarConflictPayloadUrl).has_value()) return r;
+  }
+}
+
+absl::StatusOr<SubmitResult> SchedulerCore::SubmitAttempt(const JobSpec& spec,
+                                                          const SubmitOptions& submit_options,
+                                                          bool check_calendar) {
   placement::JobRequest req;
   placement::Snapshot snap;
   std::string dedup_id;
@@ -653,6 +685,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
   absl::Time t0 = absl::Now();
   placement::Decision d = engine_.Place(req, snap);
   placement::Snapshot used = snap;
+  bool capacity_blind = false;  // planned without capacity or bookings: a waiting job
   if (!d.feasible) {
     // Would it fit if capacity and quota were free? Then it waits.
     placement::Snapshot free_snap;
@@ -677,6 +710,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
       // It waits (quota or capacity, decided live when it is stored).
       d = d2;
       used = free_snap;
+      capacity_blind = true;
     } else if (team_budget_only) {
       absl::ReaderMutexLock l(&mu_);
       absl::Status st = ledger_.CheckHeadroom(spec.team(), budget::PeriodOf(snap.now),
@@ -695,10 +729,13 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
   }
   if (options_.on_placement) options_.on_placement(absl::ToDoubleSeconds(absl::Now() - t0));
   v1::Quote quote = ToQuote(d, used);
+  // Every plan is made against the calendar (a waiting job's against all nodes).
+  const bool calendar_plan = check_calendar;
   // The snapshots share the pool view; release them before the batch so that
   // it can refresh the view in place (RebuildPoolViews).
   snap = placement::Snapshot();
   used = placement::Snapshot();
+  if (options_.on_quoted) options_.on_quoted();
 
   SubmitResult result;
   absl::Status st = Run([&](Txn& txn) -> absl::Status {
@@ -752,6 +789,13 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
         return st;
       }
     }
+    if (calendar_plan && FromProto(job.placement().start()) > now &&
+        !CalendarAllowsPlan(job, capacity_blind)) {
+      // Booked by a job stored since the quote: nothing written, quote again.
+      absl::Status st = absl::AbortedError("capacity calendar changed since the quote");
+      st.SetPayload(kCalendarConflictPayloadUrl, absl::Cord("1"));
+      return st;
+    }
     AlertBaseline before = BaselineForAlerts(spec.team(), budget::PeriodOf(now));
     auto rows = ledger_.Reserve(job.id(), spec.team(), now, job.placement().cost_micros(),
                                 job.placement().carbon_mg(), "admission quote");
@@ -769,7 +813,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Submit(const JobSpec& spec,
     absl::Time start = FromProto(j.placement().start());
     JobState initial;
     std::string why;
-    if (start <= now && QuotaAllows(j) && TryAllocate(j)) {
+    if (start <= now && QuotaAllows(j) && TryAllocate(j, now)) {
       initial = v1::JOB_STATE_RUNNING;
       *j.mutable_start_time() = ToProto(now);
       *j.mutable_accrued_until() = ToProto(now);
@@ -894,6 +938,7 @@ void SchedulerCore::IndexJob(Job& job) {
       absl::Time start = FromProto(job.placement().start());
       planned_by_start_.insert({start, seq});
       index_key_[seq] = start;
+      BookJob(job);
       break;
     }
     case v1::JOB_STATE_PENDING:
@@ -918,6 +963,7 @@ void SchedulerCore::UnindexJob(const Job& job) {
       break;
     case v1::JOB_STATE_PLANNED:
       if (key != index_key_.end()) planned_by_start_.erase({key->second, seq});
+      UnbookJob(seq);
       break;
     case v1::JOB_STATE_PENDING:
       pending_.erase(seq);
@@ -980,16 +1026,129 @@ std::optional<SchedulerCore::Allocation> SchedulerCore::FindAllocation(const Job
   return a;
 }
 
-bool SchedulerCore::TryAllocate(Job& job) {
+bool SchedulerCore::TryAllocate(Job& job, absl::Time now) {
   std::optional<Allocation> a = FindAllocation(job);
   if (!a) return false;
-  PoolState& ps = pools_[a->pool];
+  if (const placement::BookedProfile* booked = BookedProfileOf(a->pool)) {
+    const PoolState& ps = pools_[a->pool];
+    int whole = 0;  // wholly free nodes this job would take
+    for (const auto& [n, k] : a->nodes) whole += ps.free_gpus[n] == ps.pool.gpus_per_node;
+    if (whole > 0) {
+      std::vector<placement::NsInterval> blocked =
+          placement::BlockedIntervals(*booked, FreeWholeNodes(a->pool), whole);
+      absl::Time end = now + FromProto(job.remaining());
+      if (placement::Overlaps(blocked, absl::ToUnixNanos(now), absl::ToUnixNanos(end)))
+        return false;
+    }
+  }
+  ApplyAllocation(job, *std::move(a));
+  return true;
+}
+
+bool SchedulerCore::Reallocate(Job& job) {
+  std::optional<Allocation> a = FindAllocation(job);
+  if (!a) return false;
+  ApplyAllocation(job, *std::move(a));
+  return true;
+}
+
+void SchedulerCore::ApplyAllocation(Job& job, Allocation a) {
+  PoolState& ps = pools_[a.pool];
   const int g = job.spec().gpus();
-  for (const auto& [n, k] : a->nodes) ps.free_gpus[n] -= k;
+  for (const auto& [n, k] : a.nodes) ps.free_gpus[n] -= k;
   view_dirty_ = true;
   running_gpus_[job.spec().team()] += g;
   running_gpus_by_type_[job.spec().team()][ps.pool.gpu_type] += g;
-  allocations_[job.id()] = *std::move(a);
+  allocations_[job.id()] = std::move(a);
+}
+
+int SchedulerCore::FreeWholeNodes(int pool) const {
+  const PoolState& ps = pools_[pool];
+  int n = 0;
+  for (int f : ps.free_gpus) n += f == ps.pool.gpus_per_node;
+  return n;
+}
+
+void SchedulerCore::BookJob(const Job& job) {
+  auto pit = pool_index_.find(job.placement().pool_id());
+  if (pit == pool_index_.end() || job.placement().nodes() <= 0) return;
+  JobBooking b;
+  b.pool = pit->second;
+  const int nodes = job.placement().nodes();
+  if (job.placement().slots_size() > 0) {
+    for (const auto& sl : job.placement().slots())
+      b.windows.push_back({FromProto(sl.start()), FromProto(sl.end()), nodes});
+  } else {
+    b.windows.push_back(
+        {FromProto(job.placement().start()), FromProto(job.placement().end()), nodes});
+  }
+  booked_by_pool_[b.pool].insert(job.sequence());
+  booked_dirty_.insert(b.pool);
+  bookings_[job.sequence()] = std::move(b);
+}
+
+void SchedulerCore::UnbookJob(int64_t sequence) {
+  auto it = bookings_.find(sequence);
+  if (it == bookings_.end()) return;
+  const int pool = it->second.pool;
+  auto bp = booked_by_pool_.find(pool);
+  if (bp != booked_by_pool_.end()) {
+    bp->second.erase(sequence);
+    if (bp->second.empty()) booked_by_pool_.erase(bp);
+  }
+  booked_dirty_.insert(pool);
+  bookings_.erase(it);
+}
+
+void SchedulerCore::ReprofilePool(int pool) {
+  booked_dirty_.erase(pool);
+  booking_view_stale_ = true;
+  auto bp = booked_by_pool_.find(pool);
+  if (bp == booked_by_pool_.end()) {
+    booked_profiles_.erase(pool);
+    return;
+  }
+  placement::PoolBookings all;
+  for (int64_t seq : bp->second) {
+    const auto& w = bookings_.at(seq).windows;
+    all.insert(all.end(), w.begin(), w.end());
+  }
+  booked_profiles_[pool] = std::make_shared<const placement::BookedProfile>(all);
+}
+
+const placement::BookedProfile* SchedulerCore::BookedProfileOf(int pool) {
+  if (booked_dirty_.contains(pool)) ReprofilePool(pool);
+  auto it = booked_profiles_.find(pool);
+  return it == booked_profiles_.end() ? nullptr : it->second.get();
+}
+
+void SchedulerCore::RebuildBookingView() {
+  std::vector<int> dirty(booked_dirty_.begin(), booked_dirty_.end());
+  for (int pool : dirty) ReprofilePool(pool);
+  if (!booking_view_stale_) return;
+  booking_view_stale_ = false;
+  // Profiles are shared: the table copies pointers only.
+  booking_view_ = booked_profiles_.empty() ? nullptr
+                                           : std::make_shared<const placement::BookingTable>(
+                                                 booked_profiles_.begin(), booked_profiles_.end());
+}
+
+bool SchedulerCore::CalendarAllowsPlan(const Job& job, bool capacity_blind) {
+  auto pit = pool_index_.find(job.placement().pool_id());
+  if (pit == pool_index_.end()) return true;
+  const placement::BookedProfile* booked = BookedProfileOf(pit->second);
+  if (booked == nullptr) return true;
+  const int free = capacity_blind ? pools_[pit->second].pool.nodes : FreeWholeNodes(pit->second);
+  std::vector<placement::NsInterval> blocked =
+      placement::BlockedIntervals(*booked, free, std::max(1, job.placement().nodes()));
+  auto clear = [&](const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
+    return !placement::Overlaps(blocked, absl::ToUnixNanos(FromProto(a)),
+                                absl::ToUnixNanos(FromProto(b)));
+  };
+  if (job.placement().slots_size() == 0)
+    return clear(job.placement().start(), job.placement().end());
+  for (const auto& sl : job.placement().slots())
+    if (!clear(sl.start(), sl.end())) return false;
   return true;
 }
 
@@ -1305,7 +1464,8 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
   std::sort(due.begin(), due.end(), by_sequence);
   for (Job* j : due) {
     if (j->state() != v1::JOB_STATE_PLANNED) continue;
-    if (QuotaAllows(*j) && TryAllocate(*j)) {
+    UnbookJob(j->sequence());  // its own booking is what it now takes
+    if (QuotaAllows(*j) && TryAllocate(*j, now)) {
       StartJob(txn, *j, now);
     } else {
       j->set_pending_reason(QuotaAllows(*j) ? "CAPACITY" : "QUOTA");
@@ -1384,9 +1544,13 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
         continue;
       }
       // Same pool first: the reservation was made for it.
-      if (TryAllocate(j)) {
+      if (TryAllocate(j, now)) {
         StartJob(txn, j, now);
         continue;
+      }
+      if (j.pending_reason() != "CAPACITY") {  // quota allows it now; nodes do not
+        j.set_pending_reason("CAPACITY");
+        txn.dirty.insert(j.id());
       }
       if (replans_left <= 0) {
         retry_later = true;
@@ -1396,6 +1560,7 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
       // Try another pool now, within the job's reservation.
       auto req = ToRequest(j.spec());
       if (!req.ok()) continue;
+      RebuildBookingView();  // this tick's changes too
       placement::Snapshot snap = BuildSnapshot(team, false, /*fresh=*/true);
       req->not_before = now;
       req->top_k = 0;
@@ -1415,7 +1580,7 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
                                    ? d.chosen.runtime
                                    : d.chosen.end - d.chosen.start;
       *j.mutable_remaining() = ToProtoDuration(runtime);
-      if (TryAllocate(j)) {
+      if (TryAllocate(j, now)) {
         StartJob(txn, j, now);
       } else {
         *j.mutable_placement() = old;

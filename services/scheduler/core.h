@@ -85,6 +85,9 @@ struct CoreOptions {
   // Observers (metrics); called on the writer thread after each commit.
   std::function<void(double commit_seconds, int batch_size)> on_commit;
   std::function<void(double seconds)> on_placement;
+  // Called by Submit between its quote and its write (outside every lock):
+  // tests use it to interleave another submit there.
+  std::function<void()> on_quoted;
 };
 
 struct SubmitOptions {
@@ -231,7 +234,34 @@ class SchedulerCore {
   void UnindexJob(const greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Emit(Txn& txn, const greenlight::v1::Job& job, const std::string& type,
             const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool TryAllocate(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes nodes for the job in its placement's pool now, if they are free and
+  // (capacity calendar) leave every node booked by a planned job free for
+  // [now, now + remaining).
+  bool TryAllocate(greenlight::v1::Job& job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives a job that was running at the last stop its nodes back (no calendar:
+  // it holds them already).
+  bool Reallocate(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyAllocation(greenlight::v1::Job& job, Allocation a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The capacity calendar (placement/capacity_calendar.h): each PLANNED job
+  // books whole nodes of its pool for its run window(s); quotes plan around
+  // the bookings and allocations leave booked nodes free.
+  void BookJob(const greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnbookJob(int64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The pool's booked profile now (rebuilt if its bookings changed); null = none.
+  const placement::BookedProfile* BookedProfileOf(int pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReprofilePool(int pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The table snapshots share, rebuilt when bookings changed.
+  void RebuildBookingView() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wholly free nodes of a pool now.
+  int FreeWholeNodes(int pool) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The windows of a planned job fit beside the bookings of others, in the
+  // nodes free now (`capacity_blind`: in all the pool's nodes).
+  bool CalendarAllowsPlan(const greenlight::v1::Job& job, bool capacity_blind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<SubmitResult> SubmitAttempt(const greenlight::v1::JobSpec& spec,
+                                             const SubmitOptions& submit_options,
+                                             bool check_calendar);
   // Best-fit nodes for the job in its placement's pool now, if any (no change).
   std::optional<Allocation> FindAllocation(const greenlight::v1::Job& job) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -325,6 +355,17 @@ class SchedulerCore {
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool clock_behind_ ABSL_GUARDED_BY(mu_) = false;  // warn once per backwards jump
   bool capacity_changed_ ABSL_GUARDED_BY(mu_) = true;
+  struct JobBooking {
+    int pool = -1;
+    placement::PoolBookings windows;
+  };
+  absl::flat_hash_map<int64_t, JobBooking> bookings_ ABSL_GUARDED_BY(mu_);  // by sequence
+  absl::flat_hash_map<int, absl::flat_hash_set<int64_t>> booked_by_pool_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int, std::shared_ptr<const placement::BookedProfile>> booked_profiles_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<int> booked_dirty_ ABSL_GUARDED_BY(mu_);  // pools to re-profile
+  std::shared_ptr<const placement::BookingTable> booking_view_ ABSL_GUARDED_BY(mu_);
+  bool booking_view_stale_ ABSL_GUARDED_BY(mu_) = false;  // a profile changed since
   // Immutable pool views for quoting (with free capacity, and all free).
   std::shared_ptr<const std::vector<providers::Pool>> pool_view_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const std::vector<providers::Pool>> pool_view_free_ ABSL_GUARDED_BY(mu_);

@@ -721,6 +721,129 @@ TEST_F(CoreTest, AJobWithAFutureStartIsPlannedThenStarts) {
   EXPECT_EQ(Get(h_, job.id()).state(), v1::JOB_STATE_RUNNING);
 }
 
+// ---------------------------------------------------------------------------
+// The capacity calendar: a planned job books its node for its window.
+
+// One pool of one 8-GPU node; the grid is at 500 g/kWh but for a clean dip
+// (100) from +5 h to +7 h, so every 2 h job wants that window.
+providers::Inventory OneNodeWithADip() {
+  providers::Inventory inv = ::greenlight::testing::SmallInventory(/*nodes=*/1);
+  const absl::Time series_start = TestStart() - absl::Hours(24);
+  std::vector<double> v(24 * 20, 500);
+  for (int h = 29; h < 31; ++h) v[h] = 100;  // TestStart() + 5 h .. + 7 h
+  inv.zones["DE"] = ::greenlight::testing::MakeSeries("DE", series_start, v, 450);
+  return inv;
+}
+
+JobSpec TwoHoursOnTheNode() {
+  JobSpec spec = MakeJob("ml", 8, absl::Hours(2));
+  *spec.mutable_deadline() = ToProto(TestStart() + absl::Hours(24));
+  return spec;
+}
+
+bool Overlap(const Job& a, const Job& b) {
+  return FromProto(a.placement().start()) < FromProto(b.placement().end()) &&
+         FromProto(b.placement().start()) < FromProto(a.placement().end());
+}
+
+TEST(CoreCalendar, TwoJobsWantingOneCleanWindowDoNotBothGetIt) {
+  CoreHarness h(OneNodeWithADip());
+  ASSERT_OK(h.Open());
+  ASSERT_OK(h.core().SetTeam(MakeTeam("ml", 0)));
+  auto a = h.core().Submit(TwoHoursOnTheNode());
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->job.state(), v1::JOB_STATE_PLANNED);
+  EXPECT_EQ(FromProto(a->job.placement().start()), TestStart() + absl::Hours(5));
+  // The dip is booked: the second job runs at once (every other window is
+  // as dirty), ending before the first one's start.
+  auto b = h.core().Submit(TwoHoursOnTheNode());
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->job.state(), v1::JOB_STATE_RUNNING) << b->job.message();
+  EXPECT_FALSE(Overlap(a->job, b->job));
+  // A third one may not start at once (the node is busy) nor in the dip.
+  auto c = h.core().Submit(TwoHoursOnTheNode());
+  ASSERT_TRUE(c.ok()) << c.status();
+  // Each one starts on time: none waits for a node another was promised.
+  ASSERT_OK(h.Advance(absl::Hours(5)));
+  EXPECT_EQ(Get(h, a->job.id()).state(), v1::JOB_STATE_RUNNING) << Get(h, a->job.id()).message();
+  EXPECT_OK(h.core().CheckInvariants());
+}
+
+TEST(CoreCalendar, ALongJobDoesNotRunIntoABookedWindowEvenAfterARestart) {
+  CoreHarness h(OneNodeWithADip());
+  ASSERT_OK(h.Open());
+  ASSERT_OK(h.core().SetTeam(MakeTeam("ml", 0)));
+  auto a = h.core().Submit(TwoHoursOnTheNode());
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->job.state(), v1::JOB_STATE_PLANNED);
+  ASSERT_OK(h.Restart());  // the booking comes back from the stored job
+  // 6 h at once would hold the node over the booked dip: it goes after it.
+  auto d = h.core().Submit(MakeJob("ml", 8, absl::Hours(6)));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->job.state(), v1::JOB_STATE_PLANNED) << d->job.message();
+  EXPECT_GE(FromProto(d->job.placement().start()), TestStart() + absl::Hours(7));
+  ASSERT_OK(h.Advance(absl::Hours(5)));
+  EXPECT_EQ(Get(h, a->job.id()).state(), v1::JOB_STATE_RUNNING);
+  ASSERT_OK(h.Advance(absl::Hours(2)));
+  EXPECT_EQ(Get(h, a->job.id()).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(Get(h, d->job.id()).state(), v1::JOB_STATE_RUNNING) << Get(h, d->job.id()).message();
+  EXPECT_OK(h.core().CheckInvariants());
+}
+
+TEST(CoreCalendar, AWaitingJobDoesNotTakeANodeBookedForAPlannedOne) {
+  CoreHarness h(OneNodeWithADip());
+  ASSERT_OK(h.Open());
+  ASSERT_OK(h.core().SetTeam(MakeTeam("ml", 0)));
+  JobSpec now_spec = MakeJob("ml", 8, absl::Hours(1));
+  *now_spec.mutable_deadline() = ToProto(TestStart() + absl::Hours(1));
+  auto running = h.core().Submit(now_spec);
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(running->job.state(), v1::JOB_STATE_RUNNING);
+  auto a = h.core().Submit(TwoHoursOnTheNode());
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->job.state(), v1::JOB_STATE_PLANNED);
+  // 4.5 h: planned at once beside the booking (0-4.5 h), so it waits for the
+  // busy node. When the node frees at +1 h, running 1-5.5 h would take the
+  // node booked for 5-7 h: it keeps waiting, and runs after the booked job.
+  auto w = h.core().Submit(MakeJob("ml", 8, absl::Minutes(270)));
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_EQ(w->job.state(), v1::JOB_STATE_PENDING) << w->job.message();
+  ASSERT_OK(h.Advance(absl::Hours(1)));
+  EXPECT_EQ(Get(h, running->job.id()).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(Get(h, w->job.id()).state(), v1::JOB_STATE_PENDING);
+  ASSERT_OK(h.Advance(absl::Hours(4)));
+  EXPECT_EQ(Get(h, a->job.id()).state(), v1::JOB_STATE_RUNNING) << Get(h, a->job.id()).message();
+  ASSERT_OK(h.Advance(absl::Hours(2)));
+  EXPECT_EQ(Get(h, a->job.id()).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(Get(h, w->job.id()).state(), v1::JOB_STATE_RUNNING);
+  EXPECT_OK(h.core().CheckInvariants());
+}
+
+TEST(CoreCalendar, ASubmitQuotedBeforeAnotherBookedItsWindowIsQuotedAgain) {
+  CoreHarness h(OneNodeWithADip());
+  // Between the outer submit's quote and its write, another submit books the
+  // dip the outer one was quoted.
+  std::string inner_id;
+  bool inner_done = false;
+  h.options().on_quoted = [&] {
+    if (inner_done) return;
+    inner_done = true;
+    auto inner = h.core().Submit(TwoHoursOnTheNode());
+    ASSERT_TRUE(inner.ok()) << inner.status();
+    inner_id = inner->job.id();
+  };
+  ASSERT_OK(h.Open());
+  ASSERT_OK(h.core().SetTeam(MakeTeam("ml", 0)));
+  auto outer = h.core().Submit(TwoHoursOnTheNode());
+  ASSERT_TRUE(outer.ok()) << outer.status();
+  ASSERT_FALSE(inner_id.empty());
+  Job inner = Get(h, inner_id);
+  EXPECT_EQ(FromProto(inner.placement().start()), TestStart() + absl::Hours(5));
+  EXPECT_FALSE(Overlap(inner, outer->job)) << outer->job.placement().ShortDebugString();
+  EXPECT_EQ(outer->job.state(), v1::JOB_STATE_RUNNING);  // re-quoted: at once
+  EXPECT_OK(h.core().CheckInvariants());
+}
+
 // A job that must not start before not_before, submitted while the pool is
 // full, waits for capacity; when capacity frees up early it still waits for
 // its start time.

@@ -351,6 +351,41 @@ void RunStress(const StressConfig& config) {
     free_nodes[p.id()] = p.free_nodes();
     gpus_per_node[p.id()] = p.gpus_per_node();
   }
+  // Nodes booked by planned jobs (the capacity calendar), rebuilt here from
+  // their placements: a waiting job may not start into them.
+  struct Window {
+    absl::Time start, end;
+    int nodes;
+  };
+  std::map<std::string, std::vector<Window>> booked;
+  ListJobsQuery planned;
+  planned.states = {v1::JOB_STATE_PLANNED};
+  planned.page_size = 1000;
+  do {
+    auto page = core->ListJobs(planned);
+    ASSERT_TRUE(page.ok()) << page.status();
+    planned.page_token = page->next_page_token;
+    for (const Job& j : page->jobs) {
+      const auto& p = j.placement();
+      if (p.slots_size() == 0) {
+        booked[p.pool_id()].push_back({FromProto(p.start()), FromProto(p.end()), p.nodes()});
+      }
+      for (const auto& sl : p.slots())
+        booked[p.pool_id()].push_back({FromProto(sl.start()), FromProto(sl.end()), p.nodes()});
+    }
+  } while (!planned.page_token.empty());
+  // The most nodes booked at any instant of [from, to).
+  auto max_booked = [&](const std::string& pool, absl::Time from, absl::Time to) {
+    int most = 0;
+    for (const Window& at : booked[pool]) {
+      absl::Time t = std::max(from, at.start);
+      if (t >= to || t >= at.end) continue;
+      int n = 0;
+      for (const Window& w : booked[pool]) n += w.start <= t && t < w.end ? w.nodes : 0;
+      most = std::max(most, n);
+    }
+    return most;
+  };
   int stuck = 0;
   {
     ListJobsQuery q;
@@ -365,7 +400,9 @@ void RunStress(const StressConfig& config) {
       const std::string& pool = j.placement().pool_id();
       int gpn = gpus_per_node[pool];
       int need = gpn > 0 ? (j.spec().gpus() + gpn - 1) / gpn : 1 << 20;
-      bool capacity = free_nodes[pool] >= need;
+      absl::Time now = clock.Now();
+      bool capacity =
+          free_nodes[pool] - max_booked(pool, now, now + FromProto(j.remaining())) >= need;
       bool quota =
           team->gpu_quota() == 0 || usage->running_gpus() + j.spec().gpus() <= team->gpu_quota();
       bool typed = team->gpu_quota_by_type().count(j.placement().gpu_type()) == 0;

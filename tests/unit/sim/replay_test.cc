@@ -287,9 +287,35 @@ TEST(Replay, InterruptibleEmitsNoMoreThanNonInterruptible) {
 }
 
 TEST(Replay, SplitJobThatWaitedPastItsSlotsStillFinishes) {
-  // One single-GPU node. Job b (checkpointable, 2 h) is planned for the clean
-  // hours 02:00 and 05:00; job a (not checkpointable, no slack) takes the
-  // node from 13:00 to 09:00, so b waits past both slots and must still run.
+  // One single-GPU node. Job a (not checkpointable, no slack) takes the node
+  // from 11:00 to 09:00; job b (checkpointable, 2 h), submitted while a
+  // runs, waits for the node and is planned for the clean hours 02:00 and
+  // 05:00, so it waits past both slots and must still run.
+  providers::Inventory inv =
+      OnePool([](int h) { return h == 2 || h == 5 ? 50.0 : 400.0; }, /*nodes=*/1,
+              /*gpus_per_node=*/1);
+  Trace trace;
+  TraceJob a = MakeJob("a", absl::Hours(11), absl::Hours(22));
+  a.checkpointable = false;
+  a.has_deadline = true;
+  a.deadline = a.submit + a.duration;  // no slack: now or never
+  TraceJob b = MakeJob("b", absl::Hours(12), absl::Hours(2));
+  trace.jobs = {a, b};
+  PolicyResult r = MustReplay(trace, "interruptible", inv);
+  ASSERT_EQ(r.outcomes.size(), 2u);
+  EXPECT_EQ(r.succeeded, 2);
+  const JobOutcome& ob = r.outcomes[1];
+  EXPECT_EQ(ob.state, v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(ob.start, Start() + absl::Hours(33));  // when a ended, Tuesday 09:00
+  EXPECT_LE(ob.end, Start() + absl::Hours(33) + absl::Hours(2) + Options().tick);
+  // Charged for its whole 2 hours, at the dirty hours it actually ran in.
+  EXPECT_NEAR(ob.carbon_mg, kWattsPerGpu * 2 * 400, kRoundingMg);
+}
+
+TEST(Replay, ANoSlackJobMayNotTakeHoursBookedForAPlannedOne) {
+  // The same two jobs the other way round: b is planned first, for 02:00 and
+  // 05:00, so those hours are booked; a, which would hold the node over them
+  // and cannot wait, is refused instead of making b miss its plan.
   providers::Inventory inv =
       OnePool([](int h) { return h == 2 || h == 5 ? 50.0 : 400.0; }, /*nodes=*/1,
               /*gpus_per_node=*/1);
@@ -298,17 +324,16 @@ TEST(Replay, SplitJobThatWaitedPastItsSlotsStillFinishes) {
   TraceJob a = MakeJob("a", absl::Hours(13), absl::Hours(20));
   a.checkpointable = false;
   a.has_deadline = true;
-  a.deadline = a.submit + a.duration;  // no slack: now or never
+  a.deadline = a.submit + a.duration;
   trace.jobs = {b, a};
   PolicyResult r = MustReplay(trace, "interruptible", inv);
   ASSERT_EQ(r.outcomes.size(), 2u);
-  EXPECT_EQ(r.succeeded, 2);
-  const JobOutcome& ob = r.outcomes[0];
-  EXPECT_EQ(ob.state, v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(ob.start, Start() + absl::Hours(33));  // when a ended, Tuesday 09:00
-  EXPECT_LE(ob.end, Start() + absl::Hours(33) + absl::Hours(2) + Options().tick);
-  // Charged for its whole 2 hours, at the dirty hours it actually ran in.
-  EXPECT_NEAR(ob.carbon_mg, kWattsPerGpu * 2 * 400, kRoundingMg);
+  EXPECT_EQ(r.outcomes[0].state, v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(r.outcomes[0].slots.size(), 2u);
+  EXPECT_EQ(r.outcomes[0].slots[0].first, Start() + absl::Hours(26));
+  EXPECT_EQ(r.outcomes[0].slots[1].first, Start() + absl::Hours(29));
+  EXPECT_EQ(r.outcomes[1].state, v1::JOB_STATE_REJECTED) << r.outcomes[1].reject_message;
+  EXPECT_THAT(r.outcomes[1].reject_message, ::testing::HasSubstr("capacity"));
 }
 
 TEST(Replay, BaselinePolicyIsTheDecisionsCheapestNow) {
