@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -181,12 +182,19 @@ class DecisionBuilder {
   // met (or, with `blocked`, no window is clear of booked capacity).
   bool Price(int index, bool spot, double base_hours, Estimate* contiguous, Estimate* split,
              const std::vector<NsInterval>* blocked);
+  // The plans of a contiguous (and split) run clear of `blocked`; false when none.
+  bool PlanAroundBookings(const ZoneCarbon& zone, const Estimate& contiguous,
+                          const std::vector<NsInterval>& blocked, Plans* out);
   // The contiguous or the split run, whichever the split rule prefers, and its checks.
   std::pair<const Estimate*, EstimateCheck> Choose(const Pool& pool, const Estimate& contiguous,
                                                    const Estimate& split) const;
   // Blocked intervals of pool `index` for a job of `nodes` whole nodes; null
   // when nothing is booked there (or nothing booked is in the way).
-  const std::vector<NsInterval>* BlockedFor(int index, int nodes);
+  const std::vector<NsInterval>* BlockedFor(int index, int nodes) {
+    if (!s_.bookings) return nullptr;  // the common case: nothing booked anywhere
+    return BlockedForBooked(index, nodes);
+  }
+  const std::vector<NsInterval>* BlockedForBooked(int index, int nodes);
   // A sub-node job packed onto a partly used node, starting now, needs no whole node.
   bool EarliestExempt(const Estimate& e) const {
     return e.on_partial_node && ctx_.earliest == s_.now;
@@ -326,7 +334,7 @@ Estimate DecisionBuilder::AsapEstimate(int index, bool spot, double base_hours) 
   return e;
 }
 
-const std::vector<NsInterval>* DecisionBuilder::BlockedFor(int index, int nodes) {
+const std::vector<NsInterval>* DecisionBuilder::BlockedForBooked(int index, int nodes) {
   const BookedProfile* bookings = s_.BookingsOf(index);
   if (bookings == nullptr) return nullptr;
   auto [it, inserted] = blocked_.try_emplace({index, nodes});
@@ -334,8 +342,46 @@ const std::vector<NsInterval>* DecisionBuilder::BlockedFor(int index, int nodes)
   return it->second.empty() ? nullptr : &it->second;
 }
 
-bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* contiguous,
-                            Estimate* split, const std::vector<NsInterval>* blocked) {
+// Out of line, so that Price stays small enough to inline in the common case
+// of a pool without bookings.
+ABSL_ATTRIBUTE_NOINLINE bool DecisionBuilder::PlanAroundBookings(
+    const ZoneCarbon& zone, const Estimate& contiguous, const std::vector<NsInterval>& intervals,
+    Plans* out) {
+  const std::vector<NsInterval>* blocked = &intervals;
+  Plans& local = *out;
+  // Planned around this pool's bookings: not shared with other pools.
+  const int64_t run_ns = absl::ToInt64Nanoseconds(contiguous.runtime);
+  const bool exempt = EarliestExempt(contiguous);
+  if (zone.series() == nullptr) {
+    // Constant intensity: the first start clear of the bookings.
+    const int64_t earliest = absl::ToUnixNanos(ctx_.earliest);
+    int64_t start = exempt ? earliest : FirstClearStart(*blocked, earliest, run_ns);
+    absl::Time last_start = ctx_.latest_start;
+    if (ctx_.deadline != absl::InfiniteFuture())
+      last_start = std::min(last_start, ctx_.deadline - contiguous.runtime);
+    if (start == std::numeric_limits<int64_t>::max() || absl::FromUnixNanos(start) > last_start)
+      return false;
+    local.contiguous_ok = true;
+    local.contiguous.start = absl::FromUnixNanos(start);
+    local.contiguous.end = local.contiguous.start + contiguous.runtime;
+    local.contiguous.gkwh_hours =
+        zone.constant() * static_cast<double>(absl::ToInt64Seconds(contiguous.runtime)) / 3600.0;
+    local.contiguous.estimated = true;
+  } else {
+    ZonePlanner& planner = PlannerFor(zone);
+    local.contiguous_ok =
+        planner.BestContiguous(contiguous.runtime, &local.contiguous, blocked, exempt);
+    if (job_.checkpointable && local.contiguous_ok) {
+      local.split_ok = planner.LowestCarbonSlots(contiguous.runtime, /*with_slots=*/false,
+                                                 &local.split, blocked);
+    }
+  }
+  return local.contiguous_ok;
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool DecisionBuilder::Price(
+    int index, bool spot, double base_hours, Estimate* contiguous, Estimate* split,
+    const std::vector<NsInterval>* blocked) {
   Base(index, spot, base_hours, contiguous);
   contiguous->calendar = blocked != nullptr;
   split->pool = -1;
@@ -344,33 +390,7 @@ bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* c
   const Plans* plans = nullptr;
   Plans local;
   if (blocked != nullptr) {
-    // Planned around this pool's bookings: not shared with other pools.
-    const int64_t run_ns = absl::ToInt64Nanoseconds(contiguous->runtime);
-    const bool exempt = EarliestExempt(*contiguous);
-    if (zone.series() == nullptr) {
-      // Constant intensity: the first start clear of the bookings.
-      const int64_t earliest = absl::ToUnixNanos(ctx_.earliest);
-      int64_t start = exempt ? earliest : FirstClearStart(*blocked, earliest, run_ns);
-      absl::Time last_start = ctx_.latest_start;
-      if (ctx_.deadline != absl::InfiniteFuture())
-        last_start = std::min(last_start, ctx_.deadline - contiguous->runtime);
-      if (start == std::numeric_limits<int64_t>::max() || absl::FromUnixNanos(start) > last_start)
-        return false;
-      local.contiguous_ok = true;
-      local.contiguous.start = absl::FromUnixNanos(start);
-      local.contiguous.end = local.contiguous.start + contiguous->runtime;
-      local.contiguous.gkwh_hours =
-          zone.constant() * static_cast<double>(absl::ToInt64Seconds(contiguous->runtime)) / 3600.0;
-      local.contiguous.estimated = true;
-    } else {
-      ZonePlanner& planner = PlannerFor(zone);
-      local.contiguous_ok =
-          planner.BestContiguous(contiguous->runtime, &local.contiguous, blocked, exempt);
-      if (job_.checkpointable && local.contiguous_ok) {
-        local.split_ok = planner.LowestCarbonSlots(contiguous->runtime, /*with_slots=*/false,
-                                                   &local.split, blocked);
-      }
-    }
+    if (!PlanAroundBookings(zone, *contiguous, *blocked, &local)) return false;
     plans = &local;
   } else if (zone.series() == nullptr) {
     // Constant intensity: every start is equal, start at once; nothing to split.
@@ -410,9 +430,8 @@ bool DecisionBuilder::Price(int index, bool spot, double base_hours, Estimate* c
   return true;
 }
 
-std::pair<const Estimate*, EstimateCheck> DecisionBuilder::Choose(const Pool& pool,
-                                                                  const Estimate& contiguous,
-                                                                  const Estimate& split) const {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline std::pair<const Estimate*, EstimateCheck>
+DecisionBuilder::Choose(const Pool& pool, const Estimate& contiguous, const Estimate& split) const {
   // Split only when it saves enough carbon to pay for its restarts, or when
   // it is the only way under a carbon limit.
   EstimateCheck check = CheckEstimate(ctx_, pool, contiguous);
