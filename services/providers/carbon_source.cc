@@ -264,6 +264,29 @@ ZoneReading CachingCarbonSource::Reading(const std::string& zone, const Entry& e
   return r;
 }
 
+ZoneReading CachingCarbonSource::Peek(const std::string& zone) {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock l(&mu_);
+  auto it = entries_.find(zone);
+  return Reading(zone, it != entries_.end() ? it->second : Entry{}, now);
+}
+
+bool CachingCarbonSource::Seed(const std::string& zone, CarbonSeriesPtr good, absl::Time good_at) {
+  if (good == nullptr) return false;
+  absl::MutexLock l(&mu_);
+  Entry& e = entries_[zone];
+  if (e.good != nullptr && e.good_at >= good_at) return false;
+  if (good->stale()) {
+    // Staleness is ours to decide from good_at, not a flag the data brought.
+    auto copy = std::make_shared<CarbonSeries>(*good);
+    copy->set_stale(false);
+    good = std::move(copy);
+  }
+  e.good = std::move(good);
+  e.good_at = good_at;
+  return true;
+}
+
 ZoneReading CachingCarbonSource::Get(const std::string& zone) {
   const absl::Time now = clock_->Now();
   {

@@ -129,6 +129,12 @@ class CachingCarbonSource final : public CarbonSource {
                       AnnualAverage annual);
   std::string name() const override { return absl::StrCat("cached:", inner_->name()); }
   ZoneReading Get(const std::string& zone);
+  // What Get() would serve now, without fetching.
+  ZoneReading Peek(const std::string& zone);
+  // Last good data kept from before a restart (fetched at `good_at`): served
+  // like a fetch made then (fresh within the TTL, stale after stale_after)
+  // until a fetch succeeds. Never replaces data as new or newer; false then.
+  bool Seed(const std::string& zone, CarbonSeriesPtr good, absl::Time good_at);
   // Get() as a CarbonSource: never an error.
   absl::StatusOr<CarbonSeries> Fetch(const std::string& zone) override { return *Get(zone).series; }
 

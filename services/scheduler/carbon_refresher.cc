@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/csv.h"
 #include "common/log.h"
 
@@ -38,13 +39,47 @@ PushCarbonReading PushToCore(SchedulerCore* core) {
     absl::Duration step = s.step() > absl::ZeroDuration() ? s.step() : absl::Hours(1);
     if (values.empty()) values = {s.annual_average()};  // no data yet: stale anyway
     CarbonSeriesMeta meta;
-    meta.source = absl::StrCat("live:", s.source());
+    meta.source = absl::StrCat(kLiveSourcePrefix, s.source());
     meta.stale = r.stale;
     meta.updated = r.fetched_at;
-    meta.persist = false;
+    meta.persist = r.fetched_at != absl::InfinitePast() && !r.stale;
     return core->SetCarbonSeries(zone, start, step, std::move(values), s.annual_average(), meta)
         .status();
   };
+}
+
+std::vector<std::string> RestoreLiveCarbon(const SchedulerCore& core,
+                                           providers::CachingCarbonSource* cache,
+                                           const std::vector<std::string>& zones,
+                                           const PushCarbonReading& push,
+                                           const std::string& provider) {
+  std::vector<std::string> restored;
+  for (const std::string& zone : zones) {
+    auto kept = core.ZoneSeries(zone);
+    if (!kept || !absl::StartsWith(kept->first->source(), kLiveSourcePrefix) ||
+        kept->second == absl::InfinitePast())
+      continue;
+    // The cache holds series as the source made them: PushToCore adds the
+    // prefix again.
+    auto good = std::make_shared<providers::CarbonSeries>(*kept->first);
+    good->set_source(std::string(absl::StripPrefix(good->source(), kLiveSourcePrefix)));
+    if (!cache->Seed(zone, std::move(good), kept->second)) continue;
+    providers::ZoneReading r = cache->Peek(zone);
+    GL_LOG_INFO("live carbon data restored from the store", F("zone", zone),
+                F("provider", provider), F("data_fetched_at", TimeOrNever(kept->second)),
+                F("stale", r.stale));
+    if (r.stale) {
+      // Loaded from the store as not stale (the flag is not kept). Should this
+      // push fail, the refresher's first pass pushes the same reading again.
+      absl::Status pushed = push(zone, r);
+      if (!pushed.ok()) {
+        GL_LOG_WARN("restored live carbon data not marked stale yet", F("zone", zone),
+                    F("error", pushed.message()));
+      }
+    }
+    restored.push_back(zone);
+  }
+  return restored;
 }
 
 CarbonRefresher::CarbonRefresher(providers::CachingCarbonSource* cache, PushCarbonReading push,

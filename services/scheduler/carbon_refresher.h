@@ -29,10 +29,28 @@ using PushCarbonReading =
     std::function<absl::Status(const std::string& zone, const providers::ZoneReading& reading)>;
 
 // Pushes readings into `core` with SetCarbonSeries: source "live:<source>",
-// the stale flag, GridZone.updated = the fetch time, not persisted (live data
-// is fetched again after a restart). A zone with no good data yet gets one
-// hour at its annual average, marked stale.
+// the stale flag, GridZone.updated = the fetch time. Fresh fetched data is
+// persisted (durable when the push returns), so that it outlives a restart;
+// a stale reading is not (its data is that of the last fresh push, already
+// stored, and the stored label stays that of the fetch). A zone with no good
+// data yet gets one hour at its annual average, marked stale, never stored.
 PushCarbonReading PushToCore(SchedulerCore* core);
+
+// Source prefix of live series in the core (GridZone.source).
+inline constexpr char kLiveSourcePrefix[] = "live:";
+
+// At start, before the refresher: seeds `cache` with the live series the
+// store kept for each of `zones` (source "live:..."; fetched at its
+// GridZone.updated), so that a provider down at restart leaves the zone on
+// its last good data (stale once older than stale_after), not on nothing.
+// Zones whose restored data is stale already are pushed at once, so that no
+// quote takes them for fresh meanwhile. Logs one info line per zone restored;
+// returns the zones restored.
+std::vector<std::string> RestoreLiveCarbon(const SchedulerCore& core,
+                                           providers::CachingCarbonSource* cache,
+                                           const std::vector<std::string>& zones,
+                                           const PushCarbonReading& push,
+                                           const std::string& provider);
 
 struct CarbonRefresherOptions {
   std::string provider;  // for logs: "electricitymaps"

@@ -2016,6 +2016,15 @@ std::vector<v1::GridZone> SchedulerCore::ListZones() const {
   return out;
 }
 
+std::optional<std::pair<providers::CarbonSeriesPtr, absl::Time>> SchedulerCore::ZoneSeries(
+    const std::string& zone) const {
+  CommittedReadLock l(this);
+  auto it = zones_.find(zone);
+  if (it == zones_.end() || !it->second) return std::nullopt;
+  auto u = zone_updated_.find(zone);
+  return std::make_pair(it->second, u != zone_updated_.end() ? u->second : absl::InfinitePast());
+}
+
 absl::Status SchedulerCore::PutToken(const store::TokenRow& token) {
   return Run([&](Txn& txn) -> absl::Status {
     tokens_[token.info.id()] = token;

@@ -46,8 +46,10 @@ inline constexpr char kCannotStartNowPayloadUrl[] = "greenlight.dev/cannot-start
 
 // How SetCarbonSeries labels and keeps a series. The defaults are those of
 // an Inventory.SetCarbonSeries call; live sources (carbon_refresher.h) pass
-// their own source, stale flag and fetch time, and are not persisted (they
-// are fetched again after a restart).
+// their own source, stale flag and fetch time, and persist only data they
+// fetched (the last good data is served again after a restart, see
+// RestoreLiveCarbon), not the placeholder of a zone without any. The stale
+// flag is not stored: it is worked out again from the fetch time.
 struct CarbonSeriesMeta {
   std::string source = "api:SetCarbonSeries";  // GridZone.source
   bool stale = false;  // true: every query answers with the annual average (estimated)
@@ -169,6 +171,9 @@ class SchedulerCore {
                                                            double annual_average,
                                                            const CarbonSeriesMeta& meta = {});
   std::vector<greenlight::v1::GridZone> ListZones() const;
+  // A zone's series and its GridZone.updated; nullopt for an unknown zone.
+  std::optional<std::pair<providers::CarbonSeriesPtr, absl::Time>> ZoneSeries(
+      const std::string& zone) const;
   // Canonical GPU name or "" (for validation and the webhook).
   std::string CanonicalGpu(const std::string& name) const;
 

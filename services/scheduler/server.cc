@@ -235,8 +235,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   }
 
   // Live carbon data replaces the file series of its zones from the first
-  // successful fetch on; until then (and whenever it is stale) quotes use the
-  // zone's annual average and say carbon_estimated.
+  // successful fetch on, and is kept in the store: after a restart the zone
+  // serves its last good data until a fetch succeeds. With no good data ever
+  // (and whenever it is stale) quotes use the zone's annual average and say
+  // carbon_estimated.
   if (s->live_.cache) {
     const LiveCarbonConfig& lc = cfg.live_carbon;
     CarbonRefresherOptions ro;
@@ -244,8 +246,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
     for (const auto& z : lc.zones) ro.zones.push_back(z.zone);
     ro.refresh = absl::Seconds(lc.refresh_seconds);
     ro.cancel = [http = s->live_.http.get()] { http->Cancel(); };
-    s->refresher_ = std::make_unique<CarbonRefresher>(
-        s->live_.cache.get(), PushToCore(s->core_.get()), clock, std::move(ro));
+    PushCarbonReading push = PushToCore(s->core_.get());
+    RestoreLiveCarbon(*s->core_, s->live_.cache.get(), ro.zones, push, lc.provider);
+    s->refresher_ = std::make_unique<CarbonRefresher>(s->live_.cache.get(), std::move(push), clock,
+                                                      std::move(ro));
     s->live_since_ = clock->Now();
     s->refresher_->Start();
     GL_LOG_INFO("live carbon data on", F("provider", lc.provider),

@@ -357,6 +357,117 @@ TEST_F(LiveCarbonTest, ElectricityMapsDataIsUsedThenGoesStaleWhenTheApiFails) {
   EXPECT_THAT(full, Not(HasSubstr(kEmapsKey)));
 }
 
+// The last good live data is in the store: killed and restarted while the
+// API is down, greenlightd serves it (with its real fetch time) until it is
+// older than stale_after, then the annual average; never the "no data yet"
+// placeholder.
+TEST_F(LiveCarbonTest, LastGoodDataSurvivesAKillAndIsServedUntilStaleWhileTheApiIsDown) {
+  const std::string config =
+      WriteConfig(EmapsLive("    refresh_seconds: 1\n"
+                            "    ttl_seconds: 1\n"
+                            "    retry_seconds: 1\n"
+                            "    stale_after_seconds: 30\n"
+                            "    timeout_seconds: 5\n"));
+  constexpr char kLiveSource[] = "live:electricitymaps history + forecast";
+  auto d = StartDaemon(config);
+  ASSERT_TRUE(d->running());
+  std::optional<v1::GridZone> de;
+  ASSERT_TRUE(WaitFor([&] {
+    de = Zone(*d, "DE");
+    return de && absl::StartsWith(de->source(), kLiveSource) &&
+           !absl::StrContains(de->source(), "stale");
+  })) << (de ? de->source() : "no zone DE")
+      << "\n"
+      << d->log();
+
+  // A failed history request means the fetch before it, and its push, are
+  // done: the zone's fetch time is final.
+  api_.Fail();
+  ASSERT_TRUE(WaitFor([&] { return api_.CountRequests("500 /v3/carbon-intensity/history") >= 1; }));
+  de = Zone(*d, "DE");
+  ASSERT_TRUE(de.has_value());
+  const std::string live_source = de->source();
+  ASSERT_THAT(live_source, ::testing::StartsWith(kLiveSource));
+  const absl::Time fetched = absl::FromUnixSeconds(de->updated().seconds());
+  const std::string fetched_text =
+      absl::FormatTime(absl::RFC3339_sec, fetched, absl::UTCTimeZone());
+  d->Kill();
+  // An outage: the restored data's age must count from the fetch, not the restart.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+
+  const size_t log_before = d->log().size();
+  d = StartDaemon(config);
+  ASSERT_TRUE(d->running());
+  bool placeholder_seen = false;
+  auto zone = [&] {
+    std::optional<v1::GridZone> z = Zone(*d, "DE");
+    if (z && absl::StrContains(z->source(), "no data yet")) placeholder_seen = true;
+    return z;
+  };
+  // At once, before any fetch succeeds: the stored series and its fetch time.
+  de = zone();
+  ASSERT_TRUE(de.has_value());
+  EXPECT_EQ(de->source(), live_source);
+  EXPECT_EQ(de->updated().seconds(), absl::ToUnixSeconds(fetched));
+  EXPECT_THAT(RecordedDeValuesAroundNow(), ::testing::Contains(de->current_g_per_kwh()));
+  std::optional<v1::Placement> q = Quote(*d, "eu-central-1");
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->grid_zone(), "DE");
+  EXPECT_FALSE(q->carbon_estimated());
+  std::optional<double> age;
+  EXPECT_TRUE(WaitFor([&] {
+    age = Metric("greenlight_zone_carbon_data_age_seconds{zone=\"DE\"}");
+    const double since_fetch = absl::ToDoubleSeconds(absl::Now() - fetched);
+    return age && *age >= since_fetch - 2 && *age <= since_fetch + 2 &&
+           Metric("greenlight_zone_carbon_data_stale{zone=\"DE\"}") == 0.0;
+  })) << (age ? *age : -1);
+
+  // Stale once older than stale_after, counted from the fetch before the kill.
+  ASSERT_TRUE(WaitFor([&] {
+    de = zone();
+    return de && absl::StrContains(de->source(), "stale since");
+  })) << (de ? de->source() : "no zone DE")
+      << "\n"
+      << d->log();
+  EXPECT_GE(absl::Now() - fetched, absl::Seconds(30));
+  EXPECT_THAT(de->source(), ::testing::StartsWith(live_source + " (stale since"));
+  EXPECT_EQ(de->updated().seconds(), absl::ToUnixSeconds(fetched));
+  EXPECT_DOUBLE_EQ(de->current_g_per_kwh(), de->annual_average_g_per_kwh());
+  q = Quote(*d, "eu-central-1");
+  ASSERT_TRUE(q.has_value());
+  EXPECT_TRUE(q->carbon_estimated());
+  ASSERT_TRUE(
+      WaitFor([&] { return Metric("greenlight_zone_carbon_data_stale{zone=\"DE\"}") == 1.0; }));
+  age = Metric("greenlight_zone_carbon_data_age_seconds{zone=\"DE\"}");
+  ASSERT_TRUE(age.has_value());
+  EXPECT_GE(*age, 30);
+  EXPECT_FALSE(placeholder_seen);
+  EXPECT_GE(api_.CountRequests("500 /v3/carbon-intensity/history"), 2);  // it did ask
+  const std::string log = d->log().substr(log_before);
+  EXPECT_EQ(Count(log, absl::StrCat("msg=\"live carbon data restored from the store\" zone=DE "
+                                    "provider=electricitymaps data_fetched_at=",
+                                    fetched_text)),
+            1)
+      << log;
+  EXPECT_THAT(log, Not(HasSubstr("data_fetched_at=never")));
+  EXPECT_THAT(log, Not(HasSubstr("no data yet")));
+
+  // Killed again and restarted with the kept data stale already: stale from
+  // the start, still with the fetch time from before the first kill.
+  d->Kill();
+  d = StartDaemon(config);
+  ASSERT_TRUE(d->running());
+  de = zone();
+  ASSERT_TRUE(de.has_value());
+  EXPECT_THAT(de->source(), HasSubstr("stale since"));
+  EXPECT_EQ(de->updated().seconds(), absl::ToUnixSeconds(fetched));
+  q = Quote(*d, "eu-central-1");
+  ASSERT_TRUE(q.has_value());
+  EXPECT_TRUE(q->carbon_estimated());
+  EXPECT_FALSE(placeholder_seen);
+  EXPECT_EQ(d->Terminate(), 0);
+}
+
 TEST_F(LiveCarbonTest, WattTimeAndCarbonAwareSdkDataIsUsedForTheirZones) {
   struct Case {
     std::string name;

@@ -237,6 +237,71 @@ TEST(CachingCarbonSource, FailuresServeLastGoodUntilStaleThenTheAnnualAverage) {
   EXPECT_DOUBLE_EQ(r.series->At(kNow), 100);
 }
 
+TEST(CachingCarbonSource, SeededLastGoodIsServedLikeAFetchOfItsTimeUntilAFetchReplacesIt) {
+  ScriptedSource inner;
+  inner.fail = true;
+  ManualClock clock(kNow);
+  CacheOptions opt;  // ttl 15 min, retry 1 min, stale after 3 h
+  CachingCarbonSource cache(&inner, &clock, opt, [](const std::string&) { return 300.0; });
+  const absl::Time kept_at = kNow - absl::Minutes(10);
+  auto kept = std::make_shared<CarbonSeries>("DE", kNow - absl::Hours(24), absl::Hours(1),
+                                             std::vector<double>(96, 70), 300);
+  kept->set_source("scripted");
+  ASSERT_TRUE(cache.Seed("DE", kept, kept_at));
+
+  ZoneReading r = cache.Peek("DE");
+  EXPECT_FALSE(r.stale);
+  EXPECT_EQ(r.fetched_at, kept_at);
+  // Within the TTL of its fetch time: served as it is, no fetch.
+  r = cache.Get("DE");
+  EXPECT_EQ(inner.calls, 0);
+  EXPECT_FALSE(r.stale);
+  EXPECT_EQ(r.fetched_at, kept_at);
+  EXPECT_DOUBLE_EQ(r.series->At(kNow), 70);
+
+  // Past the TTL the provider is asked; it fails and the kept data is served.
+  clock.Advance(absl::Minutes(10));
+  r = cache.Get("DE");
+  EXPECT_EQ(inner.calls, 1);
+  EXPECT_FALSE(r.stale);
+  EXPECT_EQ(r.last_error.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(r.fetched_at, kept_at);
+  EXPECT_DOUBLE_EQ(r.series->At(kNow), 70);
+
+  // Stale once older than stale_after, counted from its own fetch time.
+  clock.Set(kept_at + opt.stale_after + absl::Minutes(1));
+  r = cache.Get("DE");
+  EXPECT_TRUE(r.stale);
+  EXPECT_EQ(r.fetched_at, kept_at);
+  EXPECT_DOUBLE_EQ(r.series->At(kNow), 300);
+  EXPECT_THAT(r.series->source(), HasSubstr("stale since"));
+
+  // A real fetch replaces it; older or equally old kept data never replaces
+  // a newer entry.
+  inner.fail = false;
+  clock.Advance(absl::Minutes(2));
+  r = cache.Get("DE");
+  EXPECT_FALSE(r.stale);
+  EXPECT_EQ(r.fetched_at, clock.Now());
+  EXPECT_DOUBLE_EQ(r.series->At(kNow), 100);
+  EXPECT_FALSE(cache.Seed("DE", kept, kept_at));
+  EXPECT_FALSE(cache.Seed("DE", kept, clock.Now()));
+  EXPECT_DOUBLE_EQ(cache.Peek("DE").series->At(kNow), 100);
+  EXPECT_EQ(cache.Peek("DE").fetched_at, clock.Now());
+
+  const absl::Time gb_at = clock.Now() - absl::Minutes(5);
+  ASSERT_TRUE(cache.Seed("GB", kept, gb_at));
+  auto older = std::make_shared<CarbonSeries>(*kept);
+  older->set_source("older");
+  EXPECT_FALSE(cache.Seed("GB", older, gb_at - absl::Hours(1)));
+  EXPECT_EQ(cache.Peek("GB").series->source(), "scripted");
+  auto newer = std::make_shared<CarbonSeries>(*kept);
+  newer->set_source("newer");
+  EXPECT_TRUE(cache.Seed("GB", newer, gb_at + absl::Minutes(1)));
+  EXPECT_EQ(cache.Peek("GB").series->source(), "newer");
+  EXPECT_EQ(cache.Peek("GB").fetched_at, gb_at + absl::Minutes(1));
+}
+
 TEST(CachingCarbonSource, NoDataEverIsAStaleAnnualAverageNotAnError) {
   ScriptedSource inner;
   inner.fail = true;

@@ -288,11 +288,110 @@ TEST_F(PushToCoreTest, LiveSeriesReplacesTheZoneAndQuotesFollowItsStaleness) {
   providers::ZoneReading none = Reading(true, absl::InfinitePast(), {});
   ASSERT_TRUE(push("DE", none).ok());
   EXPECT_TRUE(Estimated());
+}
 
-  // Live data is not persisted: after a restart the zone is the inventory's again.
-  ASSERT_TRUE(push("DE", Reading(false, fetched, std::vector<double>(96, 150))).ok());
+TEST_F(PushToCoreTest, FetchedDataIsPersistedThePlaceholderAndStaleReadingsAreNot) {
+  PushCarbonReading push = PushToCore(&h_.core());
+  // No data yet: the placeholder is served but never stored.
+  ASSERT_TRUE(push("DE", Reading(true, absl::InfinitePast(), {})).ok());
+  ASSERT_THAT(Zone("DE").source(), StartsWith("live:"));
   ASSERT_TRUE(h_.Restart().ok());
   EXPECT_THAT(Zone("DE").source(), Not(StartsWith("live:")));
+
+  // Fetched data is durable once the push returns.
+  push = PushToCore(&h_.core());
+  const absl::Time fetched = TestStart() - absl::Minutes(5);
+  ASSERT_TRUE(push("DE", Reading(false, fetched, std::vector<double>(96, 150))).ok());
+  ASSERT_TRUE(h_.Restart().ok());
+  v1::GridZone z = Zone("DE");
+  EXPECT_EQ(z.source(), "live:electricitymaps history + forecast");
+  EXPECT_EQ(z.points(), 96);
+  EXPECT_EQ(z.updated().seconds(), absl::ToUnixSeconds(fetched));
+  EXPECT_DOUBLE_EQ(z.current_g_per_kwh(), 150);
+
+  // Neither the stale label nor a later placeholder overwrites the stored data.
+  push = PushToCore(&h_.core());
+  ASSERT_TRUE(push("DE", Reading(true, fetched, std::vector<double>(96, 150))).ok());
+  ASSERT_THAT(Zone("DE").source(), HasSubstr("electricitymaps"));
+  ASSERT_TRUE(push("DE", Reading(true, absl::InfinitePast(), {})).ok());
+  ASSERT_EQ(Zone("DE").points(), 1);
+  ASSERT_TRUE(h_.Restart().ok());
+  z = Zone("DE");
+  EXPECT_EQ(z.source(), "live:electricitymaps history + forecast");
+  EXPECT_EQ(z.points(), 96);
+  EXPECT_EQ(z.updated().seconds(), absl::ToUnixSeconds(fetched));
+}
+
+TEST_F(PushToCoreTest, RestoreServesStoredLiveDataWhileTheProviderIsDownThenStale) {
+  FakeSource source;  // fails until told otherwise
+  auto cache_on = [&] {
+    return std::make_unique<providers::CachingCarbonSource>(
+        &source, &h_.clock(), Cache(), [](const std::string&) { return 300.0; });
+  };
+  CarbonRefresherOptions o;
+  o.provider = "fake";
+  o.zones = {"DE", "XX"};  // XX: not in the inventory
+
+  // Nothing live in the store: nothing restored.
+  auto cache = cache_on();
+  EXPECT_THAT(RestoreLiveCarbon(h_.core(), cache.get(), o.zones, PushToCore(&h_.core()), "fake"),
+              ::testing::IsEmpty());
+
+  const absl::Time fetched = TestStart() - absl::Minutes(5);
+  ASSERT_TRUE(
+      PushToCore(&h_.core())("DE", Reading(false, fetched, std::vector<double>(96, 150))).ok());
+  ASSERT_TRUE(h_.Restart().ok());
+  cache = cache_on();
+  PushCarbonReading push = PushToCore(&h_.core());
+  EXPECT_THAT(RestoreLiveCarbon(h_.core(), cache.get(), o.zones, push, "fake"),
+              ::testing::ElementsAre("DE"));
+  providers::ZoneReading kept = cache->Peek("DE");
+  EXPECT_FALSE(kept.stale);
+  EXPECT_EQ(kept.fetched_at, fetched);
+  EXPECT_EQ(kept.series->source(), "electricitymaps history + forecast");  // no "live:" twice
+  // Restored once: a second call finds the same data already there.
+  EXPECT_THAT(RestoreLiveCarbon(h_.core(), cache.get(), o.zones, push, "fake"),
+              ::testing::IsEmpty());
+
+  CarbonRefresher r(cache.get(), push, &h_.clock(), o);
+  h_.clock().Advance(absl::Minutes(10));  // past the TTL: the provider is asked and fails
+  r.RefreshOnce();
+  EXPECT_GE(source.fetches(), 1);
+  v1::GridZone z = Zone("DE");
+  EXPECT_EQ(z.source(), "live:electricitymaps history + forecast");
+  EXPECT_EQ(z.updated().seconds(), absl::ToUnixSeconds(fetched));
+  EXPECT_DOUBLE_EQ(z.current_g_per_kwh(), 150);
+  EXPECT_FALSE(Estimated());
+  EXPECT_EQ(r.Statuses().at("DE").fetched_at, fetched);
+  EXPECT_FALSE(r.Statuses().at("DE").stale);
+
+  h_.clock().Set(fetched + Cache().stale_after + absl::Minutes(1));
+  r.RefreshOnce();
+  EXPECT_TRUE(r.Statuses().at("DE").stale);
+  EXPECT_THAT(Zone("DE").source(), HasSubstr("stale since"));
+  EXPECT_TRUE(Estimated());
+
+  // Restarted with the stored data already stale: marked so at once, before
+  // any refresh; the fetch time is still that of the last good fetch.
+  ASSERT_TRUE(h_.Restart().ok());
+  EXPECT_FALSE(Estimated());  // as loaded: the stale flag is not stored
+  cache = cache_on();
+  EXPECT_THAT(RestoreLiveCarbon(h_.core(), cache.get(), o.zones, PushToCore(&h_.core()), "fake"),
+              ::testing::ElementsAre("DE"));
+  EXPECT_TRUE(Estimated());
+  z = Zone("DE");
+  EXPECT_THAT(z.source(), HasSubstr("stale since"));
+  EXPECT_EQ(z.updated().seconds(), absl::ToUnixSeconds(fetched));
+  EXPECT_DOUBLE_EQ(z.current_g_per_kwh(), 333);
+
+  // A successful fetch replaces the restored data.
+  source.Serve(h_.clock().Now() - absl::Hours(24), std::vector<double>(96, 120));
+  CarbonRefresher again(cache.get(), PushToCore(&h_.core()), &h_.clock(), o);
+  again.RefreshOnce();
+  EXPECT_FALSE(Estimated());
+  z = Zone("DE");
+  EXPECT_EQ(z.source(), "live:fake history + forecast");
+  EXPECT_EQ(z.updated().seconds(), absl::ToUnixSeconds(h_.clock().Now()));
 }
 
 // BuildLiveCarbon's errors name the config key and where the secret was
