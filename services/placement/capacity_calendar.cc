@@ -18,26 +18,69 @@ int64_t ToNs(absl::Time t) {
 
 }  // namespace
 
-BookedProfile::BookedProfile(const PoolBookings& bookings) {
-  // Sweep: +nodes at each start, -nodes at each end; all events of one
-  // instant apply together, so back-to-back windows [a, b) and [b, c) do not
-  // add up.
-  std::vector<std::pair<int64_t, int>> events;
-  events.reserve(bookings.size() * 2);
-  for (const Booking& b : bookings) {
-    int64_t s = ToNs(b.start), e = ToNs(b.end);
-    if (b.nodes <= 0 || e <= s) continue;
-    events.push_back({s, b.nodes});
-    events.push_back({e, -b.nodes});
+void AddBooking(const Booking& b, int sign, BookingDeltas* deltas) {
+  const int64_t s = ToNs(b.start), e = ToNs(b.end);
+  if (b.nodes <= 0 || e <= s) return;
+  for (auto [t, d] : {std::pair<int64_t, int>{s, sign * b.nodes}, {e, -sign * b.nodes}}) {
+    auto it = deltas->try_emplace(t, 0).first;
+    it->second += d;
+    if (it->second == 0) deltas->erase(it);
   }
-  std::sort(events.begin(), events.end());
+}
+
+int MaxBooked(const BookingDeltas& deltas, int64_t a_ns, int64_t b_ns) {
   int booked = 0;
-  for (size_t i = 0; i < events.size();) {
-    const int64_t t = events[i].first;
-    for (; i < events.size() && events[i].first == t; ++i) booked += events[i].second;
-    if (steps_.empty() ? booked != 0 : booked != steps_.back().second)
-      steps_.push_back({t, booked});
+  auto it = deltas.begin();
+  for (; it != deltas.end() && it->first <= a_ns; ++it) booked += it->second;  // the level at a
+  int most = booked;
+  for (; it != deltas.end() && it->first < b_ns; ++it) {
+    booked += it->second;
+    most = std::max(most, booked);
   }
+  return most;
+}
+
+BookedProfile::BookedProfile(const PoolBookings& bookings) {
+  BookingDeltas deltas;
+  for (const Booking& b : bookings) AddBooking(b, +1, &deltas);
+  FromDeltas(deltas);
+}
+
+BookedProfile::BookedProfile(const BookingDeltas& deltas) { FromDeltas(deltas); }
+
+BookedProfile::~BookedProfile() {
+  for (int i = 0; i < max_booked_; ++i) delete blocked_[i].load(std::memory_order_acquire);
+}
+
+void BookedProfile::FromDeltas(const BookingDeltas& deltas) {
+  // All deltas of one instant are one map entry, so back-to-back windows
+  // [a, b) and [b, c) do not add up.
+  int booked = 0;
+  steps_.reserve(deltas.size());
+  for (const auto& [t, d] : deltas) {
+    booked += d;
+    steps_.push_back({t, booked});
+    max_booked_ = std::max(max_booked_, booked);
+  }
+  blocked_ = std::make_unique<std::atomic<const std::vector<NsInterval>*>[]>(max_booked_);
+  for (int i = 0; i < max_booked_; ++i) blocked_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+const std::vector<NsInterval>& BookedProfile::Blocked(int free_nodes, int nodes) const {
+  static const std::vector<NsInterval>* const kNone = new std::vector<NsInterval>();
+  static const std::vector<NsInterval>* const kAll = new std::vector<NsInterval>{{kMinNs, kMaxNs}};
+  const int allowed = free_nodes - nodes;
+  if (allowed < 0) return *kAll;
+  if (allowed >= max_booked_) return *kNone;
+  std::atomic<const std::vector<NsInterval>*>& slot = blocked_[allowed];
+  const std::vector<NsInterval>* known = slot.load(std::memory_order_acquire);
+  if (known != nullptr) return *known;
+  auto fresh =
+      std::make_unique<const std::vector<NsInterval>>(BlockedIntervals(*this, free_nodes, nodes));
+  if (slot.compare_exchange_strong(known, fresh.get(), std::memory_order_acq_rel)) {
+    return *fresh.release();
+  }
+  return *known;  // another thread was first
 }
 
 std::vector<NsInterval> BlockedIntervals(const BookedProfile& booked, int free_nodes, int nodes) {

@@ -9,7 +9,9 @@
 // into the same clean window cannot both count on the same nodes.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -28,17 +30,41 @@ struct Booking {
 // The bookings of one pool, in any order.
 using PoolBookings = std::vector<Booking>;
 
+// Booked whole nodes of one pool as deltas: +nodes at each window's start,
+// -nodes at its end (zero entries removed). Kept up to date booking by booking
+// (O(log b)) by the scheduler.
+using BookingDeltas = std::map<int64_t, int>;
+void AddBooking(const Booking& b, int sign, BookingDeltas* deltas);
+// The most nodes booked at any instant of [a_ns, b_ns). O(deltas).
+int MaxBooked(const BookingDeltas& deltas, int64_t a_ns, int64_t b_ns);
+
+struct NsInterval;
+
 // The whole nodes booked in one pool over time, as a step function: built
-// once per change of the pool's bookings, read by every decision (O(steps)).
+// once per change of the pool's bookings and shared by every snapshot. The
+// blocked intervals for each threshold are worked out once, on first use.
 class BookedProfile {
  public:
   explicit BookedProfile(const PoolBookings& bookings);
+  explicit BookedProfile(const BookingDeltas& deltas);
+  ~BookedProfile();
+  BookedProfile(const BookedProfile&) = delete;
+  BookedProfile& operator=(const BookedProfile&) = delete;
   // Sorted (t_ns, whole nodes booked from t_ns on); 0 before the first step.
   const std::vector<std::pair<int64_t, int>>& steps() const { return steps_; }
   bool empty() const { return steps_.empty(); }
+  // BlockedIntervals(*this, free_nodes, nodes), cached: thread-safe, the
+  // reference lives as long as the profile.
+  const std::vector<NsInterval>& Blocked(int free_nodes, int nodes) const;
 
  private:
+  void FromDeltas(const BookingDeltas& deltas);
   std::vector<std::pair<int64_t, int>> steps_;
+  int max_booked_ = 0;
+  // [allowed booked nodes] -> blocked intervals, filled on first use without a
+  // lock (every decision of every submit thread reads them; a mutex here
+  // made them queue): a race computes twice and keeps one.
+  mutable std::unique_ptr<std::atomic<const std::vector<NsInterval>*>[]> blocked_;
 };
 
 // Pool index (into Snapshot::Pools()) -> its booked profile; pools without

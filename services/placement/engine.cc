@@ -182,6 +182,8 @@ class DecisionBuilder {
   // met (or, with `blocked`, no window is clear of booked capacity).
   bool Price(int index, bool spot, double base_hours, Estimate* contiguous, Estimate* split,
              const std::vector<NsInterval>* blocked);
+  // The plans of the zone for a runtime, shared by its pools without bookings.
+  const Plans& SharedPlans(const ZoneCarbon& zone, absl::Duration runtime);
   // The plans of a contiguous (and split) run clear of `blocked`; false when none.
   bool PlanAroundBookings(const ZoneCarbon& zone, const Estimate& contiguous,
                           const std::vector<NsInterval>& blocked, Plans* out);
@@ -247,8 +249,6 @@ class DecisionBuilder {
 
   const std::vector<const PoolFilter*>& pool_filters_ = DefaultPoolFilters();
   absl::flat_hash_map<std::pair<const void*, int64_t>, Plans> plans_;
-  // (pool, nodes) -> blocked intervals; only pools with bookings get an entry.
-  absl::flat_hash_map<std::pair<int, int>, std::vector<NsInterval>> blocked_;
   std::vector<std::pair<const providers::CarbonSeries*, std::unique_ptr<ZonePlanner>>> planners_;
   const std::string* last_zone_name_ = nullptr;
   ZoneCarbon last_zone_ = ZoneCarbon::Constant(0);
@@ -337,13 +337,27 @@ Estimate DecisionBuilder::AsapEstimate(int index, bool spot, double base_hours) 
 const std::vector<NsInterval>* DecisionBuilder::BlockedForBooked(int index, int nodes) {
   const BookedProfile* bookings = s_.BookingsOf(index);
   if (bookings == nullptr) return nullptr;
-  auto [it, inserted] = blocked_.try_emplace({index, nodes});
-  if (inserted) it->second = BlockedIntervals(*bookings, s_.Pools()[index].free_nodes, nodes);
-  return it->second.empty() ? nullptr : &it->second;
+  const std::vector<NsInterval>& blocked = bookings->Blocked(s_.Pools()[index].free_nodes, nodes);
+  return blocked.empty() ? nullptr : &blocked;
 }
 
 // Out of line, so that Price stays small enough to inline in the common case
 // of a pool without bookings.
+const Plans& DecisionBuilder::SharedPlans(const ZoneCarbon& zone, absl::Duration runtime) {
+  auto key =
+      std::make_pair(static_cast<const void*>(zone.series()), absl::ToInt64Nanoseconds(runtime));
+  auto [it, inserted] = plans_.try_emplace(key);
+  if (inserted) {
+    Plans& p = it->second;
+    ZonePlanner& planner = PlannerFor(zone);
+    p.contiguous_ok = planner.BestContiguous(runtime, &p.contiguous);
+    if (job_.checkpointable && p.contiguous_ok) {
+      p.split_ok = planner.LowestCarbonSlots(runtime, /*with_slots=*/false, &p.split);
+    }
+  }
+  return it->second;
+}
+
 ABSL_ATTRIBUTE_NOINLINE bool DecisionBuilder::PlanAroundBookings(
     const ZoneCarbon& zone, const Estimate& contiguous, const std::vector<NsInterval>& intervals,
     Plans* out) {
@@ -352,15 +366,16 @@ ABSL_ATTRIBUTE_NOINLINE bool DecisionBuilder::PlanAroundBookings(
   // Planned around this pool's bookings: not shared with other pools.
   const int64_t run_ns = absl::ToInt64Nanoseconds(contiguous.runtime);
   const bool exempt = EarliestExempt(contiguous);
+  // No start clear of the bookings at all (a full calendar): nothing to search.
+  const int64_t earliest = absl::ToUnixNanos(ctx_.earliest);
+  const int64_t start = exempt ? earliest : FirstClearStart(*blocked, earliest, run_ns);
+  absl::Time last_start = ctx_.latest_start;
+  if (ctx_.deadline != absl::InfiniteFuture())
+    last_start = std::min(last_start, ctx_.deadline - contiguous.runtime);
+  if (start == std::numeric_limits<int64_t>::max() || absl::FromUnixNanos(start) > last_start)
+    return false;
   if (zone.series() == nullptr) {
     // Constant intensity: the first start clear of the bookings.
-    const int64_t earliest = absl::ToUnixNanos(ctx_.earliest);
-    int64_t start = exempt ? earliest : FirstClearStart(*blocked, earliest, run_ns);
-    absl::Time last_start = ctx_.latest_start;
-    if (ctx_.deadline != absl::InfiniteFuture())
-      last_start = std::min(last_start, ctx_.deadline - contiguous.runtime);
-    if (start == std::numeric_limits<int64_t>::max() || absl::FromUnixNanos(start) > last_start)
-      return false;
     local.contiguous_ok = true;
     local.contiguous.start = absl::FromUnixNanos(start);
     local.contiguous.end = local.contiguous.start + contiguous.runtime;
@@ -369,8 +384,18 @@ ABSL_ATTRIBUTE_NOINLINE bool DecisionBuilder::PlanAroundBookings(
     local.contiguous.estimated = true;
   } else {
     ZonePlanner& planner = PlannerFor(zone);
-    local.contiguous_ok =
-        planner.BestContiguous(contiguous.runtime, &local.contiguous, blocked, exempt);
+    // The zone's best window, shared by its pools, when it is clear here: a
+    // subset of the windows cannot hold a better one.
+    const Plans& shared = SharedPlans(zone, contiguous.runtime);
+    const int64_t best_ns = absl::ToUnixNanos(shared.contiguous.start);
+    if (shared.contiguous_ok &&
+        ((exempt && best_ns == earliest) || !Overlaps(*blocked, best_ns, best_ns + run_ns))) {
+      local.contiguous_ok = true;
+      local.contiguous = shared.contiguous;
+    } else {
+      local.contiguous_ok =
+          planner.BestContiguous(contiguous.runtime, &local.contiguous, blocked, exempt);
+    }
     if (job_.checkpointable && local.contiguous_ok) {
       local.split_ok = planner.LowestCarbonSlots(contiguous.runtime, /*with_slots=*/false,
                                                  &local.split, blocked);
@@ -403,18 +428,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool DecisionBuilder::Price(
     local.contiguous.estimated = true;
     plans = &local;
   } else {
-    auto key = std::make_pair(static_cast<const void*>(zone.series()),
-                              absl::ToInt64Nanoseconds(contiguous->runtime));
-    auto [it, inserted] = plans_.try_emplace(key);
-    if (inserted) {
-      Plans& p = it->second;
-      ZonePlanner& planner = PlannerFor(zone);
-      p.contiguous_ok = planner.BestContiguous(contiguous->runtime, &p.contiguous);
-      if (job_.checkpointable && p.contiguous_ok) {
-        p.split_ok = planner.LowestCarbonSlots(contiguous->runtime, /*with_slots=*/false, &p.split);
-      }
-    }
-    plans = &it->second;
+    plans = &SharedPlans(zone, contiguous->runtime);
   }
   if (!plans->contiguous_ok) return false;
   contiguous->start = plans->contiguous.start;

@@ -99,11 +99,10 @@ absl::Status SchedulerCore::LoadFromStore() {
   pending_by_latest_start_.clear();
   index_key_.clear();
   bookings_.clear();
-  booked_by_pool_.clear();
+  booked_deltas_.clear();
   booked_profiles_.clear();
   booked_dirty_.clear();
   booking_view_.reset();
-  booking_view_stale_ = true;
   allocations_.clear();
   running_gpus_.clear();
   running_gpus_by_type_.clear();
@@ -371,7 +370,7 @@ void SchedulerCore::ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, b
     }
     // Not throttled: a quote planned against an old calendar is refused by
     // the writer and quoted again (Submit).
-    if (!booked_dirty_.empty() || booking_view_stale_) RebuildBookingView();
+    if (!booked_dirty_.empty()) RebuildBookingView();
     for (const auto& id : txn.dirty) txn.batch.jobs.push_back(jobs_[id]);
     // Keep job rows in sequence order for a stable file layout.
     std::sort(txn.batch.jobs.begin(), txn.batch.jobs.end(),
@@ -1029,17 +1028,17 @@ std::optional<SchedulerCore::Allocation> SchedulerCore::FindAllocation(const Job
 bool SchedulerCore::TryAllocate(Job& job, absl::Time now) {
   std::optional<Allocation> a = FindAllocation(job);
   if (!a) return false;
-  if (const placement::BookedProfile* booked = BookedProfileOf(a->pool)) {
+  auto booked = booked_deltas_.find(a->pool);
+  if (booked != booked_deltas_.end()) {
     const PoolState& ps = pools_[a->pool];
     int whole = 0;  // wholly free nodes this job would take
     for (const auto& [n, k] : a->nodes) whole += ps.free_gpus[n] == ps.pool.gpus_per_node;
-    if (whole > 0) {
-      std::vector<placement::NsInterval> blocked =
-          placement::BlockedIntervals(*booked, FreeWholeNodes(a->pool), whole);
-      absl::Time end = now + FromProto(job.remaining());
-      if (placement::Overlaps(blocked, absl::ToUnixNanos(now), absl::ToUnixNanos(end)))
-        return false;
-    }
+    const absl::Time end = now + FromProto(job.remaining());
+    if (whole > 0 &&
+        placement::MaxBooked(booked->second, absl::ToUnixNanos(now), absl::ToUnixNanos(end)) +
+                whole >
+            FreeWholeNodes(a->pool))
+      return false;
   }
   ApplyAllocation(job, *std::move(a));
   return true;
@@ -1082,7 +1081,8 @@ void SchedulerCore::BookJob(const Job& job) {
     b.windows.push_back(
         {FromProto(job.placement().start()), FromProto(job.placement().end()), nodes});
   }
-  booked_by_pool_[b.pool].insert(job.sequence());
+  placement::BookingDeltas& deltas = booked_deltas_[b.pool];
+  for (const auto& w : b.windows) placement::AddBooking(w, +1, &deltas);
   booked_dirty_.insert(b.pool);
   bookings_[job.sequence()] = std::move(b);
 }
@@ -1091,42 +1091,26 @@ void SchedulerCore::UnbookJob(int64_t sequence) {
   auto it = bookings_.find(sequence);
   if (it == bookings_.end()) return;
   const int pool = it->second.pool;
-  auto bp = booked_by_pool_.find(pool);
-  if (bp != booked_by_pool_.end()) {
-    bp->second.erase(sequence);
-    if (bp->second.empty()) booked_by_pool_.erase(bp);
+  auto d = booked_deltas_.find(pool);
+  if (d != booked_deltas_.end()) {
+    for (const auto& w : it->second.windows) placement::AddBooking(w, -1, &d->second);
+    if (d->second.empty()) booked_deltas_.erase(d);
   }
   booked_dirty_.insert(pool);
   bookings_.erase(it);
 }
 
-void SchedulerCore::ReprofilePool(int pool) {
-  booked_dirty_.erase(pool);
-  booking_view_stale_ = true;
-  auto bp = booked_by_pool_.find(pool);
-  if (bp == booked_by_pool_.end()) {
-    booked_profiles_.erase(pool);
-    return;
-  }
-  placement::PoolBookings all;
-  for (int64_t seq : bp->second) {
-    const auto& w = bookings_.at(seq).windows;
-    all.insert(all.end(), w.begin(), w.end());
-  }
-  booked_profiles_[pool] = std::make_shared<const placement::BookedProfile>(all);
-}
-
-const placement::BookedProfile* SchedulerCore::BookedProfileOf(int pool) {
-  if (booked_dirty_.contains(pool)) ReprofilePool(pool);
-  auto it = booked_profiles_.find(pool);
-  return it == booked_profiles_.end() ? nullptr : it->second.get();
-}
-
 void SchedulerCore::RebuildBookingView() {
-  std::vector<int> dirty(booked_dirty_.begin(), booked_dirty_.end());
-  for (int pool : dirty) ReprofilePool(pool);
-  if (!booking_view_stale_) return;
-  booking_view_stale_ = false;
+  if (booked_dirty_.empty()) return;
+  for (int pool : booked_dirty_) {
+    auto d = booked_deltas_.find(pool);
+    if (d == booked_deltas_.end()) {
+      booked_profiles_.erase(pool);
+    } else {
+      booked_profiles_[pool] = std::make_shared<const placement::BookedProfile>(d->second);
+    }
+  }
+  booked_dirty_.clear();
   // Profiles are shared: the table copies pointers only.
   booking_view_ = booked_profiles_.empty() ? nullptr
                                            : std::make_shared<const placement::BookingTable>(
@@ -1136,14 +1120,15 @@ void SchedulerCore::RebuildBookingView() {
 bool SchedulerCore::CalendarAllowsPlan(const Job& job, bool capacity_blind) {
   auto pit = pool_index_.find(job.placement().pool_id());
   if (pit == pool_index_.end()) return true;
-  const placement::BookedProfile* booked = BookedProfileOf(pit->second);
-  if (booked == nullptr) return true;
+  auto booked = booked_deltas_.find(pit->second);
+  if (booked == booked_deltas_.end()) return true;
   const int free = capacity_blind ? pools_[pit->second].pool.nodes : FreeWholeNodes(pit->second);
-  std::vector<placement::NsInterval> blocked =
-      placement::BlockedIntervals(*booked, free, std::max(1, job.placement().nodes()));
+  const int nodes = std::max(1, job.placement().nodes());
   auto clear = [&](const google::protobuf::Timestamp& a, const google::protobuf::Timestamp& b) {
-    return !placement::Overlaps(blocked, absl::ToUnixNanos(FromProto(a)),
-                                absl::ToUnixNanos(FromProto(b)));
+    return placement::MaxBooked(booked->second, absl::ToUnixNanos(FromProto(a)),
+                                absl::ToUnixNanos(FromProto(b))) +
+               nodes <=
+           free;
   };
   if (job.placement().slots_size() == 0)
     return clear(job.placement().start(), job.placement().end());

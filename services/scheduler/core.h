@@ -253,10 +253,8 @@ class SchedulerCore {
   // the bookings and allocations leave booked nodes free.
   void BookJob(const greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnbookJob(int64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The pool's booked profile now (rebuilt if its bookings changed); null = none.
-  const placement::BookedProfile* BookedProfileOf(int pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReprofilePool(int pool) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The table snapshots share, rebuilt when bookings changed.
+  // The table snapshots share: the profiles of pools whose bookings changed
+  // are rebuilt (once per batch; the writer's own checks read the deltas).
   void RebuildBookingView() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Wholly free nodes of a pool now.
   int FreeWholeNodes(int pool) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -365,12 +363,12 @@ class SchedulerCore {
     placement::PoolBookings windows;
   };
   absl::flat_hash_map<int64_t, JobBooking> bookings_ ABSL_GUARDED_BY(mu_);  // by sequence
-  absl::flat_hash_map<int, absl::flat_hash_set<int64_t>> booked_by_pool_ ABSL_GUARDED_BY(mu_);
+  // Per pool, kept booking by booking (O(log b)); the writer checks against these.
+  absl::flat_hash_map<int, placement::BookingDeltas> booked_deltas_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int, std::shared_ptr<const placement::BookedProfile>> booked_profiles_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<int> booked_dirty_ ABSL_GUARDED_BY(mu_);  // pools to re-profile
   std::shared_ptr<const placement::BookingTable> booking_view_ ABSL_GUARDED_BY(mu_);
-  bool booking_view_stale_ ABSL_GUARDED_BY(mu_) = false;  // a profile changed since
   // Immutable pool views for quoting (with free capacity, and all free).
   std::shared_ptr<const std::vector<providers::Pool>> pool_view_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const std::vector<providers::Pool>> pool_view_free_ ABSL_GUARDED_BY(mu_);

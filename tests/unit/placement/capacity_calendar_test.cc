@@ -62,13 +62,42 @@ TEST(BlockedIntervals, Table) {
 }
 
 TEST(BookedProfile, StepsMergeEqualLevels) {
-  BookedProfile p({Book(1, 3, 2), Book(3, 5, 2), Book(4, 6, 1)});
+  BookedProfile p(PoolBookings{Book(1, 3, 2), Book(3, 5, 2), Book(4, 6, 1)});
   ASSERT_EQ(p.steps().size(), 4u);  // 2 from 1 (no step at 3), 3 from 4, 1 from 5, 0 from 6
   EXPECT_EQ(p.steps()[0], std::make_pair(H(1), 2));
   EXPECT_EQ(p.steps()[1], std::make_pair(H(4), 3));
   EXPECT_EQ(p.steps()[2], std::make_pair(H(5), 1));
   EXPECT_EQ(p.steps()[3], std::make_pair(H(6), 0));
-  EXPECT_TRUE(BookedProfile({}).empty());
+  EXPECT_TRUE(BookedProfile(PoolBookings{}).empty());
+}
+
+TEST(BookingDeltas, KeptBookingByBookingAgreeWithTheProfile) {
+  BookingDeltas d;
+  const PoolBookings all = {Book(1, 3, 2), Book(3, 5, 2), Book(4, 6, 1), Book(2, 4, 1)};
+  for (const Booking& b : all) AddBooking(b, +1, &d);
+  EXPECT_EQ(MaxBooked(d, H(0), H(1)), 0);
+  EXPECT_EQ(MaxBooked(d, H(0), H(2)), 2);
+  EXPECT_EQ(MaxBooked(d, H(2), H(3)), 3);
+  EXPECT_EQ(MaxBooked(d, H(3), H(4)), 3);  // 2 + 1 (the 1-3 window has ended)
+  EXPECT_EQ(MaxBooked(d, H(4), H(5)), 3);
+  EXPECT_EQ(MaxBooked(d, H(5), H(9)), 1);
+  EXPECT_EQ(MaxBooked(d, H(6), H(9)), 0);
+  BookedProfile from_deltas(d), from_list(all);
+  EXPECT_EQ(from_deltas.steps(), from_list.steps());
+  // Taking every booking back leaves nothing.
+  for (const Booking& b : all) AddBooking(b, -1, &d);
+  EXPECT_TRUE(d.empty());
+}
+
+TEST(BookedProfile, BlockedIsCachedAndAgreesWithBlockedIntervals) {
+  BookedProfile p(PoolBookings{Book(1, 3, 2), Book(2, 4, 2)});
+  for (int free = 0; free <= 5; ++free) {
+    for (int nodes = 1; nodes <= 3; ++nodes) {
+      EXPECT_EQ(Show(p.Blocked(free, nodes)), Show(BlockedIntervals(p, free, nodes)))
+          << free << " free, " << nodes << " nodes";
+    }
+  }
+  EXPECT_EQ(&p.Blocked(4, 1), &p.Blocked(5, 2));  // same threshold, one cached answer
 }
 
 TEST(BlockedIntervals, OverlapsIsHalfOpen) {
