@@ -124,6 +124,18 @@ bool ZonePlanner::Estimated(int64_t a_ns, int64_t b_ns) const {
   return a_ns < series_start_ns_ || b_ns > series_end_ns_;
 }
 
+const std::vector<double>& ZonePlanner::Windows(int64_t run_ns, int64_t last_start) {
+  auto [it, inserted] = windows_.try_emplace(run_ns);
+  if (inserted) {
+    for (int64_t i = 0;; ++i) {
+      int64_t t = Boundary(i);
+      if (t > last_start) break;
+      it->second.push_back(Integral(t, t + run_ns));
+    }
+  }
+  return it->second;
+}
+
 bool ZonePlanner::BestContiguous(absl::Duration run, RunWindow* out,
                                  const std::vector<NsInterval>* blocked, bool earliest_exempt) {
   const int64_t run_ns = absl::ToInt64Nanoseconds(run);
@@ -132,15 +144,42 @@ bool ZonePlanner::BestContiguous(absl::Duration run, RunWindow* out,
   if (last_start < earliest_ns_) return false;
   int64_t best_start = -1;
   double best = 0;
-  for (int64_t i = 0;; ++i) {
-    int64_t t = Boundary(i);
-    if (t > last_start) break;
-    if (blocked != nullptr && !(i == 0 && earliest_exempt) && Overlaps(*blocked, t, t + run_ns))
-      continue;
-    double v = Integral(t, t + run_ns);
+  auto consider = [&](int64_t t, double v) {
     if (best_start < 0 || v < best - kRelTolerance * std::abs(best)) {
       best = v;
       best_start = t;
+    }
+  };
+  if (blocked == nullptr) {
+    for (int64_t i = 0;; ++i) {
+      int64_t t = Boundary(i);
+      if (t > last_start) break;
+      consider(t, Integral(t, t + run_ns));
+    }
+  } else {
+    // Around bookings: the zone's window integrals (computed once per run
+    // length and shared by its pools) walked beside the sorted blocked
+    // intervals, jumping over each one: O(windows + intervals) per pool.
+    const std::vector<double>& windows = Windows(run_ns, last_start);
+    size_t b = 0;
+    for (int64_t i = 0; i < static_cast<int64_t>(windows.size()); ++i) {
+      const int64_t t = Boundary(i);
+      if (!(i == 0 && earliest_exempt)) {
+        while (b < blocked->size() && (*blocked)[b].end_ns <= t) ++b;
+        if (b < blocked->size() && (*blocked)[b].start_ns < t + run_ns) {
+          const int64_t free_from = (*blocked)[b].end_ns;
+          if (free_from == kMaxNs) break;
+          // Jump to the first boundary j >= 1 at or after free_from (the
+          // loop's ++i lands there).
+          if (free_from > first_boundary_ns_) {
+            const int64_t d = free_from - first_boundary_ns_;
+            const int64_t j = 1 + d / slot_ns_ + (d % slot_ns_ != 0 ? 1 : 0);
+            i = std::max(i, j - 1);
+          }
+          continue;
+        }
+      }
+      consider(t, windows[static_cast<size_t>(i)]);
     }
   }
   if (best_start < 0) return false;  // every window meets booked capacity

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "services/placement/capacity_calendar.h"
 #include "services/placement/engine.h"
@@ -88,6 +89,9 @@ class ZonePlanner {
   int64_t Boundary(int64_t i) const;  // slot grid: earliest, then epoch-aligned
   void BuildSegments(int64_t end_ns);
   bool Estimated(int64_t a_ns, int64_t b_ns) const;
+  // Integral of every start candidate's window for a run length (index i =
+  // Boundary(i), up to last_start), computed once per run length.
+  const std::vector<double>& Windows(int64_t run_ns, int64_t last_start);
 
   const providers::CarbonSeries* series_;
   double average_;
@@ -100,7 +104,8 @@ class ZonePlanner {
   int64_t segments_end_ns_ = 0;
   std::vector<double> seg_integral_;
   std::vector<int> seg_order_;
-  std::vector<int64_t> taken_;  // scratch: ns used of each segment
+  std::vector<int64_t> taken_;                                 // scratch: ns used of each segment
+  absl::flat_hash_map<int64_t, std::vector<double>> windows_;  // run_ns -> Windows()
 };
 
 // Start candidates: `earliest`, then each slot boundary (aligned to the Unix
