@@ -65,6 +65,12 @@ struct Snapshot {
     return it == bookings->end() || !it->second || it->second->empty() ? nullptr : it->second.get();
   }
   absl::flat_hash_map<std::string, providers::CarbonSeriesPtr> zones;  // zone -> series
+  // When set, used instead of `zones` (shared like `shared_pools`: copying the
+  // map, its strings and reference counts cost every snapshot a few us).
+  std::shared_ptr<const absl::flat_hash_map<std::string, providers::CarbonSeriesPtr>> shared_zones;
+  const absl::flat_hash_map<std::string, providers::CarbonSeriesPtr>& Zones() const {
+    return shared_zones ? *shared_zones : zones;
+  }
   // Annual average intensity used for zones without a series (gCO2e/kWh).
   double default_intensity_g_per_kwh = 400.0;
   TeamView team;

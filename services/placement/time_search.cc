@@ -8,8 +8,9 @@
 namespace greenlight::placement {
 
 ZoneCarbon ZoneCarbon::For(const Snapshot& snapshot, const std::string& zone) {
-  auto it = snapshot.zones.find(zone);
-  if (it == snapshot.zones.end() || it->second == nullptr) {
+  const auto& zones = snapshot.Zones();
+  auto it = zones.find(zone);
+  if (it == zones.end() || it->second == nullptr) {
     return ZoneCarbon(nullptr, snapshot.default_intensity_g_per_kwh);
   }
   const providers::CarbonSeries& s = *it->second;

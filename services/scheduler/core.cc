@@ -189,6 +189,7 @@ absl::Status SchedulerCore::LoadFromStore() {
     ring_.clear();
   }
   capacity_changed_ = true;
+  zones_view_ = std::make_shared<const ZoneMap>(zones_);
   // Pools and capacity were rebuilt (also after a failed commit): so are the views.
   pool_view_.reset();
   pool_view_free_.reset();
@@ -470,7 +471,7 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool i
   s.now = options_.clock->Now();
   s.slot = options_.slot;
   s.horizon = options_.horizon;
-  s.zones = zones_;
+  s.shared_zones = zones_view_;
   s.default_intensity_g_per_kwh = options_.inventory.default_intensity_g_per_kwh;
   s.default_carbon_price_micros_per_tonne = options_.default_carbon_price_micros_per_tonne;
   if (!fresh && pool_view_ && (started_ ? true : !view_dirty_)) {
@@ -1953,6 +1954,7 @@ absl::StatusOr<v1::GridZone> SchedulerCore::SetCarbonSeries(const std::string& z
     absl::Time now = options_.clock->Now();
     absl::Time updated = meta.updated == absl::InfinitePast() ? now : meta.updated;
     zones_[zone] = series;
+    zones_view_ = std::make_shared<const ZoneMap>(zones_);
     zone_updated_[zone] = updated;
     store::ZoneRow row;
     row.name = zone;

@@ -345,7 +345,10 @@ class SchedulerCore {
   std::vector<PoolState> pools_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> pool_index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> regions_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, providers::CarbonSeriesPtr> zones_ ABSL_GUARDED_BY(mu_);
+  using ZoneMap = absl::flat_hash_map<std::string, providers::CarbonSeriesPtr>;
+  ZoneMap zones_ ABSL_GUARDED_BY(mu_);
+  // zones_ as snapshots share it, replaced whenever zones_ changes.
+  std::shared_ptr<const ZoneMap> zones_view_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> zone_updated_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Allocation> allocations_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> running_gpus_ ABSL_GUARDED_BY(mu_);  // team -> gpus
