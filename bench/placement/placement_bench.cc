@@ -211,18 +211,23 @@ void RunDecisions(benchmark::State& state, Decide decide) {
   state.counters["p99_wall_us"] = Percentile(wall_us, 99);
 }
 
-void BM_Place(benchmark::State& state) {
-  const Cluster c = MakeCluster(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+// The engine's decisions over the job mix on `snapshot`.
+void RunPlace(benchmark::State& state, const Snapshot& snapshot) {
   PlacementEngine engine;
   int feasible = 0, total = 0;
   RunDecisions(state, [&](const JobRequest& job) {
-    Decision d = engine.Place(job, c.snapshot);
+    Decision d = engine.Place(job, snapshot);
     feasible += d.feasible;
     ++total;
     return d.chosen.objective_micros;
   });
   state.counters["feasible_%"] = total ? 100.0 * feasible / total : 0;
-  state.counters["pools"] = static_cast<double>(c.snapshot.pools.size());
+  state.counters["pools"] = static_cast<double>(snapshot.pools.size());
+}
+
+void BM_Place(benchmark::State& state) {
+  const Cluster c = MakeCluster(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
+  RunPlace(state, c.snapshot);
 }
 
 // The same with a capacity calendar: every pool carries 8 bookings of planned
@@ -244,15 +249,7 @@ void BM_PlaceWithBookings(benchmark::State& state) {
     (*table)[i] = std::make_shared<const BookedProfile>(b);
   }
   c.snapshot.bookings = std::move(table);
-  PlacementEngine engine;
-  int feasible = 0, total = 0;
-  RunDecisions(state, [&](const JobRequest& job) {
-    Decision d = engine.Place(job, c.snapshot);
-    feasible += d.feasible;
-    ++total;
-    return d.chosen.objective_micros;
-  });
-  state.counters["feasible_%"] = total ? 100.0 * feasible / total : 0;
+  RunPlace(state, c.snapshot);
 }
 
 void BM_NaiveNodeScan(benchmark::State& state) {
