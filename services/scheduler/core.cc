@@ -685,7 +685,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::SubmitAttempt(const JobSpec& spec,
   absl::Time t0 = absl::Now();
   placement::Decision d = engine_.Place(req, snap);
   placement::Snapshot used = snap;
-  bool capacity_blind = false;  // planned without capacity or bookings: a waiting job
+  bool capacity_blind = false;  // planned as if every node were free: a waiting job
   if (!d.feasible) {
     // Would it fit if capacity and quota were free? Then it waits.
     placement::Snapshot free_snap;
@@ -729,8 +729,6 @@ absl::StatusOr<SubmitResult> SchedulerCore::SubmitAttempt(const JobSpec& spec,
   }
   if (options_.on_placement) options_.on_placement(absl::ToDoubleSeconds(absl::Now() - t0));
   v1::Quote quote = ToQuote(d, used);
-  // Every plan is made against the calendar (a waiting job's against all nodes).
-  const bool calendar_plan = check_calendar;
   // The snapshots share the pool view; release them before the batch so that
   // it can refresh the view in place (RebuildPoolViews).
   snap = placement::Snapshot();
@@ -789,7 +787,8 @@ absl::StatusOr<SubmitResult> SchedulerCore::SubmitAttempt(const JobSpec& spec,
         return st;
       }
     }
-    if (calendar_plan && FromProto(job.placement().start()) > now &&
+    // Every plan is made against the calendar (a waiting job's against all nodes).
+    if (check_calendar && FromProto(job.placement().start()) > now &&
         !CalendarAllowsPlan(job, capacity_blind)) {
       // Booked by a job stored since the quote: nothing written, quote again.
       absl::Status st = absl::AbortedError("capacity calendar changed since the quote");
@@ -2117,6 +2116,28 @@ absl::Status SchedulerCore::CheckInvariants() const {
       planned_by_start_.size() != planned || pending_by_latest_start_.size() != with_deadline ||
       index_key_.size() != planned + with_deadline)
     return absl::InternalError("state indexes out of step with the jobs");
+  // The capacity calendar: one booking per planned job, and the per-pool
+  // deltas are exactly the sum of the bookings' windows.
+  if (bookings_.size() != planned)
+    return absl::InternalError(absl::StrCat("capacity calendar: ", bookings_.size(),
+                                            " bookings for ", planned, " planned jobs"));
+  absl::flat_hash_map<int, placement::BookingDeltas> deltas;
+  for (const auto& [seq, b] : bookings_) {
+    auto it = active_.find(seq);
+    if (it == active_.end() || it->second->state() != v1::JOB_STATE_PLANNED)
+      return absl::InternalError(
+          absl::StrCat("capacity calendar: booking of job #", seq, ", which is not planned"));
+    for (const auto& w : b.windows) placement::AddBooking(w, +1, &deltas[b.pool]);
+  }
+  for (auto it = deltas.begin(); it != deltas.end();) {
+    if (it->second.empty()) {
+      deltas.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  if (deltas != booked_deltas_)
+    return absl::InternalError("capacity calendar: booked nodes out of step with the bookings");
   // Capacity.
   for (const auto& ps : pools_) {
     for (int f : ps.free_gpus)
