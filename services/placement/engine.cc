@@ -255,7 +255,8 @@ class DecisionBuilder {
   // The best top_k + 1 feasible estimates, best first (the chosen one and its
   // alternatives): bounded, so a decision never stores one entry per pool.
   std::vector<Estimate> feasible_;
-  Estimate scratch_contiguous_, scratch_split_;  // reused by EvaluatePool
+  Estimate scratch_contiguous_, scratch_split_;            // reused by EvaluatePool
+  Estimate scratch_free_contiguous_, scratch_free_split_;  // its plan without bookings
   size_t keep_ = 1;
   void Keep(const Estimate& e);
   std::vector<std::pair<const char*, int>> counts_;  // reason codes are constants
@@ -511,10 +512,11 @@ void DecisionBuilder::EvaluatePool(int index) {
     if (priced) std::tie(chosen, check) = Choose(pool, contiguous, split);
     // Waiting for booked capacity: no window clear of the bookings passes,
     // but one would without them (it may once they run and end).
+    // Priced into scratch of its own: `chosen` may point into the first.
     bool booked_out = false;
     if (blocked != nullptr && (!priced || check.failed != 0) &&
-        Price(index, spot, base_hours, &contiguous, &split, nullptr)) {
-      auto [free_chosen, free_check] = Choose(pool, contiguous, split);
+        Price(index, spot, base_hours, &scratch_free_contiguous_, &scratch_free_split_, nullptr)) {
+      auto [free_chosen, free_check] = Choose(pool, scratch_free_contiguous_, scratch_free_split_);
       if (!priced || free_check.failed == 0) {
         chosen = free_chosen;
         check = free_check;

@@ -442,6 +442,29 @@ TEST(CapacityCalendar, SplitRunsSkipBookedSlots) {
   EXPECT_EQ(d.chosen.carbon_mg, 5600 * 300);
 }
 
+TEST(CapacityCalendar, AQuoteOverTheCapAroundBookingsNamesARealPool) {
+  // Regression (CI's stress test, a crash): around the booking the best plan
+  // is split and over the cost cap; the plan without bookings (to tell "not
+  // now" from "never") is contiguous and over the cap too. Pricing it reused
+  // the scratch the first plan pointed into, so the quote for the error named
+  // pool -1.
+  Snapshot s = MakeSnapshot({MakePool("p")});
+  std::vector<double> v(96, 900);
+  v[2] = v[3] = v[4] = 100;  // a clean 02-05 block: unsplit, the best without bookings
+  s.zones["Z"] = Series("Z", T0(), v, 500);
+  JobRequest job = MakeJob();
+  job.duration = absl::Hours(3);
+  job.deadline = T0() + absl::Hours(8);
+  job.checkpointable = true;
+  job.max_cost_micros = Usd(1);  // far below any run's cost
+  Decision d = PlacementEngine().Place(job, WithBookings(s, {Booked(3, 4, 4)}));
+  EXPECT_FALSE(d.feasible);
+  ASSERT_TRUE(d.has_best_over_cap) << d.summary;
+  EXPECT_EQ(d.best_over_cap.pool, 0);
+  EXPECT_EQ(d.best_over_cap.pool_id, "p");
+  EXPECT_EQ(Rejected(d, kReasonMaxCost), 1);
+}
+
 TEST(CapacityCalendar, ASubNodeJobOnAPartlyUsedNodeNeedsNoWholeNode) {
   Pool p = MakePool("p");
   p.free_nodes = 0;

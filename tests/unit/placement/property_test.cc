@@ -404,7 +404,7 @@ void ExpectRespectsCalendar(const World& w, const absl::flat_hash_map<int, PoolB
 
 TEST(PlacementProperties, BookedCapacityIsNeverPromisedTwiceAndOnlyNarrows) {
   int with_bookings = 0, moved = 0, lost = 0;
-  for (uint32_t seed = 1; seed <= kWorlds; ++seed) {
+  for (uint32_t seed = 1; seed <= 5 * kWorlds; ++seed) {
     World w = RandomWorld(seed);
     Decision free = PlacementEngine().Place(w.job, w.snap);
     absl::flat_hash_map<int, PoolBookings> booked = RandomBookings(w, seed);
@@ -413,6 +413,12 @@ TEST(PlacementProperties, BookedCapacityIsNeverPromisedTwiceAndOnlyNarrows) {
     w.snap.bookings = std::move(table);
     Decision d = PlacementEngine().Place(w.job, w.snap);
     std::string what = absl::StrFormat("seed %d: %s", seed, d.summary);
+    // Every option the decision names is a real pool's (the quote in an error too).
+    if (d.has_best_over_cap) {
+      ASSERT_GE(d.best_over_cap.pool, 0) << what;
+      ASSERT_LT(d.best_over_cap.pool, static_cast<int>(w.snap.pools.size())) << what;
+      EXPECT_EQ(d.best_over_cap.pool_id, w.snap.pools[d.best_over_cap.pool].id) << what;
+    }
     if (d.feasible) {
       ++with_bookings;
       ExpectRespectsConstraints(w, d.chosen, "chosen " + what);
