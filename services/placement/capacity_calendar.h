@@ -38,7 +38,11 @@ void AddBooking(const Booking& b, int sign, BookingDeltas* deltas);
 // The most nodes booked at any instant of [a_ns, b_ns). O(deltas).
 int MaxBooked(const BookingDeltas& deltas, int64_t a_ns, int64_t b_ns);
 
-struct NsInterval;
+// [start_ns, end_ns) in nanoseconds since the Unix epoch (the planner's unit).
+struct NsInterval {
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+};
 
 // The whole nodes booked in one pool over time, as a step function: built
 // once per change of the pool's bookings and shared by every snapshot. The
@@ -70,12 +74,6 @@ class BookedProfile {
 // Pool index (into Snapshot::Pools()) -> its booked profile; pools without
 // bookings are absent. Profiles are shared, so copying the table is cheap.
 using BookingTable = absl::flat_hash_map<int, std::shared_ptr<const BookedProfile>>;
-
-// [start_ns, end_ns) in nanoseconds since the Unix epoch (the planner's unit).
-struct NsInterval {
-  int64_t start_ns = 0;
-  int64_t end_ns = 0;
-};
 
 // The instants at which fewer than `nodes` whole nodes are left once the
 // booked ones are taken from `free_nodes`: sorted, disjoint and merged.
