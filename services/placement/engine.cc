@@ -152,7 +152,26 @@ constexpr uint32_t kTeamBit = 1u << 3;
 // Stage of a "not now" verdict: above every "never" stage of the chain.
 constexpr int kNotNowStage = 1000;
 // CapacityFilter's place in DefaultPoolFilters() (booked capacity is capacity).
-constexpr int kCapacityStage = 4;
+int CapacityStage() {
+  static const int stage = [] {
+    const auto& filters = DefaultPoolFilters();
+    for (size_t i = 0; i < filters.size(); ++i)
+      if (filters[i]->name() == kReasonCapacity) return static_cast<int>(i);
+    return static_cast<int>(filters.size());
+  }();
+  return stage;
+}
+
+// A run at a constant intensity from `start` (over the runtime as scheduled,
+// whole seconds, like every other window).
+RunWindow ConstantRun(const ZoneCarbon& zone, absl::Time start, absl::Duration runtime) {
+  RunWindow w;
+  w.start = start;
+  w.end = start + runtime;
+  w.gkwh_hours = zone.constant() * static_cast<double>(absl::ToInt64Seconds(runtime)) / 3600.0;
+  w.estimated = true;
+  return w;
+}
 
 class DecisionBuilder {
  public:
@@ -342,8 +361,6 @@ const std::vector<NsInterval>* DecisionBuilder::BlockedForBooked(int index, int 
   return blocked.empty() ? nullptr : &blocked;
 }
 
-// Out of line, so that Price stays small enough to inline in the common case
-// of a pool without bookings.
 const Plans& DecisionBuilder::SharedPlans(const ZoneCarbon& zone, absl::Duration runtime) {
   auto key =
       std::make_pair(static_cast<const void*>(zone.series()), absl::ToInt64Nanoseconds(runtime));
@@ -359,17 +376,18 @@ const Plans& DecisionBuilder::SharedPlans(const ZoneCarbon& zone, absl::Duration
   return it->second;
 }
 
+// Out of line, so that Price stays small enough to inline in the common case
+// of a pool without bookings.
 ABSL_ATTRIBUTE_NOINLINE bool DecisionBuilder::PlanAroundBookings(
-    const ZoneCarbon& zone, const Estimate& contiguous, const std::vector<NsInterval>& intervals,
+    const ZoneCarbon& zone, const Estimate& contiguous, const std::vector<NsInterval>& blocked,
     Plans* out) {
-  const std::vector<NsInterval>* blocked = &intervals;
   Plans& local = *out;
   // Planned around this pool's bookings: not shared with other pools.
   const int64_t run_ns = absl::ToInt64Nanoseconds(contiguous.runtime);
   const bool exempt = EarliestExempt(contiguous);
   // No start clear of the bookings at all (a full calendar): nothing to search.
   const int64_t earliest = absl::ToUnixNanos(ctx_.earliest);
-  const int64_t start = exempt ? earliest : FirstClearStart(*blocked, earliest, run_ns);
+  const int64_t start = exempt ? earliest : FirstClearStart(blocked, earliest, run_ns);
   absl::Time last_start = ctx_.latest_start;
   if (ctx_.deadline != absl::InfiniteFuture())
     last_start = std::min(last_start, ctx_.deadline - contiguous.runtime);
@@ -378,11 +396,7 @@ ABSL_ATTRIBUTE_NOINLINE bool DecisionBuilder::PlanAroundBookings(
   if (zone.series() == nullptr) {
     // Constant intensity: the first start clear of the bookings.
     local.contiguous_ok = true;
-    local.contiguous.start = absl::FromUnixNanos(start);
-    local.contiguous.end = local.contiguous.start + contiguous.runtime;
-    local.contiguous.gkwh_hours =
-        zone.constant() * static_cast<double>(absl::ToInt64Seconds(contiguous.runtime)) / 3600.0;
-    local.contiguous.estimated = true;
+    local.contiguous = ConstantRun(zone, absl::FromUnixNanos(start), contiguous.runtime);
   } else {
     ZonePlanner& planner = PlannerFor(zone);
     // The zone's best window, shared by its pools, when it is clear here: a
@@ -390,16 +404,16 @@ ABSL_ATTRIBUTE_NOINLINE bool DecisionBuilder::PlanAroundBookings(
     const Plans& shared = SharedPlans(zone, contiguous.runtime);
     const int64_t best_ns = absl::ToUnixNanos(shared.contiguous.start);
     if (shared.contiguous_ok &&
-        ((exempt && best_ns == earliest) || !Overlaps(*blocked, best_ns, best_ns + run_ns))) {
+        ((exempt && best_ns == earliest) || !Overlaps(blocked, best_ns, best_ns + run_ns))) {
       local.contiguous_ok = true;
       local.contiguous = shared.contiguous;
     } else {
       local.contiguous_ok =
-          planner.BestContiguous(contiguous.runtime, &local.contiguous, blocked, exempt);
+          planner.BestContiguous(contiguous.runtime, &local.contiguous, &blocked, exempt);
     }
     if (job_.checkpointable && local.contiguous_ok) {
       local.split_ok = planner.LowestCarbonSlots(contiguous.runtime, /*with_slots=*/false,
-                                                 &local.split, blocked);
+                                                 &local.split, &blocked);
     }
   }
   return local.contiguous_ok;
@@ -421,12 +435,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool DecisionBuilder::Price(
   } else if (zone.series() == nullptr) {
     // Constant intensity: every start is equal, start at once; nothing to split.
     local.contiguous_ok = true;
-    local.contiguous.start = contiguous->start;
-    local.contiguous.end = contiguous->end;
-    // Over the runtime as scheduled (whole seconds), like every other window.
-    local.contiguous.gkwh_hours =
-        zone.constant() * static_cast<double>(absl::ToInt64Seconds(contiguous->runtime)) / 3600.0;
-    local.contiguous.estimated = true;
+    local.contiguous = ConstantRun(zone, contiguous->start, contiguous->runtime);
     plans = &local;
   } else {
     plans = &SharedPlans(zone, contiguous->runtime);
@@ -537,7 +546,7 @@ void DecisionBuilder::EvaluatePool(int index) {
         // Would fit once capacity or quota frees up: that is the pool's
         // verdict whatever its other variant says.
         any_not_now_ = true;
-        verdict = booked_out ? PoolVerdict{kNotNowStage + kCapacityStage, kReasonCapacity}
+        verdict = booked_out ? PoolVerdict{kNotNowStage + CapacityStage(), kReasonCapacity}
                              : PoolVerdict{kNotNowStage + not_now_stage, not_now.reason};
       }
     } else {
