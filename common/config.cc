@@ -320,7 +320,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& f
         RETURN_IF_ERROR(
             CheckKeys(n[i], p,
                       {"name", "parent", "monthly_cost_budget_usd", "monthly_carbon_budget_kg",
-                       "gpu_quota", "carbon_price_usd_per_tonne"},
+                       "gpu_quota", "carbon_price_usd_per_tonne", "unknown_grid"},
                       file));
         TeamSeed t;
         RETURN_IF_ERROR(Get(n[i], "name", p, file, &t.name));
@@ -331,7 +331,12 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& f
         RETURN_IF_ERROR(Get(n[i], "gpu_quota", p, file, &t.gpu_quota));
         RETURN_IF_ERROR(
             Get(n[i], "carbon_price_usd_per_tonne", p, file, &t.carbon_price_usd_per_tonne));
+        RETURN_IF_ERROR(Get(n[i], "unknown_grid", p, file, &t.unknown_grid));
         if (t.name.empty()) return Bad(file, p + ".name", "required");
+        if (!t.unknown_grid.empty() && t.unknown_grid != "pessimistic" &&
+            t.unknown_grid != "default" && t.unknown_grid != "exclude") {
+          return Bad(file, p + ".unknown_grid", "must be pessimistic, default or exclude");
+        }
         c.teams.push_back(t);
       }
     }

@@ -68,6 +68,7 @@ struct TeamSeed {
   double monthly_carbon_budget_kg = 0;
   int gpu_quota = 0;
   double carbon_price_usd_per_tonne = 0;
+  std::string unknown_grid;  // "" = pessimistic (v1.Team.unknown_grid)
 };
 
 struct Config {

@@ -135,14 +135,7 @@ EstimateCheck CheckEstimate(const JobContext& ctx, const Pool& pool, const Estim
   return c;
 }
 
-// Rounds half away from zero like RoundToInt64 (common/units.h), without the
-// libm call on the hot path; saturates likewise.
-inline int64_t Round(double v) {
-  if (!(v == v)) return 0;
-  if (v >= 9.2e18) return std::numeric_limits<int64_t>::max();
-  if (v <= -9.2e18) return std::numeric_limits<int64_t>::min();
-  return v >= 0 ? static_cast<int64_t>(v + 0.5) : -static_cast<int64_t>(-v + 0.5);
-}
+using greenlight::RoundToInt64;
 
 // Bits of DefaultEstimateFilters(): deadline, max_cost, max_carbon, team_budget.
 constexpr uint32_t kDeadlineBit = 1u << 0;
@@ -306,9 +299,9 @@ void DecisionBuilder::Base(int index, bool spot, double base_hours, Estimate* ou
   e.on_partial_node =
       e.nodes == 1 && job_.gpus < pool.gpus_per_node && FitsOnPartialNode(job_.gpus, pool);
   e.hours = base_hours * (spot ? ctx_.spot_factor : 1.0);
-  e.runtime = absl::Seconds(Round(e.hours * 3600.0));
+  e.runtime = absl::Seconds(RoundToInt64(e.hours * 3600.0));
   int64_t price = spot ? pool.spot_price_micros_per_node_hour : pool.price_micros_per_node_hour;
-  e.cost_micros = Round(static_cast<double>(price) * e.gpu_share * e.hours);
+  e.cost_micros = RoundToInt64(static_cast<double>(price) * e.gpu_share * e.hours);
   e.energy_wh = job_.gpus * pool.gpu_power_w * util_ * pool.pue * e.hours;
   e.start = ctx_.earliest;
   e.end = ctx_.earliest + e.runtime;
@@ -319,12 +312,12 @@ void DecisionBuilder::Finish(Estimate* e, double gkwh_hours, bool estimated) con
   double watts = job_.gpus * pool.gpu_power_w * util_ * pool.pue;
   e->gkwh_hours = gkwh_hours;
   // W x (g/kWh) x h = Wh x g/kWh = mg CO2e.
-  e->carbon_mg = Round(MgFromWhAndIntensity(watts, gkwh_hours));
+  e->carbon_mg = RoundToInt64(MgFromWhAndIntensity(watts, gkwh_hours));
   e->carbon_estimated = estimated;
   e->objective_micros = e->cost_micros;
   if (job_.mode != Mode::kCheapest) {
     e->objective_micros = SatAdd(
-        e->cost_micros, Round(CarbonCostMicros(e->carbon_mg, ctx_.carbon_price_micros_per_tonne)));
+        e->cost_micros, RoundToInt64(CarbonCostMicros(e->carbon_mg, ctx_.carbon_price_micros_per_tonne)));
   }
 }
 
@@ -627,6 +620,10 @@ Option DecisionBuilder::Materialize(const Estimate& e) {
   o.objective_micros = e.objective_micros;
   o.mean_intensity = e.hours > 0 ? e.gkwh_hours / e.hours : 0;
   o.carbon_estimated = e.carbon_estimated;
+  o.carbon_basis = CarbonBasis(s_, pool.zone, &o.unknown_grid);
+  if (!o.unknown_grid && e.carbon_estimated && o.carbon_basis == "hourly series") {
+    o.carbon_basis = "hourly series, annual average outside it";
+  }
   ZoneCarbon zone = ZoneOf(pool);
   RunWindow w;
   const std::vector<NsInterval>* blocked = e.calendar ? BlockedFor(e.pool, e.nodes) : nullptr;
@@ -712,7 +709,8 @@ std::string DecisionBuilder::Summary() const {
         absl::ToDoubleHours(c.runtime),
         c.split ? absl::StrFormat(" in %d runs", static_cast<int>(c.slots.size())) : "",
         Usd(c.cost_micros), Kg(c.carbon_mg), c.mean_intensity,
-        c.carbon_estimated ? ", estimated" : "");
+        c.unknown_grid ? absl::StrCat(", ", c.carbon_basis)
+                       : (c.carbon_estimated ? ", estimated" : ""));
     if (d_.has_baseline) {
       absl::StrAppend(&s, "; carbon-blind baseline ", d_.baseline.pool_id,
                       " at once: ", Usd(d_.baseline.cost_micros), ", ", Kg(d_.baseline.carbon_mg),

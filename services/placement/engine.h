@@ -58,6 +58,9 @@ struct Option {
   bool split = false;            // checkpointable run over non-adjacent slots
   bool on_partial_node = false;  // sub-node job packed onto a partly used node
   double gpu_share = 0;          // node-hours billed per hour (see docs/PLACEMENT.md)
+  // The zone's grid is unknown; carbon_basis says what was assumed instead.
+  bool unknown_grid = false;
+  std::string carbon_basis;  // "hourly series", "annual average", "unknown grid: ..."
 };
 
 // Reason codes of rejections (stable strings; used in metrics labels).
@@ -73,6 +76,8 @@ inline constexpr char kReasonQuota[] = "quota";
 // The job would run longer than kMaxRuntimeHours on this pool (slow GPU or
 // huge work): no start time could be represented or planned.
 inline constexpr char kReasonRuntime[] = "runtime";
+// The pool's grid is unknown and the team's policy is unknown_grid: exclude.
+inline constexpr char kReasonUnknownGrid[] = "unknown_grid";
 inline constexpr double kMaxRuntimeHours = 366.0 * 24;
 // The job itself is malformed (gpus <= 0, no work): no pool was considered.
 inline constexpr char kReasonInvalidJob[] = "invalid_job";
@@ -114,5 +119,10 @@ bool BetterOption(Mode mode, const Option& a, const Option& b);
 
 // Stable text of a mode ("cheapest", "greenest", "balanced").
 const char* ModeName(Mode mode);
+
+// What a pool's intensity rests on, for quotes: "hourly series", "annual
+// average", "unknown grid: pessimistic, highest known in Japan (516 g/kWh)".
+// Sets *unknown when the zone's grid is unknown.
+std::string CarbonBasis(const Snapshot& snapshot, const std::string& zone, bool* unknown);
 
 }  // namespace greenlight::placement

@@ -97,6 +97,16 @@ FilterResult RegionFilter::Check(const JobContext& ctx, const Pool& pool) const 
   return FilterResult::Never(kReasonRegion);
 }
 
+FilterResult UnknownGridFilter::Check(const JobContext& ctx, const Pool& pool) const {
+  if (ctx.snapshot->team.unknown_grid != UnknownGrid::kExclude) return FilterResult::Fits();
+  const auto& zones = ctx.snapshot->Zones();
+  auto it = zones.find(pool.zone);
+  if (it != zones.end() && it->second != nullptr && it->second->unknown_grid()) {
+    return FilterResult::Never(kReasonUnknownGrid);
+  }
+  return FilterResult::Fits();
+}
+
 FilterResult GangShapeFilter::Check(const JobContext& ctx, const Pool& pool) const {
   int needed = NodesNeeded(ctx.job->gpus, pool.gpus_per_node);
   if (needed == 0 || needed > pool.nodes) return FilterResult::Never(kReasonGangShape);
@@ -159,11 +169,12 @@ FilterResult TeamHeadroomFilter::Check(const JobContext& ctx, const Pool& pool,
 const std::vector<const PoolFilter*>& DefaultPoolFilters() {
   static const GpuTypeFilter gpu_type;
   static const RegionFilter region;
+  static const UnknownGridFilter unknown_grid;
   static const GangShapeFilter gang_shape;
   static const QuotaFilter quota;
   static const CapacityFilter capacity;
-  static const std::vector<const PoolFilter*> filters = {&gpu_type, &region, &gang_shape, &quota,
-                                                         &capacity};
+  static const std::vector<const PoolFilter*> filters = {&gpu_type,   &region, &unknown_grid,
+                                                         &gang_shape, &quota,  &capacity};
   return filters;
 }
 

@@ -110,6 +110,13 @@ class RegionFilter final : public PoolFilter {
   FilterResult Check(const JobContext& ctx, const Pool& pool) const override;
 };
 
+// The team excludes pools whose grid is unknown (unknown_grid: exclude).
+class UnknownGridFilter final : public PoolFilter {
+ public:
+  std::string_view name() const override { return kReasonUnknownGrid; }
+  FilterResult Check(const JobContext& ctx, const Pool& pool) const override;
+};
+
 // g <= gpus_per_node: one node; else ceil(g / gpus_per_node) whole nodes of
 // this one pool (one zone). Never when the pool is too small even if empty.
 class GangShapeFilter final : public PoolFilter {

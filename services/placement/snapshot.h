@@ -37,6 +37,20 @@ struct SpotModel {
   }
 };
 
+// How placement treats a pool whose grid is unknown (v1.Team.unknown_grid).
+enum class UnknownGrid {
+  kPessimistic,  // the zone's pessimistic figure (its annual average field)
+  kDefault,      // the snapshot's default intensity
+  kExclude,      // never placed there (reason unknown_grid)
+};
+// "pessimistic" / "default" / "exclude"; anything else is pessimistic.
+UnknownGrid UnknownGridFromName(const std::string& name);
+const char* UnknownGridName(UnknownGrid policy);
+
+// The intensity a team assumes for a zone whose grid is unknown.
+double UnknownGridIntensity(const providers::CarbonSeries& zone, UnknownGrid policy,
+                            double default_g_per_kwh);
+
 // The requesting team's view at the snapshot instant.
 struct TeamView {
   // Remaining budget of the period (cost and carbon); < 0 = unlimited.
@@ -47,6 +61,7 @@ struct TeamView {
   // The whole quota (a job larger than this can never run); < 0 = unlimited.
   int gpu_quota_total = -1;
   int64_t carbon_price_micros_per_tonne = 0;
+  UnknownGrid unknown_grid = UnknownGrid::kPessimistic;
 };
 
 struct Snapshot {

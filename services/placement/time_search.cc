@@ -14,6 +14,10 @@ ZoneCarbon ZoneCarbon::For(const Snapshot& snapshot, const std::string& zone) {
     return ZoneCarbon(nullptr, snapshot.default_intensity_g_per_kwh);
   }
   const providers::CarbonSeries& s = *it->second;
+  if (s.unknown_grid()) {
+    return ZoneCarbon(nullptr, UnknownGridIntensity(s, snapshot.team.unknown_grid,
+                                                    snapshot.default_intensity_g_per_kwh));
+  }
   double avg = s.annual_average() > 0 ? s.annual_average() : snapshot.default_intensity_g_per_kwh;
   // A stale live series is not trusted: its annual average stands in.
   if (s.stale() || s.values().empty()) return ZoneCarbon(nullptr, avg);

@@ -32,6 +32,16 @@ class CarbonSeries {
   // average, so callers need no special case (quotes report stale()).
   bool stale() const { return stale_; }
   void set_stale(bool s) { stale_ = s; }
+  // Nothing is published of this zone's grid (no series, no annual figure of
+  // its region): annual_average() then holds the pessimistic assumption, and
+  // each team's unknown-grid policy decides what placement uses (snapshot.h).
+  bool unknown_grid() const { return unknown_grid_; }
+  // Which rule gave the pessimistic figure ("highest known in Japan").
+  const std::string& unknown_basis() const { return unknown_basis_; }
+  void set_unknown_grid(std::string basis) {
+    unknown_grid_ = true;
+    unknown_basis_ = std::move(basis);
+  }
 
   // Intensity at an instant (annual average outside the series).
   double At(absl::Time t) const;
@@ -51,6 +61,8 @@ class CarbonSeries {
   double annual_average_;
   std::string source_;
   bool stale_ = false;
+  bool unknown_grid_ = false;
+  std::string unknown_basis_;
 };
 
 using CarbonSeriesPtr = std::shared_ptr<const CarbonSeries>;

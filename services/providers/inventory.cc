@@ -89,14 +89,23 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
       if (!inv.zones.contains(p.zone)) {
         double annual = info.annual_g_per_kwh;
         std::string source = absl::StrCat("annual average: ", info.annual_source);
+        PessimisticEstimate pessimistic;
         if (annual <= 0) {
-          annual = inv.default_intensity_g_per_kwh;
-          source = "default intensity (no series, no mlco2 figure)";
-          default_zones.insert(p.zone);
+          // Unknown grid: the pessimistic figure is kept as the annual average
+          // (what accrual, metrics and the default policy see); teams that
+          // chose unknown_grid: default or exclude are served by placement.
+          pessimistic = regions.PessimisticIntensity(info.country, info.continent);
+          annual = pessimistic.g_per_kwh > 0 ? pessimistic.g_per_kwh : inv.default_intensity_g_per_kwh;
+          if (pessimistic.g_per_kwh <= 0) pessimistic.basis = "the inventory default";
+          source = absl::StrCat("unknown grid (pessimistic: ", pessimistic.basis,
+                                pessimistic.from.empty() ? "" : absl::StrCat(", ", pessimistic.from),
+                                ")");
+          default_zones.insert(absl::StrCat(p.zone, " (", pessimistic.basis, ")"));
         }
         auto series = std::make_shared<CarbonSeries>(p.zone, now, absl::Hours(1),
                                                      std::vector<double>{}, annual);
         series->set_source(source);
+        if (info.annual_g_per_kwh <= 0) series->set_unknown_grid(pessimistic.basis);
         inv.zones[p.zone] = std::move(series);
       }
       p.pue = info.pue > 0 ? info.pue : DefaultPue(p.provider);
@@ -112,8 +121,10 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
   }
   if (!default_zones.empty()) {
     inv.notes.push_back(absl::StrCat(
-        default_zones.size(), " zones without a series or an annual figure use ",
-        inv.default_intensity_g_per_kwh, " g/kWh: ", absl::StrJoin(default_zones, ", ")));
+        default_zones.size(),
+        " zones have an unknown grid (no series, no annual figure); each team's "
+        "unknown_grid policy decides (default pessimistic): ",
+        absl::StrJoin(default_zones, ", ")));
   }
   return inv;
 }

@@ -273,11 +273,14 @@ absl::Status SchedulerCore::Run(std::function<absl::Status(Txn&)> apply) {
   {
     absl::MutexLock l(&queue_mu_);
     if (stopping_)
-      return absl::UnavailableError(
-          "scheduler is shutting down; retry on another replica or after restart");
+      return WithReason(absl::UnavailableError(
+                            "scheduler is shutting down; retry on another replica or after restart"),
+                        reason::kUnavailable);
     if (static_cast<int>(queue_.size()) >= options_.max_queue)
-      return absl::ResourceExhaustedError(absl::StrCat("scheduler overloaded: ", queue_.size(),
-                                                       " commands queued; retry with backoff"));
+      return WithReason(
+          absl::ResourceExhaustedError(absl::StrCat("scheduler overloaded: ", queue_.size(),
+                                                    " commands queued; retry with backoff")),
+          reason::kQueueFull);
     queue_.push_back(std::move(cmd));
   }
   if (!started_) {
@@ -505,7 +508,13 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool i
   s.team.carbon_price_micros_per_tonne = t && t->carbon_price_micros_per_tonne() > 0
                                              ? t->carbon_price_micros_per_tonne()
                                              : options_.default_carbon_price_micros_per_tonne;
+  if (t) s.team.unknown_grid = placement::UnknownGridFromName(t->unknown_grid());
   return s;
+}
+
+placement::UnknownGrid SchedulerCore::TeamUnknownGrid(const std::string& team) const {
+  const v1::Team* t = ledger_.FindTeam(team);
+  return t ? placement::UnknownGridFromName(t->unknown_grid()) : placement::UnknownGrid::kPessimistic;
 }
 
 absl::StatusOr<placement::JobRequest> SchedulerCore::ToRequest(const JobSpec& spec) const {
@@ -567,6 +576,8 @@ v1::Placement SchedulerCore::ToPlacement(const placement::Option& o,
   p.set_mean_intensity_g_per_kwh(o.mean_intensity);
   p.set_carbon_estimated(o.carbon_estimated);
   p.set_why_not(o.why_not);
+  p.set_unknown_grid(o.unknown_grid);
+  p.set_carbon_basis(o.carbon_basis);
   return p;
 }
 
@@ -715,16 +726,18 @@ absl::StatusOr<SubmitResult> SchedulerCore::SubmitAttempt(const JobSpec& spec,
       absl::ReaderMutexLock l(&mu_);
       absl::Status st = ledger_.CheckHeadroom(spec.team(), budget::PeriodOf(snap.now),
                                               d2.chosen.cost_micros, d2.chosen.carbon_mg);
-      if (st.ok())
-        st = absl::ResourceExhaustedError(
-            absl::StrCat("team '", spec.team(), "' budget: ", d.summary));
-      return st;
+      if (st.ok()) {
+        st = WithReason(absl::ResourceExhaustedError(
+                            absl::StrCat("team '", spec.team(), "' budget: ", d.summary)),
+                        reason::kTeamBudgetExhausted, {{"team", spec.team()}});
+      }
+      return st;  // the ledger's own reason names the team and the budget
     } else {
       v1::Quote q = ToQuote(d, snap);
       absl::Status st = absl::FailedPreconditionError(
           absl::StrCat("no placement meets the job's constraints: ", d.summary));
       st.SetPayload(kQuotePayloadUrl, absl::Cord(q.SerializeAsString()));
-      return st;
+      return WithReason(std::move(st), reason::kCapExceeded);
     }
   }
   if (options_.on_placement) options_.on_placement(absl::ToDoubleSeconds(absl::Now() - t0));
@@ -753,11 +766,13 @@ absl::StatusOr<SubmitResult> SchedulerCore::SubmitAttempt(const JobSpec& spec,
       const v1::Team* team = ledger_.FindTeam(spec.team());
       auto q = team->gpu_quota_by_type().find(quote.chosen().gpu_type());
       if (q != team->gpu_quota_by_type().end() && q->second > 0 && spec.gpus() > q->second) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("spec.gpus: ", spec.gpus(), " ", quote.chosen().gpu_type(),
-                         " GPUs exceed team '", spec.team(), "' quota of ", q->second,
-                         " for that type; ask for a larger quota or "
-                         "allow other spec.gpu_types"));
+        return WithReason(
+            absl::FailedPreconditionError(
+                absl::StrCat("spec.gpus: ", spec.gpus(), " ", quote.chosen().gpu_type(),
+                             " GPUs exceed team '", spec.team(), "' quota of ", q->second,
+                             " for that type; ask for a larger quota or "
+                             "allow other spec.gpu_types")),
+            reason::kGpuTypeQuota, {{"gpu_type", quote.chosen().gpu_type()}});
       }
     }
     Job job;
@@ -783,8 +798,8 @@ absl::StatusOr<SubmitResult> SchedulerCore::SubmitAttempt(const JobSpec& spec,
             " GPU(s) now: ",
             quota ? absl::StrCat("no free capacity in pool ", job.placement().pool_id())
                   : "team GPU quota is full"));
-        st.SetPayload(kCannotStartNowPayloadUrl, absl::Cord(quota ? "CAPACITY" : "QUOTA"));
-        return st;
+        return WithReason(std::move(st), reason::kCannotStartNow,
+                          {{"cause", quota ? "CAPACITY" : "QUOTA"}});
       }
     }
     // Every plan is made against the calendar (a waiting job's against all nodes).
@@ -849,9 +864,10 @@ absl::StatusOr<Job> SchedulerCore::Cancel(const std::string& id, const std::stri
     if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
     Job& j = it->second;
     if (IsTerminal(j.state())) {
-      return absl::FailedPreconditionError(absl::StrCat("job ", id, " is already ",
-                                                        StateName(j.state()),
-                                                        "; only unfinished jobs can be cancelled"));
+      return WithReason(absl::FailedPreconditionError(
+                            absl::StrCat("job ", id, " is already ", StateName(j.state()),
+                                         "; only unfinished jobs can be cancelled")),
+                        reason::kJobFinished, {{"state", StateName(j.state())}});
     }
     absl::Time now = options_.clock->Now();
     if (j.state() == v1::JOB_STATE_RUNNING) AccrueJob(txn, j, now);
@@ -1175,13 +1191,20 @@ void SchedulerCore::ApplyLedger(Txn& txn, const std::vector<store::LedgerRow>& r
   txn.batch.ledger.insert(txn.batch.ledger.end(), rows.begin(), rows.end());
 }
 
-double SchedulerCore::IntensityAt(const std::string& zone, absl::Time t, bool* estimated) const {
+double SchedulerCore::IntensityAt(const std::string& zone, absl::Time t, bool* estimated,
+                                  placement::UnknownGrid policy) const {
   auto it = zones_.find(zone);
   if (it == zones_.end() || !it->second) {
     if (estimated) *estimated = true;
     return options_.inventory.default_intensity_g_per_kwh;
   }
   const auto& s = *it->second;
+  if (s.unknown_grid()) {
+    // Charged as the team's quote assumed (an unknown grid has no real figure).
+    if (estimated) *estimated = true;
+    return placement::UnknownGridIntensity(s, policy,
+                                           options_.inventory.default_intensity_g_per_kwh);
+  }
   if (s.stale() || t < s.start() || t >= s.end()) {
     if (estimated) *estimated = true;
     return s.annual_average();
@@ -1245,7 +1268,7 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
       double h = Hours(seg);
       double energy = watts * h;
       bool est = false;
-      double intensity = IntensityAt(pool.zone, t, &est);
+      double intensity = IntensityAt(pool.zone, t, &est, TeamUnknownGrid(job.spec().team()));
       Charge& c = by_period[budget::PeriodOf(t)];
       c.at = t;
       c.cost += static_cast<double>(price) * node_share * h;
@@ -1308,7 +1331,7 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
     MaybeTeamAlerts(txn, before, period);
     // Job-level alert at the team's alert ratio of the job's cap.
     const v1::Team* team = ledger_.FindTeam(spec.team());
-    double ratio = team && team->alert_ratio() > 0 ? team->alert_ratio() : 0.8;
+    double ratio = team ? AlertRatioOf(*team) : kDefaultAlertRatio;
     if (!job.alerted() &&
         ((spec.max_cost_micros() > 0 &&
           job.accrued_cost_micros() >= ratio * spec.max_cost_micros()) ||
@@ -1362,7 +1385,7 @@ void SchedulerCore::MaybeTeamAlert(Txn& txn, const std::string& team, const budg
                                    const std::string& period) {
   const v1::Team* t = ledger_.FindTeam(team);
   if (!t) return;
-  double ratio = t->alert_ratio() > 0 ? t->alert_ratio() : 0.8;
+  double ratio = AlertRatioOf(*t);
   // The period that was charged, not the clock's: a job charged for last
   // month at a tick in this month compares last month with itself.
   budget::Totals after = ledger_.RollupTotals(team, period);
@@ -1417,10 +1440,12 @@ void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
                now >= since + FromProto(j->remaining()) ||  // finishes (contiguous runs)
                j->placement().slots_size() > 1;             // split runs: charge every tick
     // Near a cap, charge every tick so the job stops at the cap, not after.
+    constexpr double kNearCap = 0.8;  // of the job's cap (not an alert ratio)
     const auto& spec = j->spec();
-    if (spec.max_cost_micros() > 0 && j->accrued_cost_micros() > 0.8 * spec.max_cost_micros())
+    if (spec.max_cost_micros() > 0 && j->accrued_cost_micros() > kNearCap * spec.max_cost_micros())
       due = true;
-    if (spec.max_carbon_mg() > 0 && j->accrued_carbon_mg() > 0.8 * spec.max_carbon_mg()) due = true;
+    if (spec.max_carbon_mg() > 0 && j->accrued_carbon_mg() > kNearCap * spec.max_carbon_mg())
+      due = true;
     if (due) AccrueJob(txn, *j, now);
   }
   // Teams whose policy is "stop" stop their running jobs once the budget is spent.
@@ -1671,8 +1696,9 @@ absl::StatusOr<v1::Team> SchedulerCore::SetTeam(const v1::Team& team_in) {
     RETURN_IF_ERROR(ValidateTeam(
         team_in, [this](const std::string& n) { return ledger_.FindTeam(n) != nullptr; }));
     v1::Team team = team_in;
-    if (team.alert_ratio() == 0) team.set_alert_ratio(0.8);
+    if (team.alert_ratio() == 0) team.set_alert_ratio(kDefaultAlertRatio);
     if (team.on_budget_exhausted().empty()) team.set_on_budget_exhausted("finish");
+    if (team.unknown_grid().empty()) team.set_unknown_grid("pessimistic");
     // Two levels: a parent may not itself have a parent, nor a team with children become a child.
     if (!team.parent().empty()) {
       const v1::Team* p = ledger_.FindTeam(team.parent());
@@ -1986,7 +2012,13 @@ std::vector<v1::GridZone> SchedulerCore::ListZones() const {
     if (!s) continue;
     v1::GridZone z;
     z.set_name(name);
-    z.set_annual_average_g_per_kwh(s->annual_average());
+    if (s->unknown_grid()) {
+      z.set_unknown_grid(true);
+      z.set_pessimistic_g_per_kwh(s->annual_average());
+      z.set_pessimistic_basis(s->unknown_basis());
+    } else {
+      z.set_annual_average_g_per_kwh(s->annual_average());
+    }
     *z.mutable_step() = ToProtoDuration(s->step());
     *z.mutable_series_start() = ToProto(s->start());
     *z.mutable_series_end() = ToProto(s->end());

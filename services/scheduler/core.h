@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/error_details.h"
 #include "greenlight/v1/admin.pb.h"
 #include "greenlight/v1/types.pb.h"
 #include "services/budget/ledger.h"
@@ -39,10 +40,9 @@ namespace greenlight::scheduler {
 // Status payload key under which FAILED_PRECONDITION carries the best quote
 // (the gRPC adapter forwards it in google.rpc.Status details).
 inline constexpr char kQuotePayloadUrl[] = "type.googleapis.com/greenlight.v1.Quote";
-// Status payload key that marks the RESOURCE_EXHAUSTED of
-// SubmitOptions.only_if_it_can_start_now (the job would have to wait), so
-// callers tell it from an exhausted budget without reading the message.
-inline constexpr char kCannotStartNowPayloadUrl[] = "greenlight.dev/cannot-start-now";
+// The RESOURCE_EXHAUSTED of SubmitOptions.only_if_it_can_start_now (the job
+// would have to wait) carries reason::kCannotStartNow (common/error_details.h)
+// with metadata "cause" = CAPACITY or QUOTA.
 
 // How SetCarbonSeries labels and keeps a series. The defaults are those of
 // an Inventory.SetCarbonSeries call; live sources (carbon_refresher.h) pass
@@ -297,7 +297,11 @@ class SchedulerCore {
   // `running`/`pending` job counts when the caller has them (-1 = count here).
   greenlight::v1::Usage UsageLocked(const std::string& team, absl::Time at, int running = -1,
                                     int pending = -1) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  double IntensityAt(const std::string& zone, absl::Time t, bool* estimated) const
+  // `policy`: how the job's team treats a zone whose grid is unknown.
+  double IntensityAt(const std::string& zone, absl::Time t, bool* estimated,
+                     placement::UnknownGrid policy = placement::UnknownGrid::kPessimistic) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  placement::UnknownGrid TeamUnknownGrid(const std::string& team) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void RebuildIndexes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteOverLimits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -5,6 +5,8 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/container/flat_hash_map.h"
+#include "common/error_details.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/proto_time.h"
@@ -14,8 +16,37 @@ namespace greenlight::scheduler {
 
 namespace v1 = greenlight::v1;
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
+const char* RejectionLabel(const absl::Status& st) {
+  // Bounded label values of greenlight_submits_rejected_total, by reason.
+  static const auto* kByReason = new absl::flat_hash_map<std::string, const char*>{
+      {reason::kInvalidField, "invalid"},
+      {reason::kCapExceeded, "caps"},
+      {reason::kGpuTypeQuota, "gpu_type_quota"},
+      {reason::kTeamBudgetExhausted, "team_budget"},
+      {reason::kQueueFull, "queue_full"},
+      {reason::kServerOverloaded, "overloaded"},
+      {reason::kTeamRateLimited, "rate_limited"},
+      {reason::kCannotStartNow, "cannot_start_now"},
+      {reason::kUnavailable, "unavailable"},
+  };
+  auto it = kByReason->find(ReasonOf(st));
+  if (it != kByReason->end()) return it->second;
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid";
+    case absl::StatusCode::kAlreadyExists:
+      return "duplicate";
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return "unavailable";
+    default:
+      return "other";
+  }
+}
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const absl::Status s = WithFieldViolation(status);
   auto code = static_cast<grpc::StatusCode>(static_cast<int>(s.code()));
   std::string msg(s.message());
   google::rpc::Status details;
@@ -161,7 +192,8 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
                                          v1::SubmitJobResponse* resp) {
   AUTH_OR_RETURN(p);
   if (ctx_.shutting_down && ctx_.shutting_down->load())
-    return ToGrpc(absl::UnavailableError("server is shutting down; retry"));
+    return ToGrpc(
+        WithReason(absl::UnavailableError("server is shutting down; retry"), reason::kUnavailable));
   if (!p.CanAccess(req->spec().team())) {
     return ToGrpc(absl::PermissionDeniedError(absl::StrCat(
         "spec.team: this token acts for team '", p.team, "', not '", req->spec().team(), "'")));
@@ -173,23 +205,28 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "caller's deadline passed");
   if (ctx_.placements && !ctx_.placements->Enter()) {
     if (ctx_.on_reject) ctx_.on_reject("overloaded");
-    return ToGrpc(absl::ResourceExhaustedError(
-        absl::StrCat("server overloaded: ", ctx_.placements->max(),
-                     " submits and estimates in progress; retry with backoff")));
+    return ToGrpc(WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                                 "server overloaded: ", ctx_.placements->max(),
+                                 " submits and estimates in progress; retry with backoff")),
+                             reason::kServerOverloaded));
   }
   absl::Cleanup leave_gate = [&] {
     if (ctx_.placements) ctx_.placements->Leave();
   };
   if (ctx_.limiter && !ctx_.limiter->Allow(req->spec().team())) {
     if (ctx_.on_reject) ctx_.on_reject("rate_limited");
-    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
-        "team '", req->spec().team(), "' is over its submit rate; retry with backoff")));
+    return ToGrpc(WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                                 "team '", req->spec().team(),
+                                 "' is over its submit rate; retry with backoff")),
+                             reason::kTeamRateLimited, {{"limit", "rate"}}));
   }
   if (ctx_.limiter && !ctx_.limiter->Acquire(req->spec().team())) {
     if (ctx_.on_reject) ctx_.on_reject("rate_limited");
-    return ToGrpc(absl::ResourceExhaustedError(
-        absl::StrCat("team '", req->spec().team(), "' already has ", ctx_.limiter->max_inflight(),
-                     " submits in flight (its concurrency limit); retry with backoff")));
+    return ToGrpc(WithReason(
+        absl::ResourceExhaustedError(absl::StrCat(
+            "team '", req->spec().team(), "' already has ", ctx_.limiter->max_inflight(),
+            " submits in flight (its concurrency limit); retry with backoff")),
+        reason::kTeamRateLimited, {{"limit", "in_flight"}}));
   }
   absl::Cleanup release = [&] {
     if (ctx_.limiter) ctx_.limiter->Release(req->spec().team());
@@ -197,27 +234,7 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
   auto r = ctx_.core->Submit(req->spec());
   if (!r.ok()) {
     if (ctx_.on_reject) {
-      const char* reason = "other";
-      switch (r.status().code()) {
-        case absl::StatusCode::kInvalidArgument:
-          reason = "invalid";
-          break;
-        case absl::StatusCode::kFailedPrecondition:
-          reason = "caps";
-          break;
-        case absl::StatusCode::kResourceExhausted:
-          reason = "team_budget";
-          break;
-        case absl::StatusCode::kAlreadyExists:
-          reason = "duplicate";
-          break;
-        case absl::StatusCode::kUnavailable:
-          reason = "unavailable";
-          break;
-        default:
-          break;
-      }
-      ctx_.on_reject(reason);
+      ctx_.on_reject(RejectionLabel(r.status()));
     }
     GL_LOG_DEBUG("submit refused", F("team", req->spec().team()), F("error", r.status().message()));
     return ToGrpc(r.status());
@@ -242,9 +259,10 @@ grpc::Status SchedulerService::EstimateJob(grpc::ServerContext* context,
   if (req->top_k() < 0 || req->top_k() > 50)
     return ToGrpc(absl::InvalidArgumentError("top_k: must be between 0 and 50"));
   if (ctx_.placements && !ctx_.placements->Enter()) {
-    return ToGrpc(absl::ResourceExhaustedError(
-        absl::StrCat("server overloaded: ", ctx_.placements->max(),
-                     " submits and estimates in progress; retry with backoff")));
+    return ToGrpc(WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                                 "server overloaded: ", ctx_.placements->max(),
+                                 " submits and estimates in progress; retry with backoff")),
+                             reason::kServerOverloaded));
   }
   absl::Cleanup leave_gate = [&] {
     if (ctx_.placements) ctx_.placements->Leave();
@@ -324,9 +342,11 @@ grpc::Status SchedulerService::WatchJobs(grpc::ServerContext* context,
     return ToGrpc(absl::InvalidArgumentError("from_revision: must be >= 0"));
   int64_t cursor = req->from_revision();
   if (ctx_.watches && !ctx_.watches->Enter(context)) {
-    return ToGrpc(absl::ResourceExhaustedError(absl::StrCat(
-        "too many open WatchJobs streams on this server; retry later with from_revision=",
-        cursor)));
+    return ToGrpc(WithReason(
+        absl::ResourceExhaustedError(absl::StrCat(
+            "too many open WatchJobs streams on this server; retry later with from_revision=",
+            cursor)),
+        reason::kServerOverloaded, {{"limit", "watch_streams"}}));
   }
   absl::Cleanup leave = [&] {
     if (ctx_.watches) ctx_.watches->Leave(context);
@@ -363,7 +383,13 @@ grpc::Status SchedulerService::WatchJobs(grpc::ServerContext* context,
 grpc::Status SchedulerService::Ping(grpc::ServerContext*, const v1::PingRequest*,
                                     v1::PingResponse* resp) {
   resp->set_revision(ctx_.core->revision());
-  *resp->mutable_server_time() = ToProto(ctx_.core->clock()->Now());
+  const Clock* clock = ctx_.core->clock();
+  *resp->mutable_server_time() = ToProto(clock->Now());
+  // Only a RealClock follows wall time at a known rate; a ManualClock (tests,
+  // replay) moves when told to, so its rate is not reported (0).
+  if (const auto* real = dynamic_cast<const RealClock*>(clock)) {
+    resp->set_time_scale(real->scale());
+  }
   return grpc::Status::OK;
 }
 

@@ -21,6 +21,11 @@ namespace greenlight::scheduler {
 // absl::Status -> grpc::Status, carrying payloads (e.g. the best quote) as
 // google.rpc.Status details in grpc-status-details-bin.
 grpc::Status ToGrpc(const absl::Status& s);
+// The greenlight_submits_rejected_total{reason} label of a refused submit,
+// from its ErrorInfo reason (common/error_details.h): one of invalid, caps,
+// gpu_type_quota, team_budget, queue_full, overloaded, rate_limited,
+// cannot_start_now, unavailable, duplicate, other.
+const char* RejectionLabel(const absl::Status& st);
 
 // Per-team limits on submits: a token bucket (rate) and a cap on submits in
 // flight at once (concurrency), so that one team's burst cannot fill the

@@ -228,6 +228,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
     team.set_gpu_quota(t.gpu_quota);
     team.set_carbon_price_micros_per_tonne(
         static_cast<int64_t>(t.carbon_price_usd_per_tonne * 1e6));
+    team.set_unknown_grid(t.unknown_grid);
     auto r = s->core_->SetTeam(team);
     if (!r.ok())
       return absl::InvalidArgumentError(
@@ -341,7 +342,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   s->grpc_->GetHealthCheckService()->SetServingStatus(true);
 
   if (!cfg.webhook_address.empty()) {
-    s->admission_ = std::make_unique<CoreAdmissionBackend>(s->core_.get());
+    s->admission_ = std::make_unique<WebhookAdapter>(s->core_.get());
     auto wh = webhook::WebhookServer::Start(webhook::WebhookServerOptionsFromConfig(cfg),
                                             s->admission_.get());
     if (!wh.ok()) return wh.status();

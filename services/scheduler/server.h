@@ -17,7 +17,7 @@
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "services/metrics/metrics_server.h"
 #include "services/metrics/scheduler_metrics.h"
-#include "services/scheduler/admission_backend.h"
+#include "services/scheduler/webhook_adapter.h"
 #include "services/scheduler/auth.h"
 #include "services/scheduler/carbon_refresher.h"
 #include "services/scheduler/core.h"
@@ -104,7 +104,7 @@ class Server {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<metrics::SchedulerMetrics> metrics_;
   std::unique_ptr<metrics::MetricsServer> metrics_server_;
-  std::unique_ptr<CoreAdmissionBackend> admission_;
+  std::unique_ptr<WebhookAdapter> admission_;
   std::unique_ptr<webhook::WebhookServer> webhook_;
   std::thread metrics_thread_;
   std::atomic<bool> stop_metrics_{false};

@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/error_details.h"
 #include "common/ids.h"
 #include "common/proto_time.h"
 
@@ -11,7 +12,7 @@ namespace greenlight::scheduler {
 namespace {
 
 absl::Status Bad(absl::string_view field, absl::string_view rule) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
+  return InvalidField(field, rule);
 }
 
 // Strict UTF-8 as protobuf checks it when parsing proto3 strings: no overlong
@@ -40,6 +41,21 @@ bool ValidUtf8(const std::string& s) {
   return true;
 }
 
+// C0 controls (NUL, newline, escape, ...), DEL and the C1 controls
+// (U+0080-U+009F): they cut names in logs, terminals and label selectors.
+// Call on valid UTF-8 only.
+bool HasControlCharacter(const std::string& s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7F) return true;
+    if (c == 0xC2 && i + 1 < s.size()) {
+      unsigned char next = static_cast<unsigned char>(s[i + 1]);
+      if (next >= 0x80 && next <= 0x9F) return true;
+    }
+  }
+  return false;
+}
+
 bool ValidTimestamp(const google::protobuf::Timestamp& ts) {
   // 0001-01-01 .. 9999-12-31 as protobuf defines it.
   return ts.seconds() >= -62135596800 && ts.seconds() <= 253402300799 && ts.nanos() >= 0 &&
@@ -55,6 +71,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
                "must be 1-63 characters of [a-z0-9-], not starting or ending with '-'");
   if (s.name().size() > 256) return Bad("spec.name", "must be at most 256 bytes");
   if (!ValidUtf8(s.name())) return Bad("spec.name", "must be valid UTF-8");
+  if (HasControlCharacter(s.name()))
+    return Bad("spec.name", "must not contain control characters (NUL, newline, tab, ...)");
   if (s.gpus() <= 0) return Bad("spec.gpus", "must be > 0");
   if (s.gpus() > kMaxGpus) return Bad("spec.gpus", absl::StrCat("must be at most ", kMaxGpus));
   if (s.gpu_types_size() > 32) return Bad("spec.gpu_types", "at most 32 entries");
@@ -74,6 +92,13 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
         return Bad("spec.reference_gpu_hours", "must be a finite number > 0");
       if (h > kMaxReferenceGpuHours)
         return Bad("spec.reference_gpu_hours", "must be at most 10,000,000");
+      // The floor of a duration (one minute), as work: one minute on each GPU
+      // at the reference speed.
+      if (s.gpus() > 0 && h * 60 < s.gpus())
+        return Bad("spec.reference_gpu_hours",
+                   absl::StrCat("must be at least one GPU-minute per GPU (",
+                                absl::SixDigits(s.gpus() / 60.0), " for ", s.gpus(),
+                                s.gpus() == 1 ? " GPU)" : " GPUs)"));
       break;
     }
     case v1::JobSpec::kDuration: {
@@ -120,9 +145,15 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
     if (v.size() > 256)
       return Bad("spec.labels", absl::StrCat("value of '", k, "' exceeds 256 bytes"));
     if (!ValidUtf8(k) || !ValidUtf8(v)) return Bad("spec.labels", "must be valid UTF-8");
+    if (HasControlCharacter(k) || HasControlCharacter(v))
+      return Bad("spec.labels",
+                 absl::StrCat("key and value of '", ValidUtf8(k) && !HasControlCharacter(k) ? k : "?",
+                              "' must not contain control characters"));
   }
   if (s.request_id().size() > 128) return Bad("spec.request_id", "must be at most 128 bytes");
   if (!ValidUtf8(s.request_id())) return Bad("spec.request_id", "must be valid UTF-8");
+  if (HasControlCharacter(s.request_id()))
+    return Bad("spec.request_id", "must not contain control characters");
   if (s.payload().size() > kMaxPayloadBytes) return Bad("spec.payload", "must be at most 64 KiB");
   if (!v1::PlacementMode_IsValid(s.mode())) return Bad("spec.mode", "unknown placement mode");
   if (s.carbon_price_micros_per_tonne() < 0 ||
@@ -161,10 +192,13 @@ absl::Status ValidateTeam(const v1::Team& t,
       t.carbon_price_micros_per_tonne() > 1'000'000'000'000LL)
     return Bad("team.carbon_price_micros_per_tonne", "must be between 0 and 10^12");
   if (!(t.alert_ratio() >= 0 && t.alert_ratio() <= 1))
-    return Bad("team.alert_ratio", "must be between 0 and 1 (0 = default 0.8)");
+    return Bad("team.alert_ratio", absl::StrCat("must be between 0 and 1 (0 = default ", kDefaultAlertRatio, ")"));
   if (!t.on_budget_exhausted().empty() && t.on_budget_exhausted() != "finish" &&
       t.on_budget_exhausted() != "stop")
     return Bad("team.on_budget_exhausted", "must be 'finish' or 'stop'");
+  if (!t.unknown_grid().empty() && t.unknown_grid() != "pessimistic" &&
+      t.unknown_grid() != "default" && t.unknown_grid() != "exclude")
+    return Bad("team.unknown_grid", "must be 'pessimistic', 'default' or 'exclude'");
   return absl::OkStatus();
 }
 

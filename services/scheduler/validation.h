@@ -24,6 +24,11 @@ inline constexpr int64_t kMaxCapMicros = 1'000'000'000'000'000;  // $1e9
 inline constexpr int64_t kMaxCapMg = 1'000'000'000'000'000;      // 1,000 kt
 inline constexpr double kMaxReferenceGpuHours = 10'000'000;
 inline constexpr int kMaxLabels = 64;
+// Team.alert_ratio when a team leaves it 0: the one default of the alert.
+inline constexpr double kDefaultAlertRatio = 0.8;
+inline double AlertRatioOf(const v1::Team& t) {
+  return t.alert_ratio() > 0 ? t.alert_ratio() : kDefaultAlertRatio;
+}
 inline constexpr size_t kMaxPayloadBytes = 64 * 1024;
 
 absl::Status ValidateJobSpec(const greenlight::v1::JobSpec& spec, const ValidationContext& ctx);

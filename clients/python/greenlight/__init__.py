@@ -37,6 +37,7 @@ from greenlight.models import (  # noqa: E402
 from greenlight.errors import (  # noqa: E402
     AlreadyExists,
     BudgetExhausted,
+    CannotStartNow,
     CapExceeded,
     DeadlineExceeded,
     FailedPrecondition,
@@ -71,6 +72,7 @@ __all__ = [
     "FailedPrecondition",
     "CapExceeded",
     "BudgetExhausted",
+    "CannotStartNow",
     "Overloaded",
     "NotFound",
     "AlreadyExists",

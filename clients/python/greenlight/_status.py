@@ -1,7 +1,8 @@
 """google.rpc.Status (the ``grpc-status-details-bin`` trailer) without googleapis.
 
-Debian ships no googleapis-common-protos for Python, so the two messages this
-client reads (google.rpc.Status and google.rpc.BadRequest) are declared here
+Debian ships no googleapis-common-protos for Python, so the messages this
+client reads (google.rpc.Status, google.rpc.ErrorInfo and google.rpc.BadRequest)
+are declared here
 from their published field numbers, in a private descriptor pool so they
 cannot clash with a real google.rpc installed next to us.
 """
@@ -50,6 +51,20 @@ def _build():
         label=_F.LABEL_REPEATED,
         type_name=".google.rpc.BadRequest.FieldViolation",
     )
+    info = fd.message_type.add(name="ErrorInfo")
+    info.field.add(name="reason", number=1, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
+    info.field.add(name="domain", number=2, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
+    entry = info.nested_type.add(name="MetadataEntry")
+    entry.field.add(name="key", number=1, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
+    entry.options.map_entry = True
+    info.field.add(
+        name="metadata",
+        number=3,
+        type=_F.TYPE_MESSAGE,
+        label=_F.LABEL_REPEATED,
+        type_name=".google.rpc.ErrorInfo.MetadataEntry",
+    )
     pool.Add(fd)
 
     def cls(name):
@@ -58,10 +73,10 @@ def _build():
             return message_factory.GetMessageClass(desc)
         return message_factory.MessageFactory(pool).GetPrototype(desc)
 
-    return cls("google.rpc.Status"), cls("google.rpc.BadRequest")
+    return cls("google.rpc.Status"), cls("google.rpc.BadRequest"), cls("google.rpc.ErrorInfo")
 
 
-Status, BadRequest = _build()
+Status, BadRequest, ErrorInfo = _build()
 
 
 def type_name(detail: any_pb2.Any) -> str:
@@ -122,4 +137,25 @@ def encode_bad_request(violations: Iterable[tuple[str, str]]) -> any_pb2.Any:
         br.field_violations.add(field=field, description=description)
     return any_pb2.Any(
         type_url="type.googleapis.com/google.rpc.BadRequest", value=br.SerializeToString()
+    )
+
+
+def error_info(details: Iterable[any_pb2.Any]) -> tuple[str, dict[str, str]]:
+    """(reason, metadata) of the first google.rpc.ErrorInfo detail, or ("", {})."""
+    for d in details:
+        if type_name(d) == "google.rpc.ErrorInfo":
+            try:
+                info = ErrorInfo.FromString(d.value)
+            except Exception:
+                continue
+            return info.reason, dict(info.metadata)
+    return "", {}
+
+
+def encode_error_info(reason: str, metadata: dict | None = None, domain: str = "greenlight.dev") -> any_pb2.Any:
+    info = ErrorInfo(reason=reason, domain=domain)
+    for k, v in (metadata or {}).items():
+        info.metadata[k] = v
+    return any_pb2.Any(
+        type_url="type.googleapis.com/google.rpc.ErrorInfo", value=info.SerializeToString()
     )

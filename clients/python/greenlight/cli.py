@@ -14,7 +14,8 @@ from typing import Optional, Sequence
 import grpc
 
 from greenlight import errors
-from greenlight.client import DEFAULT_TARGET, DEFAULT_TIMEOUT, TLS, Client, RetryPolicy
+from greenlight import client as _client
+from greenlight.client import DEFAULT_TARGET, DEFAULT_TIMEOUT, TLS, Client, RetryPolicy, ServerClock
 from greenlight.models import Job, JobSpec, JobState, PlacementMode, Quote, to_decimal
 
 # Exit codes, by error class (documented in --help and README.md).
@@ -58,8 +59,11 @@ first steps (against `make run`, which listens on 127.0.0.1:50051):
   greenlight estimate --team ml-research --gpus 8 --gpu-hours 64
                                                          # where would it run, at what cost?
   greenlight submit --team ml-research --gpus 8 --gpu-hours 64 --max-cost 500 --max-carbon 40
+  greenlight estimate --team vision --gpus 4 --gpu-hours 32 --deadline +48h
+                                                         # +48h on the server's clock
   greenlight list --team ml-research                     # the team's jobs
-  greenlight watch --job j-0123456789abcdef --until-done # follow one job
+  JOB=$(greenlight -o id submit --team vision --gpus 1 --gpu-hours 1 --deadline +4h)
+  greenlight watch --job "$JOB" --until-done             # follow it to the end
   greenlight usage ml-research                           # spent / reserved / remaining
 
 Each command has its own help: greenlight submit --help
@@ -77,11 +81,15 @@ connection (flags win over the environment):
 output:
   --output table (default) is for people; --output json prints JSON (watch: one
   JSON object per line). Money fields end in _usd, carbon fields in _kg,
-  times are ISO 8601 UTC.
+  times are ISO 8601 UTC. --output id prints only job ids, one a line (submit,
+  get, list, cancel): JOB=$(greenlight -o id submit ...).
 
 times and durations:
   TIME is ISO 8601 ("2025-06-01T18:00Z"; no zone = local time), "now" or
-  relative "+2h", "+1d12h". DURATION is "90m", "2h30m", "1d", "45s" or seconds.
+  relative "+2h", "+1d12h". Relative times count from the server's clock (one
+  Ping), which the demo (`make run`) runs 3600x faster than the wall clock; the
+  CLI says on stderr which clock it used when that is not real time.
+  DURATION is "90m", "2h30m", "1d", "45s" or seconds.
 
 exit codes:
   0  success                          5  caps cannot be met (CapExceeded) or
@@ -98,42 +106,113 @@ exit codes:
 # ---------------------------------------------------------------------------
 # Parsing helpers
 
-_DUR_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
-_DUR_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
 def parse_duration(text: str) -> timedelta:
-    text = text.strip()
     try:
-        return timedelta(seconds=float(text))
-    except ValueError:
-        pass
-    pos, total = 0, 0.0
-    compact = text.replace(" ", "")
-    for m in _DUR_RE.finditer(compact):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _DUR_UNITS[m.group(2).lower()]
-        pos = m.end()
-    if pos != len(compact) or pos == 0:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90m, 2h30m, 1d)")
-    return timedelta(seconds=total)
+        return _client.parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def parse_time(text: str) -> datetime:
+class RelativeTime:
+    """A TIME argument relative to now ("now", "+48h", "+1d12h"), kept as
+    given until the command knows the server's clock: the demo server's clock
+    runs 3600x, so "+48h" means 48 hours after the *server's* now."""
+
+    __slots__ = ("text", "offset")
+
+    def __init__(self, text: str, offset: timedelta):
+        self.text = text
+        self.offset = offset
+
+    def __repr__(self) -> str:
+        return f"RelativeTime({self.text!r})"
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RelativeTime) and other.offset == self.offset
+
+    def __hash__(self) -> int:
+        return hash(self.offset)
+
+
+def parse_time_arg(text: str):
+    """argparse type of TIME options: an absolute ISO 8601 time becomes an
+    aware datetime now; "now" and "+2h" become a RelativeTime, resolved
+    against the server's clock once connected (resolve_relative_times)."""
     text = text.strip()
-    now = datetime.now(timezone.utc)
-    if text.lower() == "now":
-        return now
-    if text.startswith("+"):
-        return now + parse_duration(text[1:])
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        offset = _client.parse_relative_time(text)
+        if offset is not None:
+            return RelativeTime(text, offset)
+        return _client.parse_absolute_time(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not a time: {text!r} (try 2025-06-01T18:00Z, now, +2h)"
         ) from None
-    return value if value.tzinfo else value.astimezone()
+
+
+def parse_time(text: str, now: Optional[datetime] = None) -> datetime:
+    """TIME text as an aware datetime; relative times count from ``now``
+    (default: this machine's clock; the commands use the server's)."""
+    value = parse_time_arg(text)
+    if isinstance(value, RelativeTime):
+        return (now or datetime.now(timezone.utc)) + value.offset
+    return value
+
+
+# The TIME options of each command (argparse dest names).
+TIME_OPTIONS = ("not_before", "deadline", "at")
+
+
+def resolve_relative_times(client: Client, args, out: "Output") -> Optional[ServerClock]:
+    """Replaces the RelativeTime options in ``args`` with datetimes on the
+    server's clock: one Ping, only when some option is relative. Tells
+    stderr which clock was used when it is not this machine's real time."""
+    names = [n for n in TIME_OPTIONS if isinstance(getattr(args, n, None), RelativeTime)]
+    if not names:
+        return None
+    clock = client.server_clock()
+    now = clock.now()
+    for n in names:
+        setattr(args, n, now + getattr(args, n).offset)
+    note = clock_note(clock, now)
+    if note and not out.json:  # JSON mode keeps stderr for machine-readable errors
+        print(note, file=sys.stderr, flush=True)
+    return clock
+
+
+def _fmt_span(d: timedelta) -> str:
+    secs = int(round(abs(d.total_seconds()) / 60.0)) * 60  # to the minute
+    days, rem = divmod(secs, 86400)
+    hours, rem = divmod(rem, 3600)
+    mins = rem // 60
+    parts = [f"{days}d"] if days else []
+    if hours:
+        parts.append(f"{hours}h")
+    if mins and not days:
+        parts.append(f"{mins}m")
+    return "".join(parts) or f"{secs}s"
+
+
+def clock_note(clock: ServerClock, now: Optional[datetime] = None) -> Optional[str]:
+    """The stderr line naming the clock relative times used, or None when
+    that is plainly this machine's real-time clock."""
+    now = now or clock.now()
+    if not clock.reported:
+        return "greenlight: the server reports no clock; relative times use this machine's clock"
+    if clock.scaled:
+        scale = f"{clock.time_scale:.6g}x"
+        return f"greenlight: relative times use the server's clock: {fmt_time(now)} ({scale})"
+    skew = clock.offset
+    if abs(skew) > timedelta(minutes=5):
+        where = "ahead of" if skew > timedelta(0) else "behind"
+        return (
+            f"greenlight: relative times use the server's clock: {fmt_time(now)} "
+            f"({_fmt_span(skew)} {where} this machine's)"
+        )
+    return None
 
 
 def parse_decimal(text: str) -> Decimal:
@@ -219,6 +298,10 @@ class Output:
     @property
     def json(self) -> bool:
         return self.fmt == "json"
+
+    @property
+    def ids(self) -> bool:
+        return self.fmt == "id"
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -474,6 +557,8 @@ def cmd_submit(client: Client, args, out: Output) -> int:
     job = client.submit(_spec_from_args(args))
     if out.json:
         out.dump(job.to_dict())
+    elif out.ids:
+        out.print(job.id)
     else:
         out.print(render_job(job))
     return EXIT_OK
@@ -492,6 +577,8 @@ def cmd_get(client: Client, args, out: Output) -> int:
     jobs = [client.get(j) for j in args.job_ids]
     if out.json:
         out.dump(jobs[0].to_dict() if len(jobs) == 1 else [j.to_dict() for j in jobs])
+    elif out.ids:
+        out.print("\n".join(j.id for j in jobs))
     else:
         out.print("\n\n".join(render_job(j) for j in jobs))
     return EXIT_OK
@@ -502,6 +589,9 @@ def cmd_list(client: Client, args, out: Output) -> int:
     jobs = list(client.list(team=args.team, states=states, page_size=args.page_size, limit=args.limit))
     if out.json:
         out.dump([j.to_dict() for j in jobs])
+    elif out.ids:
+        if jobs:
+            out.print("\n".join(j.id for j in jobs))
     elif jobs:
         out.print(render_jobs(jobs))
     else:
@@ -513,6 +603,8 @@ def cmd_cancel(client: Client, args, out: Output) -> int:
     job = client.cancel(args.job_id, reason=args.reason or "")
     if out.json:
         out.dump(job.to_dict())
+    elif out.ids:
+        out.print(job.id)
     else:
         out.print(render_job(job))
     return EXIT_OK
@@ -648,6 +740,10 @@ def cmd_zones(client: Client, args, out: Output) -> int:
 # Parser
 
 
+OUTPUT_FORMATS = ("table", "json", "id")
+ID_COMMANDS = ("submit", "get", "list", "cancel")
+
+
 def _connection_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     d = argparse.SUPPRESS if suppress else None
     g = p.add_argument_group("connection and output (also accepted before the command)")
@@ -660,7 +756,7 @@ def _connection_options(p: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--tls-key", default=d, metavar="PEM", help="client private key for mutual TLS")
     g.add_argument("--tls-server-name", default=d, metavar="NAME", help="expected name in the server certificate")
     g.add_argument("--timeout", type=float, default=argparse.SUPPRESS if suppress else DEFAULT_TIMEOUT, metavar="SECONDS", help=f"per-call timeout (default {DEFAULT_TIMEOUT:g})")
-    g.add_argument("-o", "--output", choices=("table", "json"), default=argparse.SUPPRESS if suppress else "table", help="output format (default table)")
+    g.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default=argparse.SUPPRESS if suppress else "table", help="output format (default table); id: job ids only, one a line (submit, get, list, cancel)")
 
 
 def _job_spec_options(p: argparse.ArgumentParser) -> None:
@@ -675,8 +771,8 @@ def _job_spec_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--region", action="append", metavar="REGION", help="allowed cloud region, repeatable or comma-separated; default any")
     g.add_argument("--max-cost", type=parse_decimal, metavar="USD", help="cap on the job's cost in US dollars")
     g.add_argument("--max-carbon", type=parse_decimal, metavar="KG", help="cap on the job's emissions in kg CO2e")
-    g.add_argument("--not-before", type=parse_time, metavar="TIME", help="earliest start (default now)")
-    g.add_argument("--deadline", type=parse_time, metavar="TIME", help="latest finish (default none); gives the scheduler room to wait for cleaner power")
+    g.add_argument("--not-before", type=parse_time_arg, metavar="TIME", help="earliest start (default now); +2h etc. count on the server's clock")
+    g.add_argument("--deadline", type=parse_time_arg, metavar="TIME", help="latest finish (default none), e.g. +48h on the server's clock; gives the scheduler room to wait for cleaner power")
     g.add_argument("--checkpointable", action="store_true", help="the job can stop and resume: may run in low-carbon slots and on spot")
     g.add_argument("--priority", type=int, default=0, help="-1000..1000, higher first within the team")
     g.add_argument("--mode", choices=("cheapest", "greenest", "balanced"), help="placement objective (default: the team's, balanced)")
@@ -684,6 +780,60 @@ def _job_spec_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label", action="append", type=parse_key_value, metavar="KEY=VALUE", help="label, repeatable")
     g.add_argument("--request-id", help="idempotency key (default: a new UUID); resubmitting the same id returns the same job")
     g.add_argument("--payload-file", metavar="FILE", help="opaque bytes for the executor (at most 64 KiB)")
+
+
+# Examples shown by each command's --help. Each block runs as it stands, in
+# order, against the demo server (`make run`: teams acme, ml-research and
+# vision; GPUs H100, A100, A100-80GB, L4, L40S, A10G, V100, T4), with
+# `greenlight` on PATH (or clients/python/bin/greenlight); the live tests run
+# every one of them.
+EXAMPLES = {
+    "submit": [
+        "greenlight submit --team ml-research --gpus 8 --gpu-hours 64 --max-cost 500 --max-carbon 40",
+        "greenlight submit --team vision --gpus 4 --gpu-type H100,A100 --gpu-hours 32 --deadline +48h --checkpointable",
+    ],
+    "estimate": [
+        "greenlight estimate --team ml-research --gpus 8 --gpu-hours 64 --deadline +24h --top 10",
+        "greenlight estimate --team vision --gpus 1 --gpu-type L4 --duration 6h --mode greenest",
+    ],
+    "get": [
+        "JOB=$(greenlight -o id submit --team vision --gpus 1 --gpu-hours 1)",
+        'greenlight get "$JOB"',
+    ],
+    "list": [
+        "greenlight list --team ml-research",
+        "greenlight list --state running,planned,succeeded --limit 20",
+    ],
+    "cancel": [
+        "JOB=$(greenlight -o id submit --team vision --gpus 8 --gpu-hours 64 --not-before +2d)",
+        'greenlight cancel "$JOB" --reason "wrong learning rate"',
+    ],
+    "watch": [
+        "JOB=$(greenlight -o id submit --team vision --gpus 1 --gpu-hours 1 --deadline +4h)",
+        'greenlight watch --job "$JOB" --until-done      # done within 4 demo hours: 4 s',
+        "greenlight watch --team vision --count 3",
+    ],
+    "teams": [
+        "greenlight teams list",
+        "greenlight teams get vision",
+        "greenlight teams set vision --cost-budget 20000 --carbon-budget 2000 --gpu-quota 16",
+    ],
+    "teams list": ["greenlight teams list", "greenlight -o json teams list"],
+    "teams get": ["greenlight teams get ml-research"],
+    "teams set": [
+        "greenlight teams set vision --gpu-quota 16 --gpu-quota-type H100=8",
+        "greenlight teams set ml-research --cost-budget 100000 --carbon-budget 10000 --carbon-price 150",
+    ],
+    "usage": ["greenlight usage ml-research", "greenlight -o json usage acme"],
+    "pools": ["greenlight pools --gpu-type H100", "greenlight pools --region eu-central-1"],
+    "zones": ["greenlight zones", "greenlight -o json zones"],
+}
+
+
+def _examples(name: str) -> str:
+    lines = EXAMPLES[name]
+    head = "example" if len(lines) == 1 else "examples"
+    return f"{head} (against the demo server, `make run`):\n" + "\n".join("  " + line for line in lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -704,6 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=description or help_text,
+            epilog=_examples(name),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(func=func)
@@ -715,8 +866,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_submit,
         "Submit a job. The server quotes it, reserves the predicted cost and carbon\n"
         "against the team's budget and places it. Retried safely on UNAVAILABLE with the\n"
-        "same request id.\n\n"
-        "example:\n  greenlight submit --team ml-research --gpus 8 --gpu-hours 64 --max-cost 500 --max-carbon 40",
+        "same request id. Relative times (--deadline +48h) count from the server's clock.",
     )
     _job_spec_options(p)
     _connection_options(p, suppress=True)
@@ -726,8 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dry run: the ranked placements with cost, carbon and why each lost",
         cmd_estimate,
         "Quote a job without submitting it: the chosen placement, the runners-up with\n"
-        "why each lost, and the carbon-blind baseline. Exit code 5 when nothing fits.\n\n"
-        "example:\n  greenlight estimate --team ml-research --gpus 8 --gpu-hours 64 --deadline +24h --top 10",
+        "why each lost, and the carbon-blind baseline. Exit code 5 when nothing fits.",
     )
     _job_spec_options(p)
     p.add_argument("--top", type=int, default=5, metavar="N", help="alternatives to show (default 5, at most 50)")
@@ -754,8 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stream job events (reconnects and resumes after restarts)",
         cmd_watch,
         "Stream job events as they happen. The stream survives server restarts: it\n"
-        "resumes after the last revision printed, with no gaps and no duplicates.\n\n"
-        "examples:\n  greenlight watch --team ml-research\n  greenlight watch --job j-0123456789abcdef --until-done",
+        "resumes after the last revision printed, with no gaps and no duplicates.",
     )
     p.add_argument("--team", help="only this team's events")
     p.add_argument("--job", metavar="JOB_ID", help="only this job's events")
@@ -764,22 +912,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, metavar="N", help="exit after N events")
     _connection_options(p, suppress=True)
 
-    p = add("teams", "list, show or change teams and their budgets", cmd_teams,
-            "Teams and their monthly budgets.\n\nexamples:\n  greenlight teams list\n  greenlight teams get vision\n"
-            "  greenlight teams set vision --cost-budget 10000 --carbon-budget 500 --gpu-quota 64")
+    p = add("teams", "list, show or change teams and their budgets", cmd_teams, "Teams and their monthly budgets.")
     _connection_options(p, suppress=True)
     tsub = p.add_subparsers(dest="teams_action", metavar="ACTION", title="actions")
-    tp = tsub.add_parser("list", help="all teams (default)")
+
+    def add_action(name, help_text, description=None):
+        return tsub.add_parser(
+            name,
+            help=help_text,
+            description=description or help_text,
+            epilog=_examples(f"teams {name}"),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    tp = add_action("list", "all teams (default)")
     _connection_options(tp, suppress=True)
-    tp = tsub.add_parser("get", help="one team")
+    tp = add_action("get", "one team")
     tp.add_argument("name", metavar="TEAM")
     _connection_options(tp, suppress=True)
-    tp = tsub.add_parser(
+    tp = add_action(
         "set",
-        help="create a team or change some of its settings",
-        description="Create a team or change the given settings (others are kept; --replace resets them).\n"
+        "create a team or change some of its settings",
+        "Create a team or change the given settings (others are kept; --replace resets them).\n"
         "Budgets of 0 mean unlimited.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tp.add_argument("name", metavar="TEAM")
     tp.add_argument("--cost-budget", type=parse_decimal, metavar="USD", help="monthly cost budget in US dollars (0 = unlimited)")
@@ -795,7 +950,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("usage", "a team's spent, reserved and remaining budget this month", cmd_usage)
     p.add_argument("team", metavar="TEAM")
-    p.add_argument("--at", type=parse_time, metavar="TIME", help="any time in the wanted month (default now)")
+    p.add_argument("--at", type=parse_time_arg, metavar="TIME", help="any time in the wanted month (default now); +31d etc. count on the server's clock")
     _connection_options(p, suppress=True)
 
     p = add("pools", "GPU node pools with prices and free capacity", cmd_pools)
@@ -818,43 +973,129 @@ def _tls_from_args(args):
     return None  # the Client looks at GREENLIGHT_TLS_CA
 
 
-_FLAGS = {
-    "reference_gpu_hours": "--gpu-hours or --duration",
-    "duration": "--duration",
-    "max_cost_usd": "--max-cost",
-    "max_carbon_kg": "--max-carbon",
-    "gpu_types": "--gpu-type",
-    "regions": "--region",
-    "labels": "--label",
-    "payload": "--payload-file",
-    "carbon_price_usd_per_tonne": "--carbon-price",
-    "monthly_cost_budget_usd": "--cost-budget",
-    "monthly_carbon_budget_kg": "--carbon-budget",
-    "gpu_quota_by_type": "--gpu-quota-type",
-    "on_budget_exhausted": "--on-exhausted",
+# API field (as the server names it in errors) -> what to change on the
+# command line, per command. Server messages name proto fields
+# ("spec.max_cost_micros: must be >= 0"); people typed --max-cost.
+JOB_FLAGS = {
+    "spec.team": "--team",
+    "spec.name": "--name",
+    "spec.gpus": "--gpus",
+    "spec.gpu_types": "--gpu-type",
+    "spec.work": "--gpu-hours or --duration",
+    "spec.reference_gpu_hours": "--gpu-hours",
+    "spec.duration": "--duration",
+    "spec.max_cost_micros": "--max-cost",
+    "spec.max_carbon_mg": "--max-carbon",
+    "spec.not_before": "--not-before",
+    "spec.deadline": "--deadline",
+    "spec.checkpointable": "--checkpointable",
+    "spec.priority": "--priority",
+    "spec.regions": "--region",
+    "spec.labels": "--label",
+    "spec.request_id": "--request-id",
+    "spec.payload": "--payload-file",
+    "spec.mode": "--mode",
+    "spec.carbon_price_micros_per_tonne": "--carbon-price",
+}
+TEAM_FLAGS = {
+    "team.name": "TEAM",
+    "team.parent": "--parent",
+    "team.monthly_cost_budget_micros": "--cost-budget",
+    "team.monthly_carbon_budget_mg": "--carbon-budget",
+    "team.gpu_quota": "--gpu-quota",
+    "team.gpu_quota_by_type": "--gpu-quota-type",
+    "team.carbon_price_micros_per_tonne": "--carbon-price",
+    "team.alert_ratio": "--alert-ratio",
+    "team.on_budget_exhausted": "--on-exhausted",
+}
+FLAGS_BY_COMMAND = {
+    "submit": JOB_FLAGS,
+    "estimate": {**JOB_FLAGS, "top_k": "--top"},
+    "get": {"job_id": "JOB_ID"},
+    "list": {"team": "--team", "states": "--state", "page_size": "--page-size"},
+    "cancel": {"job_id": "JOB_ID", "reason": "--reason"},
+    "watch": {"team": "--team", "job_id": "--job", "from_revision": "--from-revision"},
+    "teams set": TEAM_FLAGS,
+    "teams get": {"name": "TEAM"},
+    "usage": {"team": "TEAM", "at": "--at"},
+    "pools": {"gpu_type": "--gpu-type", "region": "--region"},
 }
 
 
-def _flag_for(argument: Optional[str]) -> Optional[str]:
-    if not argument:
+def _command_key(args) -> str:
+    command = getattr(args, "command", None) or ""
+    if command == "teams":
+        return f"teams {getattr(args, 'teams_action', None) or 'list'}"
+    return command
+
+
+def flag_for(command: str, field: Optional[str]) -> Optional[str]:
+    """The command-line flag of an API field in ``command``'s errors:
+    flag_for("submit", "spec.max_cost_micros") == "--max-cost". Accepts the
+    field with or without its "spec."/"team." prefix, and map keys
+    ("spec.labels[k]")."""
+    if not field:
         return None
-    return _FLAGS.get(argument, "--" + argument.replace("_", "-"))
+    table = FLAGS_BY_COMMAND.get(command, {})
+    field = re.sub(r"\[.*$", "", field)
+    for key in (field, "spec." + field, "team." + field):
+        if key in table:
+            return table[key]
+    return None
 
 
-def _report_error(err: errors.GreenlightError, out: Output) -> None:
+_FIELD_PATH_RE = re.compile(r"\b(?:spec|team)\.[a-z_][a-z0-9_]*")
+_LEADING_FIELD_RE = re.compile(r"^([a-z_][a-z0-9_]*):")
+
+
+def annotate_fields(command: str, message: str) -> str:
+    """``message`` with the flag after each API field it names:
+    "spec.deadline: must be after spec.not_before" ->
+    "spec.deadline (--deadline): must be after spec.not_before (--not-before)"."""
+    table = FLAGS_BY_COMMAND.get(command)
+    if not table or not message:
+        return message
+
+    def add(m):
+        flag = flag_for(command, m.group(0))
+        if flag is None or message[m.end():].startswith(f" ({flag})"):
+            return m.group(0)
+        return f"{m.group(0)} ({flag})"
+
+    text = _FIELD_PATH_RE.sub(add, message)
+    lead = _LEADING_FIELD_RE.match(text)
+    if lead:
+        flag = flag_for(command, lead.group(1))
+        if flag is not None:
+            text = f"{lead.group(1)} ({flag}):" + text[lead.end():]
+    return text
+
+
+def _report_error(err: errors.GreenlightError, out: Output, command: str = "") -> None:
+    field = err.field if isinstance(err, errors.InvalidJob) else None
+    flag = flag_for(command, field)
     if out.json:
         body = {"error": {"type": type(err).__name__, "code": err.code.name, "message": err.message}}
         if isinstance(err, errors.InvalidJob) and err.field:
             body["error"]["field"] = err.field
             body["error"]["argument"] = err.argument
+            if flag:
+                body["error"]["flag"] = flag
         if isinstance(err, errors.CapExceeded) and err.quote is not None:
             body["error"]["quote"] = err.quote.to_dict()
         print(json.dumps(body, indent=2, sort_keys=True), file=sys.stderr)
         return
-    print(f"greenlight: {type(err).__name__}: {err.message} [{err.code.name}]", file=sys.stderr)
-    if isinstance(err, errors.InvalidJob) and err.field:
-        flag = _flag_for(err.argument)
-        print(f"  field: {err.field}" + (f" (option {flag})" if flag else ""), file=sys.stderr)
+    message = annotate_fields(command, err.message)
+    print(f"greenlight: {type(err).__name__}: {message} [{err.code.name}]", file=sys.stderr)
+    if field:
+        print(f"  field: {field}" + (f" (option {flag})" if flag else ""), file=sys.stderr)
+        leaf = field.rsplit(".", 1)[-1]
+        if leaf in ("deadline", "not_before") and ("future" in err.message or "within" in err.message):
+            print(
+                "  hint: the server's clock decides what is past and future (`make run` runs it 3600x);"
+                " relative times such as --deadline +48h count from it",
+                file=sys.stderr,
+            )
     if isinstance(err, errors.CapExceeded) and err.quote is not None:
         q = err.quote
         best = q.chosen or (q.alternatives[0] if q.alternatives else None)
@@ -878,6 +1119,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    if args.output == "id" and args.command not in ID_COMMANDS:
+        parser.error(f"--output id works with {', '.join(ID_COMMANDS)}, not {args.command}")
     out = Output(args.output)
     try:
         client = Client(
@@ -895,9 +1138,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     try:
         with client:
+            resolve_relative_times(client, args, out)
             return args.func(client, args, out)
     except errors.GreenlightError as e:
-        _report_error(e, out)
+        _report_error(e, out, _command_key(args))
         return exit_code_for(e)
     except (argparse.ArgumentTypeError, ValueError) as e:
         parser.error(str(e))  # exits 2

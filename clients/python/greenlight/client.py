@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 import uuid
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import grpc
@@ -23,6 +24,7 @@ from greenlight.models import (
     Quote,
     Team,
     Usage,
+    datetime_from_timestamp,
     set_timestamp,
 )
 from greenlight.v1 import (
@@ -139,6 +141,126 @@ def _credentials(tls) -> tuple[Optional[grpc.ChannelCredentials], list]:
     if tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
     return creds, options
+
+
+# -- times -----------------------------------------------------------------
+
+_DUR_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
+_DUR_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """"90m", "2h30m", "1d", "45s", "1.5h" or plain seconds ("3600") -> timedelta.
+    Raises ValueError."""
+    text = str(text).strip()
+    try:
+        return timedelta(seconds=float(text))
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    compact = text.replace(" ", "")
+    for m in _DUR_RE.finditer(compact):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DUR_UNITS[m.group(2).lower()]
+        pos = m.end()
+    if pos != len(compact) or pos == 0:
+        raise ValueError(f"not a duration: {text!r} (try 90m, 2h30m, 1d)")
+    return timedelta(seconds=total)
+
+
+def parse_relative_time(text: str) -> Optional[timedelta]:
+    """"now" -> timedelta(0), "+48h" / "+1d12h" -> that offset; anything else
+    (an absolute time) -> None. Raises ValueError for a bad offset."""
+    text = str(text).strip()
+    if text.lower() == "now":
+        return timedelta(0)
+    if text.startswith("+"):
+        return parse_duration(text[1:])
+    return None
+
+
+def parse_absolute_time(text: str) -> datetime:
+    """ISO 8601 ("2025-06-01T18:00Z", "2025-06-01T20:00+02:00") -> aware
+    datetime; without a zone it is local time. Raises ValueError."""
+    text = str(text).strip()
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (try 2025-06-01T18:00Z, now, +2h)") from None
+    return value if value.tzinfo else value.astimezone()
+
+
+# What the client accepts for a point in time: a datetime (absolute), a
+# timedelta (that far from the server's now), or a string: "now", "+48h",
+# "+1d12h" (relative to the server's clock) or ISO 8601 (absolute).
+TimeLike = Union[datetime, timedelta, str]
+
+
+def is_relative_time(value) -> bool:
+    """True when ``value`` needs the server's clock to become a datetime."""
+    if isinstance(value, timedelta):
+        return True
+    if isinstance(value, str):
+        return parse_relative_time(value) is not None
+    return False
+
+
+@dataclass(frozen=True)
+class ServerClock:
+    """The server's clock as Ping reported it (``Client.server_clock()``).
+
+    A demo server runs its clock faster than the wall clock (clock.time_scale:
+    3600 in `make run`), so "in 48 hours" means 48 hours of *server* time,
+    which may be far from this machine's now. ``time``: the server's clock
+    when it answered; ``time_scale``: server seconds per wall second (1 = real
+    time, 0 = not reported); ``local_time``: this machine's clock then.
+    ``now()`` extrapolates from the answer at ``time_scale``.
+    """
+
+    time: datetime
+    time_scale: float
+    revision: int
+    local_time: datetime
+    reported: bool = True  # False: the server sent no server_time (this machine's clock is used)
+    _monotonic: float = field(default_factory=time.monotonic, repr=False, compare=False)
+
+    @property
+    def scaled(self) -> bool:
+        """The server's clock does not run at real time."""
+        return self.time_scale not in (0.0, 1.0)
+
+    @property
+    def offset(self) -> timedelta:
+        """How far the server's clock was ahead of this machine's."""
+        return self.time - self.local_time
+
+    def now(self) -> datetime:
+        """The server's clock now, extrapolated from the Ping answer."""
+        rate = self.time_scale if self.time_scale > 0 else 1.0
+        return self.time + timedelta(seconds=(time.monotonic() - self._monotonic) * rate)
+
+    def resolve(self, value: Optional[TimeLike], now: Optional[datetime] = None) -> Optional[datetime]:
+        """A TimeLike as an aware datetime: relative values from the server's
+        now (or ``now``), absolute ones unchanged; None stays None."""
+        if value is None or isinstance(value, datetime):
+            return value
+        base = now if now is not None else self.now()
+        if isinstance(value, timedelta):
+            return base + value
+        if isinstance(value, str):
+            delta = parse_relative_time(value)
+            return base + delta if delta is not None else parse_absolute_time(value)
+        raise TypeError(f"expected a datetime, timedelta or time string, got {type(value).__name__}")
+
+
+def _absolute(value: Optional[TimeLike]) -> Optional[datetime]:
+    """An absolute TimeLike (datetime or ISO string) as a datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return parse_absolute_time(value)
+    raise TypeError(f"expected a datetime, timedelta or time string, got {type(value).__name__}")
 
 
 def _version() -> str:
@@ -271,15 +393,33 @@ class Client:
                         continue
                 raise errors.from_rpc_error(e, name) from None
 
-    @staticmethod
-    def _spec(spec, fields) -> JobSpec:
+    def _spec(self, spec, fields) -> JobSpec:
         if spec is None:
-            return JobSpec.build(**fields)
-        if fields:
+            spec = JobSpec.build(**fields)
+        elif fields:
             spec = replace(spec, **{JobSpec._ALIASES.get(k, k): v for k, v in fields.items()})
         if not isinstance(spec, JobSpec):
             raise TypeError("spec must be a greenlight.JobSpec")
-        return spec
+        return self.resolve_times(spec)
+
+    def resolve_times(self, spec: JobSpec) -> JobSpec:
+        """``spec`` with ``not_before`` and ``deadline`` as datetimes.
+
+        Relative values (a ``timedelta``, "now", "+48h") are taken from the
+        server's clock, fetched with one Ping (only when one is relative);
+        ISO 8601 strings are parsed; datetimes are kept. submit() and
+        estimate() call this once, before any retry, so a retried submit
+        sends the same spec."""
+        times = {"not_before": spec.not_before, "deadline": spec.deadline}
+        if all(v is None or isinstance(v, datetime) for v in times.values()):
+            return spec
+        if any(is_relative_time(v) for v in times.values()):
+            clock = self.server_clock()
+            now = clock.now()
+            resolved = {k: clock.resolve(v, now) for k, v in times.items()}
+        else:
+            resolved = {k: _absolute(v) for k, v in times.items()}
+        return replace(spec, **resolved)
 
     # -- scheduler ---------------------------------------------------------
 
@@ -287,6 +427,10 @@ class Client:
         """Admits a job and returns it (``job.deduplicated`` when the
         request_id matched an existing job). Pass a JobSpec or its fields:
         ``submit(team="nlp", gpus=8, gpu_hours=100, max_cost_usd=300)``.
+
+        ``not_before`` and ``deadline`` take a datetime, or a time relative to
+        the *server's* clock: ``deadline=timedelta(hours=48)`` or
+        ``deadline="+48h"`` (also "now", "+1d12h"); see resolve_times().
 
         A request_id is generated when absent, and the call is retried with
         the same request_id on UNAVAILABLE and DEADLINE_EXCEEDED, so a retry
@@ -304,7 +448,8 @@ class Client:
 
     def estimate(self, spec: Optional[JobSpec] = None, /, *, top_k: int = 5, **fields) -> Quote:
         """Dry run of submit: the quote with up to ``top_k`` ranked
-        alternatives (``quote.ranked``). Nothing is stored."""
+        alternatives (``quote.ranked``). Nothing is stored. Relative
+        ``not_before`` / ``deadline`` as in submit()."""
         spec = self._spec(spec, fields)
         request = scheduler_pb2.EstimateJobRequest(spec=spec.to_proto(), top_k=top_k)
         resp = self._call(self._scheduler.EstimateJob, "EstimateJob", request, READ_RETRY_CODES)
@@ -420,6 +565,19 @@ class Client:
         resp = self._call(self._scheduler.Ping, "Ping", scheduler_pb2.PingRequest(), READ_RETRY_CODES)
         return resp.revision
 
+    def server_clock(self) -> ServerClock:
+        """The server's clock (one Ping): its time, its time scale (3600 on
+        the demo) and how far it is from this machine's clock. A server that
+        reports no time gives this machine's clock (``reported`` False)."""
+        resp = self._call(self._scheduler.Ping, "Ping", scheduler_pb2.PingRequest(), READ_RETRY_CODES)
+        local = datetime.now(timezone.utc)
+        mono = time.monotonic()
+        server_time = datetime_from_timestamp(resp.server_time) if resp.HasField("server_time") else None
+        scale = float(getattr(resp, "time_scale", 0.0) or 0.0)
+        if server_time is None:
+            return ServerClock(local, scale, resp.revision, local, reported=False, _monotonic=mono)
+        return ServerClock(server_time, scale, resp.revision, local, _monotonic=mono)
+
     # -- budgets -----------------------------------------------------------
 
     def set_team(self, team: Union[Team, str, None] = None, /, **fields) -> Team:
@@ -458,10 +616,15 @@ class Client:
         )
         return [Team.from_proto(t) for t in resp.teams]
 
-    def usage(self, team: str, at: Optional[datetime] = None) -> Usage:
+    def usage(self, team: str, at: Optional[TimeLike] = None) -> Usage:
         """Spent, reserved and remaining of a team for the month containing
-        ``at`` (default: now)."""
+        ``at`` (default: the server's now). ``at`` may be relative to the
+        server's clock (``timedelta(days=31)``, "+31d")."""
         request = budgets_pb2.GetUsageRequest(team=team)
+        if is_relative_time(at):
+            at = self.server_clock().resolve(at)
+        else:
+            at = _absolute(at)
         if at is not None:
             set_timestamp(request.at, at)
         resp = self._call(self._budgets.GetUsage, "GetUsage", request, READ_RETRY_CODES)

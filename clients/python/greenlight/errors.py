@@ -5,6 +5,7 @@
     ├── FailedPrecondition           FAILED_PRECONDITION
     │   └── CapExceeded              ... no placement fits the job's caps (.quote)
     ├── BudgetExhausted              RESOURCE_EXHAUSTED (the team budget cannot cover the job)
+    │   └── CannotStartNow           ... only-if-it-can-start-now and the job would wait
     ├── Overloaded                   RESOURCE_EXHAUSTED when the server sheds load
     │                                (per-team submit rate, full queue): retry later
     ├── NotFound                     NOT_FOUND
@@ -16,7 +17,11 @@
 
 Every exception keeps ``code`` (grpc.StatusCode), ``message`` (the server's
 text), ``details`` (google.protobuf.Any list from the grpc-status-details-bin
-trailer) and ``method``.
+trailer), ``reason`` and ``metadata`` (the google.rpc.ErrorInfo greenlightd
+attaches to every refusal: "TEAM_BUDGET_EXHAUSTED", "QUEUE_FULL",
+"TEAM_RATE_LIMITED", "CANNOT_START_NOW", "CAP_EXCEEDED", "GPU_TYPE_QUOTA", ...;
+"" when the server sent none) and ``method``. The class is chosen from the
+reason, never from the message text.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class GreenlightError(Exception):
         self.details = list(details)
         self.method = method
         self.debug = debug
+        self.reason, self.metadata = _status.error_info(self.details)
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}" if self.code else self.message
@@ -81,7 +87,12 @@ class InvalidJob(GreenlightError):
         super().__init__(*args, **kwargs)
         violations = _status.bad_request_fields(self.details)
         self.violations = violations
-        self.field = violations[0][0] if violations else _field_from_message(self.message)
+        field = violations[0][0] if violations else _field_from_message(self.message)
+        # "spec.gpus" / "team.parent" -> "gpus" / "parent": the field of the
+        # request object, as before BadRequest details named the full path.
+        if field and field.split(".", 1)[0] in ("spec", "team") and "." in field:
+            field = field.split(".", 1)[1]
+        self.field = field
         leaf = self.field.rsplit(".", 1)[-1] if self.field else None
         self.argument = PYTHON_NAMES.get(leaf, leaf) if leaf else None
 
@@ -105,11 +116,16 @@ class BudgetExhausted(GreenlightError):
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class CannotStartNow(BudgetExhausted):
+    """The job would have to wait (``metadata["cause"]``: CAPACITY or QUOTA)
+    and the caller asked for it to start at once or not at all."""
+
+
 class Overloaded(GreenlightError):
     """RESOURCE_EXHAUSTED that is about load, not budget: the team is over its
-    submit rate or the server's queue is full. Retry later with backoff (the
-    same request_id keeps it idempotent). Told apart from BudgetExhausted by
-    the server's message, which is the only signal greenlightd gives."""
+    submit rate or the server's queue is full (reason QUEUE_FULL,
+    SERVER_OVERLOADED or TEAM_RATE_LIMITED). Retry later with backoff (the
+    same request_id keeps it idempotent)."""
 
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
@@ -188,22 +204,30 @@ def from_rpc_error(err: grpc.RpcError, method: str = "") -> GreenlightError:
     return from_status(code, message or "", trailing, method=method, debug=debug or "")
 
 
-_LOAD_WORDS = ("overload", "submit rate", "rate limit", "retry with backoff", "too many requests")
-
-
-def _is_load_shedding(message: str) -> bool:
-    text = (message or "").lower()
-    return "budget" not in text and any(w in text for w in _LOAD_WORDS)
+# ErrorInfo reasons that pick a subclass (common/error_details.h in greenlightd).
+_BY_REASON = {
+    "QUEUE_FULL": Overloaded,
+    "SERVER_OVERLOADED": Overloaded,
+    "TEAM_RATE_LIMITED": Overloaded,
+    "TEAM_BUDGET_EXHAUSTED": BudgetExhausted,
+    "CANNOT_START_NOW": CannotStartNow,
+    "CAP_EXCEEDED": CapExceeded,
+    "INVALID_FIELD": InvalidJob,
+}
 
 
 def from_status(code, message, trailing_metadata=None, method: str = "", debug: str = "") -> GreenlightError:
     _, details = _status.decode_details(trailing_metadata)
     short = method.rsplit("/", 1)[-1]
+    reason, _ = _status.error_info(details)
     cls = _BY_CODE.get(code, GreenlightError)
-    if cls is BudgetExhausted and _is_load_shedding(message):
+    by_reason = _BY_REASON.get(reason)
+    if by_reason is not None and issubclass(by_reason, cls):
+        cls = by_reason
+    elif by_reason is Overloaded and cls is BudgetExhausted:
         cls = Overloaded
-    if cls is FailedPrecondition and (
+    elif cls is FailedPrecondition and not reason and (
         short in _CAP_METHODS or _quote_from_details(details) is not None
     ):
-        cls = CapExceeded
+        cls = CapExceeded  # a server without ErrorInfo (before 2026-12)
     return cls(message, code=code, details=details, method=short, debug=debug)

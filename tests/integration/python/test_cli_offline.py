@@ -1,16 +1,22 @@
 """The CLI against an in-process fake server: output formats and exit codes."""
 
+import argparse
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
 
-from fakes import Failure, FakeServer, make_quote
+from fakes import Failure, FakeGreenlight, FakeServer, make_quote
 from greenlight import cli
+from greenlight.client import ServerClock
+from greenlight.v1 import scheduler_pb2
 
 
 @pytest.fixture
@@ -212,7 +218,285 @@ def test_parse_time():
     t = cli.parse_time("2025-06-01T18:00Z")
     assert t == datetime(2025, 6, 1, 18, 0, tzinfo=timezone.utc)
     assert cli.parse_time("+2h") - datetime.now(timezone.utc) > timedelta(hours=1, minutes=59)
+    base = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert cli.parse_time("+1d12h", now=base) == base + timedelta(hours=36)
     assert cli.parse_time("2025-06-01T18:00").tzinfo is not None  # local time
+
+
+def test_time_arguments_keep_relative_text_until_connected():
+    rel = cli.parse_time_arg("+1d12h")
+    assert isinstance(rel, cli.RelativeTime) and rel.text == "+1d12h" and rel.offset == timedelta(hours=36)
+    assert cli.parse_time_arg("now").offset == timedelta(0)
+    assert cli.parse_time_arg("2025-06-01T18:00Z") == datetime(2025, 6, 1, 18, 0, tzinfo=timezone.utc)
+    args = cli.build_parser().parse_args(["submit", *SUBMIT, "--deadline", "+48h", "--not-before", "now"])
+    assert isinstance(args.deadline, cli.RelativeTime) and args.deadline.text == "+48h"
+    assert isinstance(args.not_before, cli.RelativeTime)
+    args = cli.build_parser().parse_args(["usage", "vision", "--at", "+31d"])
+    assert isinstance(args.at, cli.RelativeTime)
+
+
+# -- relative times on the server's clock (issue 17) -----------------------------
+
+
+class ClockFake(FakeGreenlight):
+    """A fake whose Ping reports a server clock of its own (like the demo's,
+    which runs 3600x: three days ahead of the wall clock after 72 s)."""
+
+    def __init__(self, ahead=timedelta(days=3), time_scale=3600.0, send_time=True):
+        super().__init__()
+        self.server_time = (datetime.now(timezone.utc) + ahead).replace(microsecond=0)
+        self.time_scale = time_scale
+        self.send_time = send_time
+
+    def Ping(self, request, context):
+        self._enter("Ping", request, context)
+        resp = scheduler_pb2.PingResponse(revision=self.revision, time_scale=self.time_scale)
+        if self.send_time:
+            resp.server_time.FromSeconds(int(self.server_time.timestamp()))
+        return resp
+
+
+@pytest.fixture
+def clock_server():
+    servers = []
+
+    def _start(**kw):
+        srv = FakeServer(ClockFake(**kw)).start()
+        servers.append(srv)
+        return srv
+
+    yield _start
+    for srv in servers:
+        srv.stop()
+
+
+def _run_cli(srv, capsys, *args):
+    t0 = time.monotonic()
+    code = cli.main(["--target", srv.target, "--timeout", "5", *args])
+    elapsed = time.monotonic() - t0
+    out, err = capsys.readouterr()
+    return code, out, err, elapsed
+
+
+def _ts(ts):
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, timezone.utc)
+
+
+def test_relative_deadline_counts_from_the_server_clock(clock_server, capsys):
+    srv = clock_server(ahead=timedelta(days=3), time_scale=3600)
+    server_now = srv.fake.server_time
+    code, out, err, elapsed = _run_cli(srv, capsys, "submit", *SUBMIT, "--deadline", "+48h", "--not-before", "now")
+    assert code == 0, err
+    sent = srv.fake.calls_of("SubmitJob")[0][1].spec
+    # server_time + 48 h, plus at most what the server clock moved (3600x)
+    # between the Ping and the submit; nowhere near the wall clock + 48 h.
+    drift = _ts(sent.deadline) - (server_now + timedelta(hours=48))
+    assert timedelta(0) <= drift <= timedelta(seconds=elapsed * 3600 + 1), drift
+    assert _ts(sent.deadline) - _ts(sent.not_before) == timedelta(hours=48)  # one "now" for both
+    assert _ts(sent.not_before) - server_now < timedelta(seconds=elapsed * 3600 + 1)
+    assert len(srv.fake.calls_of("Ping")) == 1  # one Ping per invocation
+    assert "greenlight: relative times use the server's clock: " in err and "(3600x)" in err
+    note = next(line for line in err.splitlines() if "relative times" in line)
+    assert cli.fmt_time(server_now)[:10] in note  # the server's date, 3 days ahead
+    assert "greenlight: relative times" not in out
+
+
+def test_estimate_and_usage_resolve_relative_times_on_the_server_clock(clock_server, capsys):
+    srv = clock_server(ahead=timedelta(days=40), time_scale=3600)
+    code, _, err, elapsed = _run_cli(srv, capsys, "estimate", *SUBMIT, "--deadline", "+1d12h")
+    assert code == 0, err
+    sent = srv.fake.calls_of("EstimateJob")[0][1].spec
+    drift = _ts(sent.deadline) - (srv.fake.server_time + timedelta(hours=36))
+    assert timedelta(0) <= drift <= timedelta(seconds=elapsed * 3600 + 1)
+    code, _, err, elapsed = _run_cli(srv, capsys, "usage", "vision", "--at", "now")
+    assert code == 0, err
+    at = _ts(srv.fake.calls_of("GetUsage")[0][1].at)
+    assert timedelta(0) <= at - srv.fake.server_time <= timedelta(seconds=elapsed * 3600 + 1)
+    assert "(3600x)" in err and len(srv.fake.calls_of("Ping")) == 2
+
+
+def test_absolute_times_and_no_times_need_no_ping(clock_server, capsys):
+    srv = clock_server()
+    code, _, err, _ = _run_cli(srv, capsys, "submit", *SUBMIT, "--deadline", "2030-01-02T03:04Z")
+    assert code == 0, err
+    sent = srv.fake.calls_of("SubmitJob")[0][1].spec
+    assert _ts(sent.deadline) == datetime(2030, 1, 2, 3, 4, tzinfo=timezone.utc)
+    code, _, err, _ = _run_cli(srv, capsys, "estimate", *SUBMIT)
+    assert code == 0 and not sent.HasField("not_before")
+    assert srv.fake.calls_of("Ping") == [] and "relative times" not in err
+
+
+def test_real_time_server_prints_no_clock_note(clock_server, capsys):
+    srv = clock_server(ahead=timedelta(0), time_scale=1.0)
+    code, _, err, _ = _run_cli(srv, capsys, "submit", *SUBMIT, "--deadline", "+2d")
+    assert code == 0 and err == ""
+    sent = srv.fake.calls_of("SubmitJob")[0][1].spec
+    assert abs(_ts(sent.deadline) - (datetime.now(timezone.utc) + timedelta(days=2))) < timedelta(seconds=30)
+
+
+def test_server_without_time_scale_ahead_of_us_is_named(clock_server, capsys):
+    srv = clock_server(ahead=timedelta(days=3, hours=2), time_scale=0.0)  # an older server: no time_scale
+    code, _, err, _ = _run_cli(srv, capsys, "submit", *SUBMIT, "--deadline", "+48h")
+    assert code == 0
+    assert "relative times use the server's clock" in err and "3d2h ahead of this machine's" in err
+    sent = srv.fake.calls_of("SubmitJob")[0][1].spec
+    drift = _ts(sent.deadline) - (srv.fake.server_time + timedelta(hours=48))
+    assert timedelta(0) <= drift < timedelta(seconds=30)
+
+
+def test_server_reporting_no_clock_falls_back_to_ours(clock_server, capsys):
+    srv = clock_server(send_time=False, time_scale=0.0)
+    code, _, err, _ = _run_cli(srv, capsys, "submit", *SUBMIT, "--deadline", "+48h")
+    assert code == 0 and "this machine's clock" in err
+    sent = srv.fake.calls_of("SubmitJob")[0][1].spec
+    assert abs(_ts(sent.deadline) - (datetime.now(timezone.utc) + timedelta(hours=48))) < timedelta(seconds=30)
+
+
+def test_json_output_keeps_stderr_clean(clock_server, capsys):
+    srv = clock_server()
+    code, out, err, _ = _run_cli(srv, capsys, "-o", "json", "submit", *SUBMIT, "--deadline", "+48h")
+    assert code == 0 and err == "" and json.loads(out)["state"] == "PLANNED"
+
+
+def test_clock_note_formats():
+    t = datetime(2026, 12, 9, 14, 0, tzinfo=timezone.utc)
+    clock = ServerClock(t, 3600.0, 7, t - timedelta(days=3))
+    assert cli.clock_note(clock, t) == "greenlight: relative times use the server's clock: 2026-12-09 14:00Z (3600x)"
+    assert cli.clock_note(ServerClock(t, 1.0, 7, t), t) is None
+    assert "behind this machine's" in cli.clock_note(ServerClock(t, 1.0, 7, t + timedelta(hours=2)), t)
+
+
+# -- errors name the flag (issue 17) ------------------------------------------
+
+
+@pytest.mark.parametrize("path, flag", sorted(cli.JOB_FLAGS.items()))
+def test_invalid_job_errors_name_the_flag_of_every_spec_field(run, fake_server, path, flag):
+    for command in ("submit", "estimate"):
+        method = "SubmitJob" if command == "submit" else "EstimateJob"
+        fake_server.fake.fail(method, Failure(grpc.StatusCode.INVALID_ARGUMENT, f"{path}: is wrong"))
+        code, _, err = run(command, *SUBMIT)
+        assert code == cli.EXIT_INVALID
+        assert f"{path} ({flag}): is wrong" in err, err
+        assert f"(option {flag})" in err, err
+
+
+def test_every_job_option_has_a_field_in_the_flag_table():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    group = next(g for g in sub.choices["submit"]._action_groups if g.title == "the job")
+    options = {s for a in group._group_actions for s in a.option_strings if s.startswith("--")}
+    named = set()
+    for flag in cli.JOB_FLAGS.values():
+        named.update(f for f in flag.split() if f.startswith("--"))
+    assert options == named
+
+
+def test_error_messages_name_every_flag_they_mention(run, fake_server):
+    fake_server.fake.fail(
+        "SubmitJob", Failure(grpc.StatusCode.INVALID_ARGUMENT, "spec.deadline: must be after spec.not_before")
+    )
+    code, _, err = run("submit", *SUBMIT)
+    assert code == cli.EXIT_INVALID
+    assert "spec.deadline (--deadline): must be after spec.not_before (--not-before)" in err
+    fake_server.fake.fail("SubmitJob", Failure(grpc.StatusCode.INVALID_ARGUMENT, "spec.deadline: must be in the future"))
+    code, _, err = run("submit", *SUBMIT, "--deadline", "2020-01-01T00:00Z")
+    assert "field: deadline (option --deadline)" in err and "relative times such as --deadline +48h" in err
+    fake_server.fake.fail("SubmitJob", Failure(grpc.StatusCode.INVALID_ARGUMENT, "spec.max_cost_micros: must be >= 0"))
+    code, _, err = run("-o", "json", "submit", *SUBMIT)
+    body = json.loads(err)["error"]
+    assert body["flag"] == "--max-cost" and body["argument"] == "max_cost_usd"
+    assert body["message"] == "spec.max_cost_micros: must be >= 0"  # the server's words, untouched
+    fake_server.fake.fail("SubmitJob", Failure(grpc.StatusCode.FAILED_PRECONDITION, "spec.gpus: 8 H100 never fit"))
+    code, _, err = run("submit", *SUBMIT)
+    assert code == cli.EXIT_CAP_EXCEEDED and "spec.gpus (--gpus): 8 H100 never fit" in err
+
+
+def test_team_errors_name_the_teams_set_flags(run, fake_server):
+    assert cli.flag_for("teams set", "team.monthly_cost_budget_micros") == "--cost-budget"
+    assert cli.flag_for("submit", "max_carbon_mg") == "--max-carbon"
+    assert cli.flag_for("estimate", "top_k") == "--top"
+    assert cli.flag_for("submit", "spec.labels[k]") == "--label"
+    assert cli.flag_for("submit", "team.gpu_quota") is None  # not a submit flag
+    fake_server.fake.fail("SetTeam", Failure(grpc.StatusCode.INVALID_ARGUMENT, "team.alert_ratio: must be between 0 and 1"))
+    code, _, err = run("teams", "set", "vision", "--alert-ratio", "2", "--replace")
+    assert code == cli.EXIT_INVALID and "team.alert_ratio (--alert-ratio): must be" in err
+
+
+# -- help examples (issue 17) --------------------------------------------------
+
+
+def _demo_names():
+    from conftest import demo_config
+
+    text = open(demo_config(), encoding="utf-8").read()
+    teams = set(re.findall(r"\{name: ([a-z0-9-]+)", text))
+    gpus = set(re.search(r"gpu_types: \[([^\]]*)\]", text).group(1).replace(" ", "").split(","))
+    return teams, gpus
+
+
+def _subcommands():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        yield name, p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for action, tp in a.choices.items():
+                    yield f"{name} {action}", tp
+
+
+def test_every_subcommand_help_shows_an_example_for_the_demo(capsys):
+    names = [n for n, _ in _subcommands()]
+    assert {"submit", "estimate", "get", "list", "cancel", "watch", "teams", "teams set", "usage", "pools", "zones"} <= set(names)
+    for name in names:
+        with pytest.raises(SystemExit) as e:
+            cli.main([*name.split(), "--help"])
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert "example" in text, name
+        assert "j-0123456789abcdef" not in text  # no made-up ids
+        for line in cli.EXAMPLES[name]:
+            assert line in text, (name, line)
+
+
+def test_help_examples_use_demo_teams_and_gpus_and_parse():
+    teams, gpus = _demo_names()
+    assert {"acme", "ml-research", "vision"} <= teams and "H100" in gpus
+    parser = cli.build_parser()
+    for name, lines in cli.EXAMPLES.items():
+        for line in lines:
+            cmd = line.split("#")[0].strip()
+            m = re.fullmatch(r"JOB=\$\((.*)\)", cmd)
+            argv = shlex.split((m.group(1) if m else cmd).replace('"$JOB"', "j-00000000000000aa"))
+            assert argv[0] == "greenlight", line
+            args = parser.parse_args(argv[1:])  # exits 2 when an example does not parse
+            if getattr(args, "team", None) is not None and hasattr(args, "gpus"):
+                assert args.team in teams, line
+            elif args.command in ("usage",) or getattr(args, "teams_action", None) in ("get", "set"):
+                assert (args.team if args.command == "usage" else args.name) in teams, line
+            for g in cli._split_list(getattr(args, "gpu_type", None) if hasattr(args, "gpus") else None):
+                assert g in gpus, line
+            if args.command == "pools" and args.gpu_type:
+                assert args.gpu_type in gpus, line
+            if m:
+                assert args.output == "id", line  # JOB=$(...) captures one id
+    top = cli.DESCRIPTION
+    assert "j-0123456789abcdef" not in top and "--team ml-research" in top
+
+
+def test_output_id_prints_job_ids_only(run):
+    code, out, _ = run("-o", "id", "submit", *SUBMIT)
+    assert code == 0 and out == "j-0000000000000001\n"
+    run("submit", *SUBMIT)
+    code, out, _ = run("list", "-o", "id")
+    assert out.split() == ["j-0000000000000001", "j-0000000000000002"]
+    code, out, _ = run("-o", "id", "get", "j-0000000000000002")
+    assert out == "j-0000000000000002\n"
+    code, out, _ = run("-o", "id", "cancel", "j-0000000000000002")
+    assert code == 0 and out == "j-0000000000000002\n"
+    with pytest.raises(SystemExit) as e:
+        run("-o", "id", "zones")
+    assert e.value.code == 2
 
 
 def test_token_flag_and_file(fake_server, tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 
 import greenlight
 from fakes import Failure, FakeServer, make_quote
-from greenlight import errors
+from greenlight import _status, errors
 from greenlight.v1 import types_pb2
 
 FAST = greenlight.RetryPolicy(max_attempts=5, initial_backoff=0.01, max_backoff=0.05, max_elapsed=10)
@@ -396,15 +396,123 @@ def test_tls_settings_build_credentials(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "message, cls",
+    "reason, message, cls",
     [
-        ("team 'nlp' budget: cheapest feasible $412 > headroom $10", greenlight.BudgetExhausted),
-        ("team 'nlp' is over its submit rate; retry with backoff", greenlight.Overloaded),
-        ("scheduler overloaded: 4096 commands queued; retry with backoff", greenlight.Overloaded),
+        ("TEAM_BUDGET_EXHAUSTED", "team 'nlp' budget: cheapest feasible $412 > headroom $10", greenlight.BudgetExhausted),
+        # The class follows the reason, not the words: a budget message that
+        # mentions a retry is still a budget refusal, and the other way round.
+        ("TEAM_BUDGET_EXHAUSTED", "team 'nlp' budget spent; retry with backoff next month", greenlight.BudgetExhausted),
+        ("TEAM_RATE_LIMITED", "team 'nlp' is over its submit rate; retry with backoff", greenlight.Overloaded),
+        ("QUEUE_FULL", "scheduler overloaded: 4096 commands queued; retry with backoff", greenlight.Overloaded),
+        ("SERVER_OVERLOADED", "the budget of our patience", greenlight.Overloaded),
+        ("CANNOT_START_NOW", "team 'nlp' cannot start 8 H100 GPU(s) now", greenlight.CannotStartNow),
+        ("", "no reason sent: the code decides", greenlight.BudgetExhausted),
     ],
 )
-def test_resource_exhausted_budget_versus_load(client, fake, message, cls):
-    fake.fail("SubmitJob", Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, message))
-    with pytest.raises(cls):
+def test_resource_exhausted_budget_versus_load(client, fake, reason, message, cls):
+    details = [_status.encode_error_info(reason, {"cause": "QUOTA"})] if reason else []
+    fake.fail("SubmitJob", Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, message, details=details))
+    with pytest.raises(greenlight.GreenlightError) as e:
         client.submit(spec())
+    assert type(e.value) is cls, (reason, type(e.value))
+    assert e.value.reason == reason
+    if reason:
+        assert e.value.metadata == {"cause": "QUOTA"}
     assert len(fake.calls_of("SubmitJob")) == 1
+
+
+# -- relative times on the server's clock (issue 17) ---------------------------
+
+
+def _clock_fake(ahead, time_scale):
+    from datetime import datetime, timedelta, timezone
+
+    from fakes import FakeGreenlight
+    from greenlight.v1 import scheduler_pb2
+
+    class ClockFake(FakeGreenlight):
+        server_time = (datetime.now(timezone.utc) + ahead).replace(microsecond=0)
+
+        def Ping(self, request, context):
+            self._enter("Ping", request, context)
+            resp = scheduler_pb2.PingResponse(revision=self.revision, time_scale=time_scale)
+            resp.server_time.FromSeconds(int(self.server_time.timestamp()))
+            return resp
+
+    return ClockFake()
+
+
+@pytest.fixture
+def clock_client():
+    from datetime import timedelta
+
+    srv = FakeServer(_clock_fake(timedelta(days=3), 3600.0)).start()
+    with greenlight.Client(srv.target, timeout=5, retry=FAST) as c:
+        yield c, srv.fake
+    srv.stop()
+
+
+def _sent_time(ts):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, timezone.utc)
+
+
+def test_server_clock_reports_time_and_scale(clock_client):
+    from datetime import timedelta
+
+    client, fake = clock_client
+    clock = client.server_clock()
+    assert clock.time == fake.server_time and clock.time_scale == 3600.0 and clock.scaled
+    assert timedelta(days=2, hours=23) < clock.offset < timedelta(days=3, minutes=1)
+    time.sleep(0.05)
+    assert clock.now() - clock.time >= timedelta(seconds=0.05 * 3600)  # extrapolated at 3600x
+
+
+@pytest.mark.parametrize("kind", ["timedelta", "string"])
+def test_relative_deadline_resolves_on_the_server_clock(clock_client, kind):
+    from datetime import timedelta
+
+    client, fake = clock_client
+    value = timedelta(hours=48) if kind == "timedelta" else "+48h"
+    t0 = time.monotonic()
+    client.submit(spec(deadline=value, not_before="now"))
+    elapsed = time.monotonic() - t0
+    sent = fake.calls_of("SubmitJob")[0][1].spec
+    drift = _sent_time(sent.deadline) - (fake.server_time + timedelta(hours=48))
+    assert timedelta(0) <= drift <= timedelta(seconds=elapsed * 3600 + 1), drift
+    assert _sent_time(sent.deadline) - _sent_time(sent.not_before) == timedelta(hours=48)
+    assert len(fake.calls_of("Ping")) == 1
+
+
+def test_relative_times_are_resolved_once_before_retries(clock_client):
+    client, fake = clock_client
+    fake.fail("SubmitJob", Failure(grpc.StatusCode.UNAVAILABLE, "restarting"))
+    client.submit(spec(deadline="+1d"))
+    sent = [c[1].spec for c in fake.calls_of("SubmitJob")]
+    assert len(sent) == 2 and sent[0] == sent[1]  # same request id, same deadline
+
+
+def test_estimate_and_usage_take_relative_times(clock_client):
+    from datetime import timedelta
+
+    client, fake = clock_client
+    client.estimate(spec(deadline=timedelta(days=2)))
+    sent = fake.calls_of("EstimateJob")[0][1].spec
+    assert _sent_time(sent.deadline) - fake.server_time >= timedelta(days=2)
+    client.usage("vision", at="+31d")
+    at = _sent_time(fake.calls_of("GetUsage")[0][1].at)
+    assert timedelta(days=31) <= at - fake.server_time < timedelta(days=31, hours=1)
+
+
+def test_absolute_times_need_no_ping(clock_client):
+    from datetime import datetime, timezone
+
+    client, fake = clock_client
+    client.submit(spec(deadline="2030-01-02T03:04Z", not_before=datetime(2030, 1, 1, tzinfo=timezone.utc)))
+    sent = fake.calls_of("SubmitJob")[0][1].spec
+    assert _sent_time(sent.deadline) == datetime(2030, 1, 2, 3, 4, tzinfo=timezone.utc)
+    client.usage("vision")
+    assert fake.calls_of("Ping") == []
+    with pytest.raises(ValueError):
+        client.submit(spec(deadline="next tuesday"))

@@ -74,7 +74,7 @@ class OpenLoopClient {
         c->ctx.set_deadline(In(std::chrono::seconds(20)));
         v1::SubmitJobRequest req;
         *req.mutable_spec() = ReliabilityJob(sent % 2 ? "ml-research" : "vision", c->rid);
-        req.mutable_spec()->set_reference_gpu_hours(0.01);
+        req.mutable_spec()->set_reference_gpu_hours(0.02);  // the floor is one GPU-minute
         c->reader = stub_->AsyncSubmitJob(&c->ctx, req, &cq_);
         c->reader->Finish(&c->resp, &c->status, c);
         ++outstanding_;

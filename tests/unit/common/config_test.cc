@@ -25,11 +25,21 @@ TEST(ParseConfig, RejectsUnknownKeysWithTheirPath) {
            {"server:\n  max_message_bytes: abc\n", "server.max_message_bytes: wrong type"},
            {"teams:\n  - gpu_quota: 3\n", "teams[0].name: required"},
            {"auth:\n  mode: maybe\n", "auth.mode"},
+           {"teams:\n  - {name: a, unknown_grid: optimistic}\n", "teams[0].unknown_grid"},
        }) {
     auto cfg = ParseConfig(c.yaml, "/etc/gl/c.yaml");
     ASSERT_FALSE(cfg.ok()) << c.yaml;
     EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(c.want)) << c.yaml;
   }
+}
+
+TEST(ParseConfig, TeamsNameTheirUnknownGridPolicy) {
+  auto cfg = ParseConfig(
+      "teams:\n  - {name: a, unknown_grid: exclude}\n  - {name: b}\n", "/etc/gl/c.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  ASSERT_EQ(cfg->teams.size(), 2u);
+  EXPECT_EQ(cfg->teams[0].unknown_grid, "exclude");
+  EXPECT_EQ(cfg->teams[1].unknown_grid, "");  // the core makes it "pessimistic"
 }
 
 TEST(ParseConfig, MetricsTlsIsOffByDefaultAndNeedsTheTlsFiles) {

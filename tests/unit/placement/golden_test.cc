@@ -69,27 +69,39 @@ providers::Inventory* Golden::inventory_ = nullptr;
 // cheapest hyperscaler 8 x H100 node is gcp a3-highgpu-8g at $43.07 (us-central1,
 // us-west1), and cheaper per-GPU shapes (lambda gpu_1x_h100_pcie at $2.49)
 // would need 8 nodes of a 4-node pool (gang_shape). So cost is $23.92 x 24 =
-// $574.08, while carbon at $100/t is worth at most 212 kWh x 0.4 kg/kWh x
-// $0.10/kg = $8.49: no greener pool can close a $460 gap. Lambda regions have
-// neither a series nor an mlco2 figure (400 g/kWh default, PUE 1.58
-// colocation default), so the 17 tie exactly and the first pool id wins;
-// with a constant intensity there is nothing to gain by waiting: start now.
-TEST_F(Golden, EightH100For24hBalancedGoesToTheCheapestNodeAtOnce) {
+// $574.08 in any Lambda region, and carbon decides among them. Lambda's
+// published region locations (data/region_zones.csv) put europe-central-1 in
+// Germany, grid zone DE with the hourly Let's Wait Awhile series: its
+// cleanest 24 h window starts at 17:00 UTC, +9 h (139.74 g/kWh, the same
+// window as the Frankfurt test below). At PUE 1.58 (colocation default) the
+// energy is 8 x 700 W x 1.58 x 24 h = 212.352 kWh, so carbon is 8,848 W x
+// 3,353.76 g/kWh.h = 29.67 kg. The carbon-blind baseline is the cheapest pool
+// at once: the 17 tie on price and the first pool id wins, asia-northeast-1
+// (Japan, mlco2's national 516 g/kWh): 212.352 kWh x 516 = 109.57 kg. The
+// runner-up is the same German pool at once (161.72 g/kWh: 34.34 kg, 4.67 kg
+// more, worth $0.47 at $100/t).
+TEST_F(Golden, EightH100For24hBalancedWaitsForGermanyCleanestDayOnTheCheapestNode) {
   Decision d = PlacementEngine().Place(EightH100For24h(Mode::kBalanced), MakeSnapshot());
   ASSERT_TRUE(d.feasible) << d.summary;
-  EXPECT_EQ(d.chosen.pool_id, "lambda/asia-northeast-1/gpu_8x_h100_sxm5") << d.summary;
-  EXPECT_EQ(d.chosen.start, GoldenNow());
+  EXPECT_EQ(d.chosen.pool_id, "lambda/europe-central-1/gpu_8x_h100_sxm5") << d.summary;
+  EXPECT_EQ(d.chosen.start, GoldenNow() + absl::Hours(9));
   EXPECT_EQ(d.chosen.nodes, 1);
   EXPECT_EQ(d.chosen.cost_micros, 574'080'000);
   EXPECT_DOUBLE_EQ(d.chosen.energy_wh, 8 * 700 * 1.58 * 24);  // 212,352 Wh
-  EXPECT_EQ(d.chosen.carbon_mg, 84'940'800);                  // x 400 g/kWh
-  EXPECT_TRUE(d.chosen.carbon_estimated);
+  EXPECT_NEAR(d.chosen.carbon_mg, 29'674'054, 2'000);
+  EXPECT_NEAR(d.chosen.mean_intensity, 139.74, 0.01);
+  EXPECT_FALSE(d.chosen.carbon_estimated);
+  EXPECT_FALSE(d.chosen.unknown_grid);
   ASSERT_TRUE(d.has_baseline);
-  EXPECT_EQ(d.baseline.pool_id, d.chosen.pool_id);
-  EXPECT_EQ(d.carbon_avoided_mg, 0);
+  EXPECT_EQ(d.baseline.pool_id, "lambda/asia-northeast-1/gpu_8x_h100_sxm5");
+  EXPECT_EQ(d.baseline.start, GoldenNow());
+  EXPECT_EQ(d.baseline.carbon_mg, 109'573'632);  // 212,352 Wh x 516 g/kWh
+  EXPECT_NEAR(d.carbon_avoided_mg, 109'573'632 - 29'674'054, 2'000);
+  EXPECT_EQ(d.cost_saved_micros, 0);
   ASSERT_FALSE(d.alternatives.empty());
-  EXPECT_EQ(d.alternatives[0].pool_id, "lambda/asia-northeast-2/gpu_8x_h100_sxm5");
-  EXPECT_THAT(d.alternatives[0].why_not, ::testing::HasSubstr("tie"));
+  EXPECT_EQ(d.alternatives[0].pool_id, "lambda/europe-central-1/gpu_8x_h100_sxm5");
+  EXPECT_EQ(d.alternatives[0].start, GoldenNow());
+  EXPECT_THAT(d.alternatives[0].why_not, ::testing::HasSubstr("emits 4.67 kg more"));
   // Most of the 890 pools are other GPU types.
   EXPECT_GT(d.pools_considered, 500);
   EXPECT_EQ(d.rejections.front().first, kReasonGpuType);

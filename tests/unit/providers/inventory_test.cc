@@ -53,7 +53,7 @@ TEST(LoadInventory, RealDataGivesPricedPoweredZonedPools) {
   EXPECT_THAT(inv->notes, Contains(HasSubstr("GPU-only rows skipped, no host VM price")));
   EXPECT_THAT(inv->notes,
               Contains(HasSubstr("azure: 3 rows with a known wrong GPU count corrected")));
-  EXPECT_THAT(inv->notes, Contains(HasSubstr("use 400 g/kWh")));
+  EXPECT_THAT(inv->notes, Contains(HasSubstr("zones have an unknown grid")));
 }
 
 TEST(LoadInventory, RegionsMapToTheirGridZoneAndPue) {
@@ -77,6 +77,8 @@ TEST(LoadInventory, RegionsMapToTheirGridZoneAndPue) {
            {"aws/eu-north-1/g5.xlarge", "aws:eu-north-1", kHyperscalerPue},  // Stockholm is not NO
            {"azure/westus/Standard_NC24ads_A100_v4", "US-CAL-CISO", kHyperscalerPue},
            {"lambda/us-east-1/gpu_8x_h100_sxm5", "lambda:us-east-1", kColocationPue},
+           {"lambda/us-west-1/gpu_8x_h100_sxm5", "US-CAL-CISO", kColocationPue},  // California
+           {"lambda/europe-central-1/gpu_8x_h100_sxm5", "DE", kColocationPue},     // Germany
            {"runpod/NO/8x_A100-80GB_SECURE", "runpod:NO", kColocationPue},
        }) {
     const Pool* p = pool(c.id);
@@ -89,8 +91,16 @@ TEST(LoadInventory, RegionsMapToTheirGridZoneAndPue) {
   EXPECT_DOUBLE_EQ(inv->zones.at("gcp:us-east5")->annual_average(),
                    568.2);  // annual_from aws/us-east-2
   EXPECT_TRUE(inv->zones.at("aws:us-east-1")->values().empty());
-  EXPECT_DOUBLE_EQ(inv->zones.at("lambda:us-east-1")->annual_average(),
-                   inv->default_intensity_g_per_kwh);
+  // Lambda us-east-1 is in Virginia: annual_from aws/us-east-1.
+  EXPECT_DOUBLE_EQ(inv->zones.at("lambda:us-east-1")->annual_average(), 367.8);
+  EXPECT_FALSE(inv->zones.at("lambda:us-east-1")->unknown_grid());
+  // Israel has no figure: an unknown grid, priced pessimistically by default
+  // at the highest annual average known in Asia.
+  const auto& israel = *inv->zones.at("lambda:me-west-1");
+  EXPECT_TRUE(israel.unknown_grid());
+  EXPECT_EQ(israel.unknown_basis(), "highest known in Asia");
+  EXPECT_GT(israel.annual_average(), inv->default_intensity_g_per_kwh);
+  EXPECT_THAT(israel.source(), HasSubstr("unknown grid"));
 }
 
 TEST(LoadInventory, AlignedSeriesCoverNowAndKeepTheirValues) {

@@ -281,6 +281,7 @@ TEST_F(CoreTest, CapsThatCanNeverBeMetAreFailedPreconditionWithTheBestQuote) {
     auto r = core().Submit(spec);
     ASSERT_FALSE(r.ok()) << c.name;
     EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << c.name;
+    EXPECT_EQ(ReasonOf(r.status()), reason::kCapExceeded) << c.name;
     for (const auto& w : c.want)
       EXPECT_THAT(std::string(r.status().message()), HasSubstr(w)) << c.name;
     auto payload = r.status().GetPayload(kQuotePayloadUrl);
@@ -300,6 +301,8 @@ TEST_F(CoreTest, ShortTeamBudgetIsResourceExhaustedNamingTeamAndShortfall) {
   auto r = core().Submit(MakeJob("ml", 8, absl::Hours(3)));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ReasonOf(r.status()), reason::kTeamBudgetExhausted);
+  EXPECT_EQ(ReasonMetadata(r.status(), "budget"), "cost");
   std::string msg(r.status().message());
   EXPECT_THAT(msg, HasSubstr("team 'ml'"));
   EXPECT_THAT(msg, HasSubstr("monthly cost budget $100.00"));
@@ -1129,6 +1132,59 @@ TEST_F(CoreTest, SetTeamRejectsThreeLevels) {
 
 // ---------------------------------------------------------------------------
 // The shipped demo inventory (real catalogs and carbon series under data/).
+
+// A pool whose grid is unknown, priced and charged as each team's policy says.
+TEST(CoreUnknownGrid, QuotesAndChargesFollowTheTeamsPolicy) {
+  providers::Inventory inv = ::greenlight::testing::SmallInventory();
+  inv.pools.clear();
+  inv.pools.push_back(::greenlight::testing::MakePool(
+      "lambda/me-west-1/gpu_8x_a100", "me-west-1", "lambda:me-west-1", "gpu_8x_a100", "A100", 8,
+      2, ::greenlight::testing::kP4dPriceMicros));
+  auto unknown = std::make_shared<providers::CarbonSeries>(
+      "lambda:me-west-1", TestStart(), absl::Hours(1), std::vector<double>{}, 700.0);
+  unknown->set_unknown_grid("highest known in Asia");
+  inv.zones = {{"lambda:me-west-1", unknown}};
+  CoreHarness h(inv);
+  ASSERT_OK(h.Open());
+  struct Case {
+    std::string team, policy;
+    double g_per_kwh;
+  };
+  for (const Case& c : std::vector<Case>{{"pessimist", "pessimistic", 700},
+                                         {"defaulter", "default", 400}}) {
+    v1::Team t = MakeTeam(c.team, 10'000, 1'000);
+    t.set_unknown_grid(c.policy);
+    ASSERT_OK(h.core().SetTeam(t));
+    auto r = h.core().Submit(MakeJob(c.team, 8, absl::Hours(2)));
+    ASSERT_TRUE(r.ok()) << r.status();
+    const v1::Placement& p = r->job.quote().chosen();
+    EXPECT_TRUE(p.unknown_grid()) << c.team;
+    EXPECT_THAT(p.carbon_basis(), HasSubstr("unknown grid")) << c.team;
+    EXPECT_THAT(p.carbon_basis(), HasSubstr(c.policy)) << c.team;
+    EXPECT_NEAR(p.carbon_mg(), kWh8 * 2 * c.g_per_kwh, 2) << c.team;
+    ASSERT_OK(h.Advance(absl::Hours(2)));
+    Job done = Get(h, r->job.id());
+    EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.message();
+    EXPECT_NEAR(done.accrued_carbon_mg(), kWh8 * 2 * c.g_per_kwh, 2)
+        << c.team << ": charged as quoted, not at another team's assumption";
+  }
+  v1::Team excluder = MakeTeam("excluder", 10'000, 1'000);
+  excluder.set_unknown_grid("exclude");
+  ASSERT_OK(h.core().SetTeam(excluder));
+  auto refused = h.core().Submit(MakeJob("excluder", 8, absl::Hours(2)));
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("unknown_grid"));
+  auto teams = h.core().ListTeams();
+  auto pessimist = h.core().GetTeam("pessimist");
+  ASSERT_TRUE(pessimist.ok());
+  EXPECT_EQ(pessimist->unknown_grid(), "pessimistic");
+  auto zones = h.core().ListZones();
+  ASSERT_EQ(zones.size(), 1u);
+  EXPECT_TRUE(zones[0].unknown_grid());
+  EXPECT_EQ(zones[0].annual_average_g_per_kwh(), 0);
+  EXPECT_EQ(zones[0].pessimistic_g_per_kwh(), 700);
+  EXPECT_OK(h.core().CheckInvariants());
+}
 
 TEST(CoreDemoInventory, AdmitsAndRunsAJobOnTheRealData) {
   auto cfg = LoadConfig("deploy/config/demo.yaml");

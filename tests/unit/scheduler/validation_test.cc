@@ -75,6 +75,22 @@ TEST(ValidateJobSpec, RejectsEachBadFieldWithItsName) {
       {"name overlong UTF-8", [](JobSpec& s) { s.set_name("\xc0\xaf"); }, "spec.name"},
       {"name UTF-16 surrogate", [](JobSpec& s) { s.set_name("\xed\xa0\x80"); }, "spec.name"},
       {"name beyond U+10FFFF", [](JobSpec& s) { s.set_name("\xf4\x90\x80\x80"); }, "spec.name"},
+      {"name with a NUL byte",
+       [](JobSpec& s) { s.set_name(std::string("run\0one", 7)); }, "spec.name"},
+      {"name with a newline", [](JobSpec& s) { s.set_name("run\nFAKE LOG LINE"); }, "spec.name"},
+      {"name with DEL", [](JobSpec& s) { s.set_name("run\x7f"); }, "spec.name"},
+      {"name with a C1 control", [](JobSpec& s) { s.set_name("run\xc2\x9b"); }, "spec.name"},
+      {"label value with a NUL byte",
+       [](JobSpec& s) { (*s.mutable_labels())["project"] = std::string("a\0b", 3); },
+       "spec.labels"},
+      {"label key with a tab", [](JobSpec& s) { (*s.mutable_labels())["pro\tject"] = "x"; },
+       "spec.labels"},
+      {"request id with a newline", [](JobSpec& s) { s.set_request_id("r\n1"); },
+       "spec.request_id"},
+      {"work of 1e-9 GPU-hours", [](JobSpec& s) { s.set_reference_gpu_hours(1e-9); },
+       "spec.reference_gpu_hours"},
+      {"work under one GPU-minute per GPU (8 GPUs, 0.1 h)",
+       [](JobSpec& s) { s.set_reference_gpu_hours(0.1); }, "spec.reference_gpu_hours"},
       {"zero gpus", [](JobSpec& s) { s.set_gpus(0); }, "spec.gpus"},
       {"negative gpus", [](JobSpec& s) { s.set_gpus(-8); }, "spec.gpus"},
       {"4097 gpus", [](JobSpec& s) { s.set_gpus(4097); }, "spec.gpus"},
@@ -205,7 +221,11 @@ TEST(ValidateJobSpec, AcceptsGoodSpecsIncludingEveryLimit) {
               SetDuration(m, 60);
               s = m;
             }},
-           {"4096 gpus", [](JobSpec& s) { s.set_gpus(kMaxGpus); }},
+           {"4096 gpus",
+            [](JobSpec& s) {
+              s.set_gpus(kMaxGpus);
+              s.set_reference_gpu_hours(kMaxGpus / 60.0);
+            }},
            {"aliases of two models", [](JobSpec& s) { s.add_gpu_types("h100"); }},
            {"two models",
             [](JobSpec& s) {
@@ -224,6 +244,10 @@ TEST(ValidateJobSpec, AcceptsGoodSpecsIncludingEveryLimit) {
             [](JobSpec& s) { s.set_name("\xf4\x8f\xbf\xbf \xef\xbf\xbd"); }},
            {"1e7 gpu-hours", [](JobSpec& s) { s.set_reference_gpu_hours(kMaxReferenceGpuHours); }},
            {"one minute", [](JobSpec& s) { SetDuration(s, 60); }},
+           {"one GPU-minute per GPU (8 GPUs)",
+            [](JobSpec& s) { s.set_reference_gpu_hours(8.0 / 60); }},
+           {"name with spaces, accents and emoji",
+            [](JobSpec& s) { s.set_name("caf\xc3\xa9 run \xf0\x9f\x8c\xb1 #2"); }},
            {"365 days", [](JobSpec& s) { SetDuration(s, 365LL * 86400); }},
            {"no caps",
             [](JobSpec& s) {
@@ -350,6 +374,8 @@ TEST(ValidateTeam, RejectsEachBadFieldWithItsName) {
             "team.carbon_price_micros_per_tonne"},
            {"alert ratio above 1", [](v1::Team& t) { t.set_alert_ratio(1.01); },
             "team.alert_ratio"},
+           {"unknown unknown_grid policy", [](v1::Team& t) { t.set_unknown_grid("optimistic"); },
+            "team.unknown_grid"},
            {"negative alert ratio", [](v1::Team& t) { t.set_alert_ratio(-0.1); },
             "team.alert_ratio"},
            {"NaN alert ratio",

@@ -1,6 +1,7 @@
-// The Kubernetes webhook's AdmissionBackend over the scheduler core: admit =
-// SubmitJob (or EstimateJob for dry runs), release = CancelJob. Lives with the
-// adapters because it joins two modules (webhook, scheduler core).
+// WebhookAdapter: the Kubernetes webhook's port (webhook::AdmissionBackend)
+// over the scheduler core: admit = SubmitJob (or EstimateJob for dry runs),
+// release = CancelJob. Lives with the adapters because it joins two modules
+// (webhook, scheduler core).
 #pragma once
 
 #include <string>
@@ -10,9 +11,9 @@
 
 namespace greenlight::scheduler {
 
-class CoreAdmissionBackend final : public webhook::AdmissionBackend {
+class WebhookAdapter final : public webhook::AdmissionBackend {
  public:
-  explicit CoreAdmissionBackend(SchedulerCore* core) : core_(core) {}
+  explicit WebhookAdapter(SchedulerCore* core) : core_(core) {}
   absl::StatusOr<webhook::AdmitResult> Admit(const greenlight::v1::JobSpec& spec,
                                              const webhook::AdmitOptions& options) override;
   absl::Status Release(const std::string& job_or_request_id, const std::string& reason) override;

@@ -1,9 +1,10 @@
-#include "services/scheduler/admission_backend.h"
+#include "services/scheduler/webhook_adapter.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "services/placement/engine.h"
+#include "services/scheduler/job_state.h"
 
 namespace greenlight::scheduler {
 
@@ -17,7 +18,7 @@ webhook::AdmitResult FromPlacement(const v1::Placement& p) {
   r.region = p.region();
   r.instance_type = p.instance_type();
   r.gpu_type = p.gpu_type();
-  r.gpu_product = CoreAdmissionBackend::GpuProduct(p.gpu_type());
+  r.gpu_product = WebhookAdapter::GpuProduct(p.gpu_type());
   r.nodes = p.nodes();
   r.spot = p.spot();
   if (p.has_start()) r.start = FromProto(p.start());
@@ -30,7 +31,7 @@ webhook::AdmitResult FromPlacement(const v1::Placement& p) {
 
 }  // namespace
 
-std::string CoreAdmissionBackend::GpuProduct(const std::string& t) {
+std::string WebhookAdapter::GpuProduct(const std::string& t) {
   // Values NVIDIA GPU feature discovery sets on nodes (nvidia.com/gpu.product).
   if (t == "H100") return "NVIDIA-H100-80GB-HBM3";
   if (t == "A100") return "NVIDIA-A100-SXM4-40GB";
@@ -43,7 +44,7 @@ std::string CoreAdmissionBackend::GpuProduct(const std::string& t) {
   return "";
 }
 
-absl::StatusOr<webhook::AdmitResult> CoreAdmissionBackend::Admit(const v1::JobSpec& spec,
+absl::StatusOr<webhook::AdmitResult> WebhookAdapter::Admit(const v1::JobSpec& spec,
                                                                  const webhook::AdmitOptions& opt) {
   if (!core_->GetTeam(spec.team()).ok()) {
     return absl::NotFoundError(
@@ -79,9 +80,11 @@ absl::StatusOr<webhook::AdmitResult> CoreAdmissionBackend::Admit(const v1::JobSp
   submit_options.only_if_it_can_start_now = !opt.allow_queueing;
   auto sub = core_->Submit(spec, submit_options);
   if (!sub.ok()) {
-    if (sub.status().GetPayload(kCannotStartNowPayloadUrl).has_value()) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(sub.status().message(), "; use a suspended Job (Kueue) to queue, or wait"));
+    if (ReasonOf(sub.status()) == reason::kCannotStartNow) {
+      return WithReason(
+          absl::ResourceExhaustedError(absl::StrCat(
+              sub.status().message(), "; use a suspended Job (Kueue) to queue, or wait")),
+          reason::kCannotStartNow, {{"cause", ReasonMetadata(sub.status(), "cause")}});
     }
     return sub.status();
   }
@@ -100,7 +103,7 @@ absl::StatusOr<webhook::AdmitResult> CoreAdmissionBackend::Admit(const v1::JobSp
   return r;
 }
 
-absl::Status CoreAdmissionBackend::Release(const std::string& id, const std::string& reason) {
+absl::Status WebhookAdapter::Release(const std::string& id, const std::string& reason) {
   std::string job_id = id;
   if (!absl::StartsWith(id, "j-")) {
     auto found = core_->JobIdForRequest(id);
@@ -109,10 +112,7 @@ absl::Status CoreAdmissionBackend::Release(const std::string& id, const std::str
   }
   auto job = core_->GetJob(job_id);
   if (!job.ok()) return job.status();
-  if (job->state() == v1::JOB_STATE_SUCCEEDED || job->state() == v1::JOB_STATE_FAILED ||
-      job->state() == v1::JOB_STATE_CANCELLED || job->state() == v1::JOB_STATE_BUDGET_EXHAUSTED ||
-      job->state() == v1::JOB_STATE_REJECTED)
-    return absl::OkStatus();
+  if (IsTerminal(job->state())) return absl::OkStatus();
   auto c = core_->Cancel(job_id, reason.empty() ? "deleted in Kubernetes" : reason);
   if (!c.ok() && c.status().code() != absl::StatusCode::kFailedPrecondition) return c.status();
   return absl::OkStatus();

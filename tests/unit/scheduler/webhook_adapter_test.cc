@@ -1,7 +1,7 @@
-// CoreAdmissionBackend (the Kubernetes webhook's view of the scheduler) over a
+// WebhookAdapter (the Kubernetes webhook's view of the scheduler) over a
 // real SchedulerCore and SQLite store: admissions that cannot wait are
 // refused before anything is written.
-#include "services/scheduler/admission_backend.h"
+#include "services/scheduler/webhook_adapter.h"
 
 #include <memory>
 
@@ -18,12 +18,12 @@ using ::greenlight::testing::MakeJob;
 using ::greenlight::testing::MakeTeam;
 using ::testing::HasSubstr;
 
-class AdmissionBackendTest : public ::testing::Test {
+class WebhookAdapterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_OK(h_.Open());
     ASSERT_OK(h_.core().SetTeam(MakeTeam("ml", 0)));  // no budget or quota limit
-    backend_ = std::make_unique<CoreAdmissionBackend>(&h_.core());
+    backend_ = std::make_unique<WebhookAdapter>(&h_.core());
   }
   // What the store and the ledger hold for team ml.
   struct Trace {
@@ -53,10 +53,10 @@ class AdmissionBackendTest : public ::testing::Test {
   }
 
   CoreHarness h_{::greenlight::testing::SmallInventory(/*nodes=*/2)};
-  std::unique_ptr<CoreAdmissionBackend> backend_;  // over the opened core
+  std::unique_ptr<WebhookAdapter> backend_;  // over the opened core
 };
 
-TEST_F(AdmissionBackendTest, AdmitsAJobThatCanStartAndNamesItsPool) {
+TEST_F(WebhookAdapterTest, AdmitsAJobThatCanStartAndNamesItsPool) {
   auto r = backend_->Admit(Job(8, "pod-a"), {});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_THAT(r->job_id, ::testing::StartsWith("j-"));
@@ -65,7 +65,7 @@ TEST_F(AdmissionBackendTest, AdmitsAJobThatCanStartAndNamesItsPool) {
   EXPECT_EQ(h_.core().GetJob(r->job_id)->state(), v1::JOB_STATE_RUNNING);
 }
 
-TEST_F(AdmissionBackendTest, NoCapacityWithoutQueueingIsRefusedAndLeavesNoTrace) {
+TEST_F(WebhookAdapterTest, NoCapacityWithoutQueueingIsRefusedAndLeavesNoTrace) {
   ASSERT_TRUE(backend_->Admit(Job(8, "pod-a"), {}).ok());
   ASSERT_TRUE(backend_->Admit(Job(8, "pod-b"), {}).ok());  // both nodes busy
   Trace before = TraceOf();
@@ -88,7 +88,7 @@ TEST_F(AdmissionBackendTest, NoCapacityWithoutQueueingIsRefusedAndLeavesNoTrace)
   EXPECT_EQ(h_.core().GetJob(retry->job_id)->state(), v1::JOB_STATE_RUNNING);
 }
 
-TEST_F(AdmissionBackendTest, FullQuotaWithoutQueueingIsRefusedAndNamed) {
+TEST_F(WebhookAdapterTest, FullQuotaWithoutQueueingIsRefusedAndNamed) {
   ASSERT_OK(h_.core().SetTeam(MakeTeam("ml", 0, 0, /*quota=*/8)));
   ASSERT_TRUE(backend_->Admit(Job(8, "pod-a"), {}).ok());
   Trace before = TraceOf();
@@ -100,27 +100,29 @@ TEST_F(AdmissionBackendTest, FullQuotaWithoutQueueingIsRefusedAndNamed) {
   EXPECT_EQ(after.reserved, before.reserved);
 }
 
-TEST_F(AdmissionBackendTest, TheCoreMarksTheRefusalWithWhatIsMissing) {
+TEST_F(WebhookAdapterTest, TheCoreMarksTheRefusalWithWhatIsMissing) {
   ASSERT_OK(h_.core().SetTeam(MakeTeam("ml", 0, 0, /*quota=*/8)));
   SubmitOptions now_only;
   now_only.only_if_it_can_start_now = true;
   ASSERT_TRUE(h_.core().Submit(Job(8, "a"), now_only).ok());
   auto quota = h_.core().Submit(Job(8, "b"), now_only);
   ASSERT_EQ(quota.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(quota.status().GetPayload(kCannotStartNowPayloadUrl), absl::Cord("QUOTA"));
+  EXPECT_EQ(ReasonOf(quota.status()), reason::kCannotStartNow);
+  EXPECT_EQ(ReasonMetadata(quota.status(), "cause"), "QUOTA");
   ASSERT_OK(h_.core().SetTeam(MakeTeam("ml", 0)));
   ASSERT_TRUE(h_.core().Submit(Job(8, "c"), now_only).ok());  // second node
   auto capacity = h_.core().Submit(Job(8, "d"), now_only);
   ASSERT_EQ(capacity.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(capacity.status().GetPayload(kCannotStartNowPayloadUrl), absl::Cord("CAPACITY"));
+  EXPECT_EQ(ReasonOf(capacity.status()), reason::kCannotStartNow);
+  EXPECT_EQ(ReasonMetadata(capacity.status(), "cause"), "CAPACITY");
   // A budget refusal is not marked: it is not about now.
   ASSERT_OK(h_.core().SetTeam(MakeTeam("ml", 1)));
   auto budget = h_.core().Submit(Job(1, "e"), now_only);
   ASSERT_EQ(budget.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_FALSE(budget.status().GetPayload(kCannotStartNowPayloadUrl).has_value());
+  EXPECT_EQ(ReasonOf(budget.status()), reason::kTeamBudgetExhausted);
 }
 
-TEST_F(AdmissionBackendTest, ASuspendedJobMayQueue) {
+TEST_F(WebhookAdapterTest, ASuspendedJobMayQueue) {
   ASSERT_TRUE(backend_->Admit(Job(8, "pod-a"), {}).ok());
   ASSERT_TRUE(backend_->Admit(Job(8, "pod-b"), {}).ok());
   webhook::AdmitOptions queue;
@@ -135,7 +137,7 @@ TEST_F(AdmissionBackendTest, ASuspendedJobMayQueue) {
   EXPECT_EQ(h_.core().GetJob(r->job_id)->reserved_cost_micros(), 0);
 }
 
-TEST_F(AdmissionBackendTest, DryRunStoresNothing) {
+TEST_F(WebhookAdapterTest, DryRunStoresNothing) {
   Trace before = TraceOf();
   webhook::AdmitOptions dry;
   dry.dry_run = true;
@@ -148,7 +150,7 @@ TEST_F(AdmissionBackendTest, DryRunStoresNothing) {
   EXPECT_EQ(after.events, before.events);
 }
 
-TEST_F(AdmissionBackendTest, UnknownTeamIsNotFoundWithTheFix) {
+TEST_F(WebhookAdapterTest, UnknownTeamIsNotFoundWithTheFix) {
   auto r = backend_->Admit(MakeJob("nobody", 1, absl::Hours(1)), {});
   ASSERT_EQ(r.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("greenlight teams set nobody"));
