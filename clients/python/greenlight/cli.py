@@ -380,7 +380,7 @@ def render_quote(q: Quote) -> str:
                 fmt_time(p.start),
                 fmt_usd(p.cost_usd),
                 fmt_kg(p.carbon_kg),
-                f"{p.mean_intensity_g_per_kwh:.0f}{'*' if p.carbon_estimated else ''}",
+                f"{p.mean_intensity_g_per_kwh:.0f}{'?' if p.unknown_grid else ('*' if p.carbon_estimated else '')}",
                 why,
             ]
         )
@@ -393,8 +393,11 @@ def render_quote(q: Quote) -> str:
                 right=(0, 6, 7, 8),
             )
         )
-        if any(p.carbon_estimated for p in q.ranked):
+        if any(p.carbon_estimated and not p.unknown_grid for p in q.ranked):
             lines.append("* annual-average intensity (no live series for the zone)")
+        unknown = [p for p in q.ranked if p.unknown_grid]
+        if unknown:
+            lines.append(f"? unknown grid: {unknown[0].carbon_basis.removeprefix('unknown grid: ')}")
     if q.baseline is not None:
         b = q.baseline
         lines.append("")
@@ -471,6 +474,7 @@ def render_team(t) -> str:
         ("carbon price", f"{fmt_usd(t.carbon_price_usd_per_tonne)} per tonne" if t.carbon_price_usd_per_tonne else "server default"),
         ("alert ratio", t.alert_ratio or "default (0.8)"),
         ("on budget exhausted", t.on_budget_exhausted or "finish"),
+        ("unknown grid", t.unknown_grid or "pessimistic"),
     ]
     return kv(pairs)
 
@@ -672,6 +676,8 @@ def cmd_teams(client: Client, args, out: Output) -> int:
             fields["alert_ratio"] = args.alert_ratio
         if args.on_exhausted is not None:
             fields["on_budget_exhausted"] = args.on_exhausted
+        if getattr(args, "unknown_grid", None) is not None:
+            fields["unknown_grid"] = args.unknown_grid
         if args.replace:
             team = client.set_team(args.name, **fields)
         else:
@@ -944,6 +950,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--carbon-price", type=parse_decimal, metavar="USD_PER_TONNE", help="carbon price for balanced placement")
     tp.add_argument("--alert-ratio", type=float, metavar="R", help="budget fraction that raises an alert (default 0.8)")
     tp.add_argument("--on-exhausted", choices=("finish", "stop"), help="running jobs when the budget is spent: finish (default) or stop")
+    tp.add_argument("--unknown-grid", choices=("pessimistic", "default", "exclude"), help="regions whose grid is unknown: pessimistic (default: highest known figure nearby), default (400 g/kWh) or exclude")
     tp.add_argument("--parent", help="parent team whose budgets also apply")
     tp.add_argument("--replace", action="store_true", help="replace the team: settings not given are reset")
     _connection_options(tp, suppress=True)
@@ -1007,6 +1014,7 @@ TEAM_FLAGS = {
     "team.carbon_price_micros_per_tonne": "--carbon-price",
     "team.alert_ratio": "--alert-ratio",
     "team.on_budget_exhausted": "--on-exhausted",
+    "team.unknown_grid": "--unknown-grid",
 }
 FLAGS_BY_COMMAND = {
     "submit": JOB_FLAGS,

@@ -269,6 +269,9 @@ class Placement(_Model):
     mean_intensity_g_per_kwh: float
     carbon_estimated: bool
     why_not: str
+    # The pool's grid is unknown; carbon_basis says what the team's policy assumed.
+    unknown_grid: bool = False
+    carbon_basis: str = ""
     proto: Any = field(**_proto_field)
 
     @classmethod
@@ -292,6 +295,8 @@ class Placement(_Model):
             mean_intensity_g_per_kwh=m.mean_intensity_g_per_kwh,
             carbon_estimated=m.carbon_estimated,
             why_not=m.why_not,
+            unknown_grid=m.unknown_grid,
+            carbon_basis=m.carbon_basis,
             proto=m,
         )
 
@@ -588,6 +593,9 @@ class Team(_Model):
     carbon_price_usd_per_tonne: Optional[Decimal] = None
     alert_ratio: float = 0.0
     on_budget_exhausted: str = ""
+    # How placement treats regions whose grid is unknown: "pessimistic"
+    # (server default), "default" or "exclude" (docs/PLACEMENT.md).
+    unknown_grid: str = ""
     proto: Any = field(**_proto_field)
 
     def to_proto(self):
@@ -597,6 +605,7 @@ class Team(_Model):
             gpu_quota=int(self.gpu_quota or 0),
             alert_ratio=float(self.alert_ratio or 0.0),
             on_budget_exhausted=self.on_budget_exhausted or "",
+            unknown_grid=self.unknown_grid or "",
         )
         if self.monthly_cost_budget_usd is not None:
             m.monthly_cost_budget_micros = micros_from_usd(self.monthly_cost_budget_usd)
@@ -628,6 +637,7 @@ class Team(_Model):
             ),
             alert_ratio=m.alert_ratio,
             on_budget_exhausted=m.on_budget_exhausted,
+            unknown_grid=m.unknown_grid,
             proto=m,
         )
 

@@ -121,7 +121,8 @@ def test_bad_request_detail_names_the_field(client, fake):
     fake.fail("SubmitJob", Failure(grpc.StatusCode.INVALID_ARGUMENT, "bad deadline", [detail]))
     with pytest.raises(greenlight.InvalidJob) as e:
         client.submit(spec())
-    assert e.value.field == "spec.deadline"
+    assert e.value.field == "deadline"  # as documented: the field of the request object
+    assert e.value.argument == "deadline"
     assert e.value.violations == [("spec.deadline", "must be in the future")]
 
 
