@@ -16,8 +16,7 @@ namespace greenlight {
 inline int64_t SatAdd(int64_t a, int64_t b) {
   int64_t r;
   if (__builtin_add_overflow(a, b, &r)) {
-    return b > 0 ? std::numeric_limits<int64_t>::max()
-                 : std::numeric_limits<int64_t>::min();
+    return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
   }
   return r;
 }
@@ -74,9 +73,7 @@ class Carbon {
 };
 
 // Wh x gCO2e/kWh = mgCO2e (1 Wh = 1e-3 kWh, 1 g = 1e3 mg): the factors cancel.
-inline double MgFromWhAndIntensity(double wh, double g_per_kwh) {
-  return wh * g_per_kwh;
-}
+inline double MgFromWhAndIntensity(double wh, double g_per_kwh) { return wh * g_per_kwh; }
 
 // Carbon price in micro-USD per tonne: cost of `carbon` in micro-USD.
 // 1 t = 1e9 mg, so micros = mg * price / 1e9.

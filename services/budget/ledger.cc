@@ -129,26 +129,30 @@ absl::Status BudgetLedger::CheckHeadroom(const std::string& team, const std::str
       int64_t used = SatAdd(r.cost_spent_micros, r.cost_reserved_micros);
       int64_t need = SatAdd(used, cost);
       if (need > t->monthly_cost_budget_micros()) {
-        return WithReason(absl::ResourceExhaustedError(absl::StrCat(
-            who, " '", name, "' monthly cost budget ", Usd(t->monthly_cost_budget_micros()),
-            " for ", period, ": spent ", Usd(r.cost_spent_micros), " + reserved ",
-            Usd(r.cost_reserved_micros), " + this job ", Usd(cost), " exceeds it by ",
-            Usd(need - t->monthly_cost_budget_micros()),
-            "; raise the budget (Budgets.SetTeam), lower max_cost, or wait for the next period")),
-                          reason::kTeamBudgetExhausted, {{"team", name}, {"budget", "cost"}});
+        return WithReason(
+            absl::ResourceExhaustedError(absl::StrCat(
+                who, " '", name, "' monthly cost budget ", Usd(t->monthly_cost_budget_micros()),
+                " for ", period, ": spent ", Usd(r.cost_spent_micros), " + reserved ",
+                Usd(r.cost_reserved_micros), " + this job ", Usd(cost), " exceeds it by ",
+                Usd(need - t->monthly_cost_budget_micros()),
+                "; raise the budget (Budgets.SetTeam), lower max_cost, or wait for the next "
+                "period")),
+            reason::kTeamBudgetExhausted, {{"team", name}, {"budget", "cost"}});
       }
     }
     if (t->monthly_carbon_budget_mg() > 0) {
       int64_t used = SatAdd(r.carbon_spent_mg, r.carbon_reserved_mg);
       int64_t need = SatAdd(used, carbon);
       if (need > t->monthly_carbon_budget_mg()) {
-        return WithReason(absl::ResourceExhaustedError(absl::StrCat(
-            who, " '", name, "' monthly carbon budget ", Kg(t->monthly_carbon_budget_mg()), " for ",
-            period, ": emitted ", Kg(r.carbon_spent_mg), " + reserved ", Kg(r.carbon_reserved_mg),
-            " + this job ", Kg(carbon), " exceeds it by ", Kg(need - t->monthly_carbon_budget_mg()),
-            "; raise the budget, choose greener regions or later start, or wait for the next "
-            "period")),
-                          reason::kTeamBudgetExhausted, {{"team", name}, {"budget", "carbon"}});
+        return WithReason(
+            absl::ResourceExhaustedError(absl::StrCat(
+                who, " '", name, "' monthly carbon budget ", Kg(t->monthly_carbon_budget_mg()),
+                " for ", period, ": emitted ", Kg(r.carbon_spent_mg), " + reserved ",
+                Kg(r.carbon_reserved_mg), " + this job ", Kg(carbon), " exceeds it by ",
+                Kg(need - t->monthly_carbon_budget_mg()),
+                "; raise the budget, choose greener regions or later start, or wait for the next "
+                "period")),
+            reason::kTeamBudgetExhausted, {{"team", name}, {"budget", "carbon"}});
       }
     }
     name = t->parent();

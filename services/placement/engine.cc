@@ -316,8 +316,9 @@ void DecisionBuilder::Finish(Estimate* e, double gkwh_hours, bool estimated) con
   e->carbon_estimated = estimated;
   e->objective_micros = e->cost_micros;
   if (job_.mode != Mode::kCheapest) {
-    e->objective_micros = SatAdd(
-        e->cost_micros, RoundToInt64(CarbonCostMicros(e->carbon_mg, ctx_.carbon_price_micros_per_tonne)));
+    e->objective_micros =
+        SatAdd(e->cost_micros,
+               RoundToInt64(CarbonCostMicros(e->carbon_mg, ctx_.carbon_price_micros_per_tonne)));
   }
 }
 
@@ -620,10 +621,7 @@ Option DecisionBuilder::Materialize(const Estimate& e) {
   o.objective_micros = e.objective_micros;
   o.mean_intensity = e.hours > 0 ? e.gkwh_hours / e.hours : 0;
   o.carbon_estimated = e.carbon_estimated;
-  o.carbon_basis = CarbonBasis(s_, pool.zone, &o.unknown_grid);
-  if (!o.unknown_grid && e.carbon_estimated && o.carbon_basis == "hourly series") {
-    o.carbon_basis = "hourly series, annual average outside it";
-  }
+  o.carbon_basis = CarbonBasis(s_, pool.zone, e.carbon_estimated, &o.unknown_grid);
   ZoneCarbon zone = ZoneOf(pool);
   RunWindow w;
   const std::vector<NsInterval>* blocked = e.calendar ? BlockedFor(e.pool, e.nodes) : nullptr;

@@ -122,7 +122,9 @@ const char* ModeName(Mode mode);
 
 // What a pool's intensity rests on, for quotes: "hourly series", "annual
 // average", "unknown grid: pessimistic, highest known in Japan (516 g/kWh)".
-// Sets *unknown when the zone's grid is unknown.
-std::string CarbonBasis(const Snapshot& snapshot, const std::string& zone, bool* unknown);
+// `estimated`: the run reaches outside the zone's series. Sets *unknown when
+// the zone's grid is unknown.
+std::string CarbonBasis(const Snapshot& snapshot, const std::string& zone, bool estimated,
+                        bool* unknown);
 
 }  // namespace greenlight::placement

@@ -33,7 +33,8 @@ double UnknownGridIntensity(const providers::CarbonSeries& zone, UnknownGrid pol
   return zone.annual_average();
 }
 
-std::string CarbonBasis(const Snapshot& snapshot, const std::string& zone, bool* unknown) {
+std::string CarbonBasis(const Snapshot& snapshot, const std::string& zone, bool estimated,
+                        bool* unknown) {
   *unknown = false;
   const auto& zones = snapshot.Zones();
   auto it = zones.find(zone);
@@ -48,12 +49,13 @@ std::string CarbonBasis(const Snapshot& snapshot, const std::string& zone, bool*
                              g);
     }
     return absl::StrFormat("unknown grid: pessimistic %.0f g/kWh, %s (team policy unknown_grid=%s)",
-                           g, s.unknown_basis().empty() ? "highest in the table" : s.unknown_basis(),
+                           g,
+                           s.unknown_basis().empty() ? "highest in the table" : s.unknown_basis(),
                            UnknownGridName(policy));
   }
   if (s.stale()) return "annual average (live data stale)";
   if (s.values().empty()) return "annual average";
-  return "hourly series";
+  return estimated ? "hourly series, annual average outside it" : "hourly series";
 }
 
 }  // namespace greenlight::placement

@@ -71,7 +71,7 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
   }
 
   absl::flat_hash_set<std::string> ids;
-  std::set<std::string> unlisted_regions, default_zones;
+  std::set<std::string> unlisted_regions, unknown_zones;
   for (const CatalogConfig& cat : config.catalogs) {
     if (!providers.empty() && !providers.contains(absl::AsciiStrToLower(cat.provider))) continue;
     CatalogStats stats;
@@ -95,12 +95,13 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
           // (what accrual, metrics and the default policy see); teams that
           // chose unknown_grid: default or exclude are served by placement.
           pessimistic = regions.PessimisticIntensity(info.country, info.continent);
-          annual = pessimistic.g_per_kwh > 0 ? pessimistic.g_per_kwh : inv.default_intensity_g_per_kwh;
+          annual =
+              pessimistic.g_per_kwh > 0 ? pessimistic.g_per_kwh : inv.default_intensity_g_per_kwh;
           if (pessimistic.g_per_kwh <= 0) pessimistic.basis = "the inventory default";
-          source = absl::StrCat("unknown grid (pessimistic: ", pessimistic.basis,
-                                pessimistic.from.empty() ? "" : absl::StrCat(", ", pessimistic.from),
-                                ")");
-          default_zones.insert(absl::StrCat(p.zone, " (", pessimistic.basis, ")"));
+          source = absl::StrCat(
+              "unknown grid (pessimistic: ", pessimistic.basis,
+              pessimistic.from.empty() ? "" : absl::StrCat(", ", pessimistic.from), ")");
+          unknown_zones.insert(absl::StrCat(p.zone, " (", pessimistic.basis, ")"));
         }
         auto series = std::make_shared<CarbonSeries>(p.zone, now, absl::Hours(1),
                                                      std::vector<double>{}, annual);
@@ -119,12 +120,12 @@ absl::StatusOr<Inventory> LoadInventory(const Config& config, absl::Time now) {
         unlisted_regions.size(),
         " regions not in the region -> zone file: ", absl::StrJoin(unlisted_regions, ", ")));
   }
-  if (!default_zones.empty()) {
-    inv.notes.push_back(absl::StrCat(
-        default_zones.size(),
-        " zones have an unknown grid (no series, no annual figure); each team's "
-        "unknown_grid policy decides (default pessimistic): ",
-        absl::StrJoin(default_zones, ", ")));
+  if (!unknown_zones.empty()) {
+    inv.notes.push_back(
+        absl::StrCat(unknown_zones.size(),
+                     " zones have an unknown grid (no series, no annual figure); each team's "
+                     "unknown_grid policy decides (default pessimistic): ",
+                     absl::StrJoin(unknown_zones, ", ")));
   }
   return inv;
 }

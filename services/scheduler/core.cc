@@ -273,9 +273,10 @@ absl::Status SchedulerCore::Run(std::function<absl::Status(Txn&)> apply) {
   {
     absl::MutexLock l(&queue_mu_);
     if (stopping_)
-      return WithReason(absl::UnavailableError(
-                            "scheduler is shutting down; retry on another replica or after restart"),
-                        reason::kUnavailable);
+      return WithReason(
+          absl::UnavailableError(
+              "scheduler is shutting down; retry on another replica or after restart"),
+          reason::kUnavailable);
     if (static_cast<int>(queue_.size()) >= options_.max_queue)
       return WithReason(
           absl::ResourceExhaustedError(absl::StrCat("scheduler overloaded: ", queue_.size(),
@@ -514,7 +515,8 @@ placement::Snapshot SchedulerCore::BuildSnapshot(const std::string& team, bool i
 
 placement::UnknownGrid SchedulerCore::TeamUnknownGrid(const std::string& team) const {
   const v1::Team* t = ledger_.FindTeam(team);
-  return t ? placement::UnknownGridFromName(t->unknown_grid()) : placement::UnknownGrid::kPessimistic;
+  return t ? placement::UnknownGridFromName(t->unknown_grid())
+           : placement::UnknownGrid::kPessimistic;
 }
 
 absl::StatusOr<placement::JobRequest> SchedulerCore::ToRequest(const JobSpec& spec) const {
@@ -766,13 +768,12 @@ absl::StatusOr<SubmitResult> SchedulerCore::SubmitAttempt(const JobSpec& spec,
       const v1::Team* team = ledger_.FindTeam(spec.team());
       auto q = team->gpu_quota_by_type().find(quote.chosen().gpu_type());
       if (q != team->gpu_quota_by_type().end() && q->second > 0 && spec.gpus() > q->second) {
-        return WithReason(
-            absl::FailedPreconditionError(
-                absl::StrCat("spec.gpus: ", spec.gpus(), " ", quote.chosen().gpu_type(),
-                             " GPUs exceed team '", spec.team(), "' quota of ", q->second,
-                             " for that type; ask for a larger quota or "
-                             "allow other spec.gpu_types")),
-            reason::kGpuTypeQuota, {{"gpu_type", quote.chosen().gpu_type()}});
+        return WithReason(absl::FailedPreconditionError(absl::StrCat(
+                              "spec.gpus: ", spec.gpus(), " ", quote.chosen().gpu_type(),
+                              " GPUs exceed team '", spec.team(), "' quota of ", q->second,
+                              " for that type; ask for a larger quota or "
+                              "allow other spec.gpu_types")),
+                          reason::kGpuTypeQuota, {{"gpu_type", quote.chosen().gpu_type()}});
       }
     }
     Job job;

@@ -4,8 +4,8 @@
 #include <chrono>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/strings/str_cat.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "common/error_details.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -19,14 +19,10 @@ namespace v1 = greenlight::v1;
 const char* RejectionLabel(const absl::Status& st) {
   // Bounded label values of greenlight_submits_rejected_total, by reason.
   static const auto* kByReason = new absl::flat_hash_map<std::string, const char*>{
-      {reason::kInvalidField, "invalid"},
-      {reason::kCapExceeded, "caps"},
-      {reason::kGpuTypeQuota, "gpu_type_quota"},
-      {reason::kTeamBudgetExhausted, "team_budget"},
-      {reason::kQueueFull, "queue_full"},
-      {reason::kServerOverloaded, "overloaded"},
-      {reason::kTeamRateLimited, "rate_limited"},
-      {reason::kCannotStartNow, "cannot_start_now"},
+      {reason::kInvalidField, "invalid"},         {reason::kCapExceeded, "caps"},
+      {reason::kGpuTypeQuota, "gpu_type_quota"},  {reason::kTeamBudgetExhausted, "team_budget"},
+      {reason::kQueueFull, "queue_full"},         {reason::kServerOverloaded, "overloaded"},
+      {reason::kTeamRateLimited, "rate_limited"}, {reason::kCannotStartNow, "cannot_start_now"},
       {reason::kUnavailable, "unavailable"},
   };
   auto it = kByReason->find(ReasonOf(st));
@@ -215,18 +211,18 @@ grpc::Status SchedulerService::SubmitJob(grpc::ServerContext* context,
   };
   if (ctx_.limiter && !ctx_.limiter->Allow(req->spec().team())) {
     if (ctx_.on_reject) ctx_.on_reject("rate_limited");
-    return ToGrpc(WithReason(absl::ResourceExhaustedError(absl::StrCat(
-                                 "team '", req->spec().team(),
-                                 "' is over its submit rate; retry with backoff")),
-                             reason::kTeamRateLimited, {{"limit", "rate"}}));
+    return ToGrpc(WithReason(
+        absl::ResourceExhaustedError(absl::StrCat("team '", req->spec().team(),
+                                                  "' is over its submit rate; retry with backoff")),
+        reason::kTeamRateLimited, {{"limit", "rate"}}));
   }
   if (ctx_.limiter && !ctx_.limiter->Acquire(req->spec().team())) {
     if (ctx_.on_reject) ctx_.on_reject("rate_limited");
-    return ToGrpc(WithReason(
-        absl::ResourceExhaustedError(absl::StrCat(
-            "team '", req->spec().team(), "' already has ", ctx_.limiter->max_inflight(),
-            " submits in flight (its concurrency limit); retry with backoff")),
-        reason::kTeamRateLimited, {{"limit", "in_flight"}}));
+    return ToGrpc(
+        WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                       "team '", req->spec().team(), "' already has ", ctx_.limiter->max_inflight(),
+                       " submits in flight (its concurrency limit); retry with backoff")),
+                   reason::kTeamRateLimited, {{"limit", "in_flight"}}));
   }
   absl::Cleanup release = [&] {
     if (ctx_.limiter) ctx_.limiter->Release(req->spec().team());

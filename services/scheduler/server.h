@@ -17,11 +17,11 @@
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "services/metrics/metrics_server.h"
 #include "services/metrics/scheduler_metrics.h"
-#include "services/scheduler/webhook_adapter.h"
 #include "services/scheduler/auth.h"
 #include "services/scheduler/carbon_refresher.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/grpc_services.h"
+#include "services/scheduler/webhook_adapter.h"
 #include "services/store/sqlite_store.h"
 #include "services/webhook/webhook_server.h"
 

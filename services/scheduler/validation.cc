@@ -146,9 +146,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
       return Bad("spec.labels", absl::StrCat("value of '", k, "' exceeds 256 bytes"));
     if (!ValidUtf8(k) || !ValidUtf8(v)) return Bad("spec.labels", "must be valid UTF-8");
     if (HasControlCharacter(k) || HasControlCharacter(v))
-      return Bad("spec.labels",
-                 absl::StrCat("key and value of '", ValidUtf8(k) && !HasControlCharacter(k) ? k : "?",
-                              "' must not contain control characters"));
+      return Bad("spec.labels", "keys and values must not contain control characters");
   }
   if (s.request_id().size() > 128) return Bad("spec.request_id", "must be at most 128 bytes");
   if (!ValidUtf8(s.request_id())) return Bad("spec.request_id", "must be valid UTF-8");
@@ -192,7 +190,8 @@ absl::Status ValidateTeam(const v1::Team& t,
       t.carbon_price_micros_per_tonne() > 1'000'000'000'000LL)
     return Bad("team.carbon_price_micros_per_tonne", "must be between 0 and 10^12");
   if (!(t.alert_ratio() >= 0 && t.alert_ratio() <= 1))
-    return Bad("team.alert_ratio", absl::StrCat("must be between 0 and 1 (0 = default ", kDefaultAlertRatio, ")"));
+    return Bad("team.alert_ratio",
+               absl::StrCat("must be between 0 and 1 (0 = default ", kDefaultAlertRatio, ")"));
   if (!t.on_budget_exhausted().empty() && t.on_budget_exhausted() != "finish" &&
       t.on_budget_exhausted() != "stop")
     return Bad("team.on_budget_exhausted", "must be 'finish' or 'stop'");

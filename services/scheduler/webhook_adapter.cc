@@ -45,7 +45,7 @@ std::string WebhookAdapter::GpuProduct(const std::string& t) {
 }
 
 absl::StatusOr<webhook::AdmitResult> WebhookAdapter::Admit(const v1::JobSpec& spec,
-                                                                 const webhook::AdmitOptions& opt) {
+                                                           const webhook::AdmitOptions& opt) {
   if (!core_->GetTeam(spec.team()).ok()) {
     return absl::NotFoundError(
         absl::StrCat("team '", spec.team(),

@@ -34,8 +34,8 @@ TEST(ParseConfig, RejectsUnknownKeysWithTheirPath) {
 }
 
 TEST(ParseConfig, TeamsNameTheirUnknownGridPolicy) {
-  auto cfg = ParseConfig(
-      "teams:\n  - {name: a, unknown_grid: exclude}\n  - {name: b}\n", "/etc/gl/c.yaml");
+  auto cfg = ParseConfig("teams:\n  - {name: a, unknown_grid: exclude}\n  - {name: b}\n",
+                         "/etc/gl/c.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   ASSERT_EQ(cfg->teams.size(), 2u);
   EXPECT_EQ(cfg->teams[0].unknown_grid, "exclude");

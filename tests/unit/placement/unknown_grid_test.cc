@@ -45,7 +45,8 @@ TEST(UnknownGrid, EachPolicyPricesThePoolAsItSays) {
            {UnknownGrid::kPessimistic, 700, "pessimistic 700 g/kWh, highest known in Japan"},
            {UnknownGrid::kDefault, 400, "default 400 g/kWh"},
        }) {
-    Decision d = PlacementEngine().Place(MakeJob(), WithUnknownZone({MakePool("u", "U")}, c.policy));
+    Decision d =
+        PlacementEngine().Place(MakeJob(), WithUnknownZone({MakePool("u", "U")}, c.policy));
     ASSERT_TRUE(d.feasible) << d.summary;
     // 8 GPUs x 700 W x 10 h = 56 kWh.
     EXPECT_EQ(d.chosen.carbon_mg, static_cast<int64_t>(56'000 * c.g_per_kwh)) << c.basis;
@@ -59,16 +60,16 @@ TEST(UnknownGrid, EachPolicyPricesThePoolAsItSays) {
 TEST(UnknownGrid, ExcludeRejectsThePoolNamingTheReasonAndKeepsKnownOnes) {
   Pool unknown = MakePool("u", "U", 5'000'000);  // cheaper, but its grid is unknown
   Pool known = MakePool("k", "K", 10'000'000);
-  Decision d = PlacementEngine().Place(
-      MakeJob(), WithUnknownZone({unknown, known}, UnknownGrid::kExclude));
+  Decision d =
+      PlacementEngine().Place(MakeJob(), WithUnknownZone({unknown, known}, UnknownGrid::kExclude));
   ASSERT_TRUE(d.feasible) << d.summary;
   EXPECT_EQ(d.chosen.pool_id, "k");
   EXPECT_FALSE(d.chosen.unknown_grid);
   EXPECT_EQ(Rejected(d, kReasonUnknownGrid), 1);
   for (const Option& o : d.alternatives) EXPECT_NE(o.pool_id, "u");
 
-  Decision only = PlacementEngine().Place(MakeJob(),
-                                          WithUnknownZone({unknown}, UnknownGrid::kExclude));
+  Decision only =
+      PlacementEngine().Place(MakeJob(), WithUnknownZone({unknown}, UnknownGrid::kExclude));
   EXPECT_FALSE(only.feasible);
   EXPECT_FALSE(only.not_now) << "an excluded grid never becomes known by waiting";
   EXPECT_THAT(only.summary, HasSubstr("unknown_grid"));
@@ -90,10 +91,11 @@ TEST(UnknownGrid, PessimisticPrefersAKnownCleanerGridTheDefaultPolicyMightNot) {
 TEST(UnknownGrid, KnownZonesSayWhatTheirFigureRestsOn) {
   bool unknown = true;
   Snapshot s = WithUnknownZone({MakePool("k", "K")}, UnknownGrid::kPessimistic);
-  EXPECT_EQ(CarbonBasis(s, "K", &unknown), "annual average");
+  EXPECT_EQ(CarbonBasis(s, "K", true, &unknown), "annual average");
   EXPECT_FALSE(unknown);
   s.zones["H"] = testing::Series("H", testing::T0(), std::vector<double>(48, 100.0), 300.0);
-  EXPECT_EQ(CarbonBasis(s, "H", &unknown), "hourly series");
+  EXPECT_EQ(CarbonBasis(s, "H", false, &unknown), "hourly series");
+  EXPECT_EQ(CarbonBasis(s, "H", true, &unknown), "hourly series, annual average outside it");
 }
 
 TEST(UnknownGrid, PolicyNamesRoundTrip) {

@@ -78,7 +78,7 @@ TEST(LoadInventory, RegionsMapToTheirGridZoneAndPue) {
            {"azure/westus/Standard_NC24ads_A100_v4", "US-CAL-CISO", kHyperscalerPue},
            {"lambda/us-east-1/gpu_8x_h100_sxm5", "lambda:us-east-1", kColocationPue},
            {"lambda/us-west-1/gpu_8x_h100_sxm5", "US-CAL-CISO", kColocationPue},  // California
-           {"lambda/europe-central-1/gpu_8x_h100_sxm5", "DE", kColocationPue},     // Germany
+           {"lambda/europe-central-1/gpu_8x_h100_sxm5", "DE", kColocationPue},    // Germany
            {"runpod/NO/8x_A100-80GB_SECURE", "runpod:NO", kColocationPue},
        }) {
     const Pool* p = pool(c.id);

@@ -1137,9 +1137,9 @@ TEST_F(CoreTest, SetTeamRejectsThreeLevels) {
 TEST(CoreUnknownGrid, QuotesAndChargesFollowTheTeamsPolicy) {
   providers::Inventory inv = ::greenlight::testing::SmallInventory();
   inv.pools.clear();
-  inv.pools.push_back(::greenlight::testing::MakePool(
-      "lambda/me-west-1/gpu_8x_a100", "me-west-1", "lambda:me-west-1", "gpu_8x_a100", "A100", 8,
-      2, ::greenlight::testing::kP4dPriceMicros));
+  inv.pools.push_back(::greenlight::testing::MakePool("lambda/me-west-1/gpu_8x_a100", "me-west-1",
+                                                      "lambda:me-west-1", "gpu_8x_a100", "A100", 8,
+                                                      2, ::greenlight::testing::kP4dPriceMicros));
   auto unknown = std::make_shared<providers::CarbonSeries>(
       "lambda:me-west-1", TestStart(), absl::Hours(1), std::vector<double>{}, 700.0);
   unknown->set_unknown_grid("highest known in Asia");
@@ -1150,8 +1150,8 @@ TEST(CoreUnknownGrid, QuotesAndChargesFollowTheTeamsPolicy) {
     std::string team, policy;
     double g_per_kwh;
   };
-  for (const Case& c : std::vector<Case>{{"pessimist", "pessimistic", 700},
-                                         {"defaulter", "default", 400}}) {
+  for (const Case& c :
+       std::vector<Case>{{"pessimist", "pessimistic", 700}, {"defaulter", "default", 400}}) {
     v1::Team t = MakeTeam(c.team, 10'000, 1'000);
     t.set_unknown_grid(c.policy);
     ASSERT_OK(h.core().SetTeam(t));
