@@ -225,17 +225,9 @@ void ZonePlanner::BuildSegments(int64_t end_ns) {
   segments_end_ns_ = end_ns;
 }
 
-bool ZonePlanner::LowestCarbonSlots(absl::Duration run, bool with_slots, RunWindow* out,
-                                    const std::vector<NsInterval>* blocked) {
-  const int64_t run_ns = absl::ToInt64Nanoseconds(run);
-  int64_t window_end = SatAddNs(latest_start_ns_, run_ns);
-  if (deadline_ns_ < window_end) window_end = deadline_ns_;
-  if (run_ns <= 0 || window_end - earliest_ns_ < run_ns) return false;
-  if (window_end > segments_end_ns_) {
-    // Grow geometrically so runs of other lengths reuse the ranking.
-    int64_t grow = SatAddNs(latest_start_ns_, 2 * (window_end - latest_start_ns_));
-    BuildSegments(std::max(window_end, std::min(grow, deadline_ns_)));
-  }
+bool ZonePlanner::TakeLowestSegments(int64_t run_ns, int64_t window_end,
+                                     const std::vector<NsInterval>* blocked, int64_t* full_out,
+                                     double* total_out) {
   // Whole segments inside [earliest, window_end), plus the partial last one.
   int64_t full = 0;
   while (full < static_cast<int64_t>(seg_integral_.size()) && Boundary(full + 1) <= window_end) {
@@ -273,8 +265,12 @@ bool ZonePlanner::LowestCarbonSlots(absl::Duration run, bool with_slots, RunWind
     take(i, b - a, seg_integral_[i]);
   }
   if (need > 0 && !partial_done) take(full, window_end - partial_start, partial_integral);
-  if (need > 0) return false;
+  *full_out = full;
+  *total_out = total;
+  return need <= 0;
+}
 
+void ZonePlanner::MergeTakenRuns(int64_t full, bool with_slots, RunWindow* out) const {
   out->slots.clear();
   int runs = 0;
   int64_t first = -1, last_end = -1, prev_end = -1;
@@ -294,9 +290,26 @@ bool ZonePlanner::LowestCarbonSlots(absl::Duration run, bool with_slots, RunWind
   }
   out->start = FromNs(first);
   out->end = FromNs(last_end);
-  out->gkwh_hours = total;
   out->estimated = Estimated(first, last_end);
   out->runs = runs;
+}
+
+bool ZonePlanner::LowestCarbonSlots(absl::Duration run, bool with_slots, RunWindow* out,
+                                    const std::vector<NsInterval>* blocked) {
+  const int64_t run_ns = absl::ToInt64Nanoseconds(run);
+  int64_t window_end = SatAddNs(latest_start_ns_, run_ns);
+  if (deadline_ns_ < window_end) window_end = deadline_ns_;
+  if (run_ns <= 0 || window_end - earliest_ns_ < run_ns) return false;
+  if (window_end > segments_end_ns_) {
+    // Grow geometrically so runs of other lengths reuse the ranking.
+    int64_t grow = SatAddNs(latest_start_ns_, 2 * (window_end - latest_start_ns_));
+    BuildSegments(std::max(window_end, std::min(grow, deadline_ns_)));
+  }
+  int64_t full = 0;
+  double total = 0;
+  if (!TakeLowestSegments(run_ns, window_end, blocked, &full, &total)) return false;
+  MergeTakenRuns(full, with_slots, out);
+  out->gkwh_hours = total;
   return true;
 }
 

@@ -88,6 +88,16 @@ class ZonePlanner {
   void CoverSteps(int64_t k);
   int64_t Boundary(int64_t i) const;  // slot grid: earliest, then epoch-aligned
   void BuildSegments(int64_t end_ns);
+  // The steps of LowestCarbonSlots: fill taken_ (ns used of each segment of
+  // [earliest, window_end), lowest mean first, skipping those meeting
+  // `blocked`) until run_ns is covered; false when it cannot be. *full: the
+  // whole segments in the window (taken_[full] is the partial last one);
+  // *total: the integral over what was taken.
+  bool TakeLowestSegments(int64_t run_ns, int64_t window_end,
+                          const std::vector<NsInterval>* blocked, int64_t* full, double* total);
+  // Merges the taken segments into runs of adjacent ones: out's start, end,
+  // runs, estimated and (with `with_slots`) slots.
+  void MergeTakenRuns(int64_t full, bool with_slots, RunWindow* out) const;
   bool Estimated(int64_t a_ns, int64_t b_ns) const;
   // Integral of every start candidate's window for a run length (index i =
   // Boundary(i), up to last_start), computed once per run length.

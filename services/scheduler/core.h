@@ -1,28 +1,27 @@
-// SchedulerCore: the single writer of greenlight. Callers enqueue commands;
-// one thread drains the queue, applies the commands to the in-memory state,
-// commits them to the store in one transaction (group commit), and only then
-// answers every caller. Reads are served from the in-memory state, which only
-// ever holds committed data when the state lock is free.
+// SchedulerCore: the facade of greenlight's scheduler. Callers enqueue
+// commands (command_queue.h); one writer thread applies them to the state,
+// commits each batch to the store in one transaction (group commit), and only
+// then answers every caller. Reads are served from the in-memory state, which
+// only ever holds committed data when the state lock is free.
+//
+// The state has one owner per kind (docs/SCHEDULER.md draws them): the job
+// table, node allocation, the capacity-calendar book, the zones, the budget
+// ledger, limits and alerts, the event log. The facade owns them and the
+// locks, and composes them into admission (core_admission.cc), the tick's
+// lifecycle phases (core_lifecycle.cc) and the reads (core_reads.cc).
 //
 // Time comes from a Clock: the daemon ticks on wall time (optionally scaled),
 // tests and the replay simulator drive Tick() with a ManualClock.
 #pragma once
 
-#include <atomic>
-#include <deque>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -32,7 +31,17 @@
 #include "services/budget/ledger.h"
 #include "services/placement/engine.h"
 #include "services/providers/inventory.h"
+#include "services/scheduler/accountant.h"
+#include "services/scheduler/capacity_book.h"
+#include "services/scheduler/command_queue.h"
+#include "services/scheduler/event_log.h"
 #include "services/scheduler/executor.h"
+#include "services/scheduler/job_table.h"
+#include "services/scheduler/limits.h"
+#include "services/scheduler/node_allocator.h"
+#include "services/scheduler/snapshot_builder.h"
+#include "services/scheduler/txn.h"
+#include "services/scheduler/zone_table.h"
 #include "services/store/store.h"
 
 namespace greenlight::scheduler {
@@ -84,12 +93,13 @@ struct CoreOptions {
   absl::Duration accrual_interval = absl::Minutes(15);
   // Recent events kept in memory for watchers; older ones come from the store.
   int event_ring = 20000;
+  // Quotes on the writer thread's daemon may see capacity this old (the
+  // writer re-checks it), so that the pool views are not rebuilt for every
+  // small batch; 0 = always current. Inline commands (no Start) always are.
+  absl::Duration max_view_age = absl::Milliseconds(10);
   // Observers (metrics); called on the writer thread after each commit.
   std::function<void(double commit_seconds, int batch_size)> on_commit;
   std::function<void(double seconds)> on_placement;
-  // Called by Submit between its quote and its write (outside every lock):
-  // tests use it to interleave another submit there.
-  std::function<void()> on_quoted;
 };
 
 struct SubmitOptions {
@@ -103,18 +113,6 @@ struct SubmitOptions {
 struct SubmitResult {
   greenlight::v1::Job job;
   bool deduplicated = false;
-};
-
-struct ListJobsQuery {
-  std::string team;
-  std::vector<greenlight::v1::JobState> states;
-  int page_size = 100;
-  std::string page_token;
-};
-
-struct ListJobsPage {
-  std::vector<greenlight::v1::Job> jobs;
-  std::string next_page_token;
 };
 
 // A consistent view for invariant checks and metrics.
@@ -131,7 +129,9 @@ class SchedulerCore {
   static absl::StatusOr<std::unique_ptr<SchedulerCore>> Create(CoreOptions options);
   ~SchedulerCore();
 
-  // Starts the writer thread (ticks every tick_interval when > 0).
+  // Starts the writer thread (ticks every tick_interval when > 0). Without
+  // it, commands run on the caller's thread: for single-threaded drivers
+  // only (the replay), which would pay a thread handoff per command.
   void Start();
   // Drains the queue, stops the thread. Idempotent.
   void Stop();
@@ -153,7 +153,7 @@ class SchedulerCore {
                                                                     int64_t* scanned_to);
   // Blocks until revision > after or `deadline`; returns the current revision.
   int64_t WaitForEvents(int64_t after, absl::Time deadline);
-  int64_t revision() const { return revision_.load(); }
+  int64_t revision() const { return events_.revision(); }
 
   // --- Budgets.
   absl::StatusOr<greenlight::v1::Team> SetTeam(const greenlight::v1::Team& team);
@@ -186,125 +186,109 @@ class SchedulerCore {
   absl::Status Tick();
   const Clock* clock() const { return options_.clock; }
 
-  // Checks every invariant (budget, quota, ledger = usage, capacity); for tests.
-  absl::Status CheckInvariants() const;
   // Jobs by state, for metrics.
   std::map<std::string, int> JobsByState() const;
-  int queue_depth() const;
+  int queue_depth() const { return queue_.depth(); }
 
  private:
-  struct Txn;
-  struct Command {
-    enum State : int { kQueued, kApplying, kApplied, kWithdrawn };
-    std::function<absl::Status(Txn&)> apply;
-    std::promise<absl::Status> done;
-    // kQueued -> kApplying -> kApplied by the writer, or kQueued -> kWithdrawn
-    // by a caller whose wait timed out (the writer then skips it). Shared: the
-    // caller may outlive the command and the command the caller.
-    std::shared_ptr<std::atomic<int>> state = std::make_shared<std::atomic<int>>(kQueued);
-  };
-  struct Allocation {
-    int pool = -1;
-    std::vector<std::pair<int, int>> nodes;  // (node index, gpus)
-  };
-  struct PoolState {
-    providers::Pool pool;
-    std::vector<int> free_gpus;  // per node
-  };
+  friend class InvariantChecker;  // services/scheduler/invariants.h (tests, replay)
 
   explicit SchedulerCore(CoreOptions options);
   absl::Status LoadFromStore();
-  absl::Status Run(std::function<absl::Status(Txn&)> apply);
-  void WriterLoop();
-  void ProcessBatch(std::vector<std::unique_ptr<Command>>& batch, bool tick);
+  void LoadPools(const store::Snapshot& snap) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LoadJobs(store::Snapshot& snap) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The writer's step: applies a batch, commits it, answers its callers.
+  void ProcessBatch(CommandQueue::Batch& batch);
+  // What a committed batch releases: executor orders, events, observers.
+  void AfterCommit(Txn& txn, double commit_seconds, int commands)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // All below run with mu_ held (writer) or as readers.
-  // `fresh` copies the pools as they are now (the writer, mid-batch); otherwise
-  // the snapshot shares the pool view rebuilt after the last batch.
+  // --- Snapshots and requests (run with mu_ held, shared or exclusive).
   placement::Snapshot BuildSnapshot(const std::string& team, bool ignore_capacity,
                                     bool fresh = false) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void RebuildPoolViews() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<placement::JobRequest> ToRequest(const greenlight::v1::JobSpec& spec) const
+  placement::JobRequest ToRequestLocked(const greenlight::v1::JobSpec& spec) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  greenlight::v1::Quote ToQuote(const placement::Decision& d, const placement::Snapshot& s) const;
-  greenlight::v1::Placement ToPlacement(const placement::Option& o,
-                                        const placement::Snapshot& s) const;
+  std::string CanonicalGpuLocked(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status ValidateLocked(const greenlight::v1::JobSpec& spec) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  // --- Admission (core_admission.cc): dedup, quote, classify the refusal,
+  // then in the writer: reserve and allocate.
+  struct Admission;
+  absl::StatusOr<SubmitResult> SubmitAttempt(const greenlight::v1::JobSpec& spec,
+                                             const SubmitOptions& submit_options,
+                                             bool check_calendar);
+  absl::StatusOr<SubmitResult> Deduplicated(const std::string& id,
+                                            const greenlight::v1::JobSpec& spec) const;
+  // The quote an admitted job keeps, or the refusal (budget, caps).
+  absl::StatusOr<Admission> Quote(const greenlight::v1::JobSpec& spec);
+  // Why a job that cannot be placed even on free capacity is refused: the
+  // team budget (RESOURCE_EXHAUSTED) or its own constraints (with the quote).
+  absl::Status Refusal(const greenlight::v1::JobSpec& spec, const placement::JobRequest& req,
+                       const placement::Decision& d, const placement::Snapshot& snap,
+                       placement::Snapshot free_snap);
+  absl::StatusOr<SubmitResult> Admit(Txn& txn, Admission& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckCanStartNow(const greenlight::v1::Job& job) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Places the admitted job in its first state (RUNNING, PENDING or PLANNED).
+  void PlaceAdmitted(Txn& txn, greenlight::v1::Job& job, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // --- Lifecycle (core_lifecycle.cc).
+  void SetJobState(greenlight::v1::Job& job, greenlight::v1::JobState to)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Transition(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
                   const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Adds the job to / removes it from the by-state indexes of its current state.
-  void IndexJob(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UnindexJob(const greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Emit(Txn& txn, const greenlight::v1::Job& job, const std::string& type,
             const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitTeamAlerts(Txn& txn, const AlertBaseline& baseline, const std::string& period)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes nodes for the job in its placement's pool now, if they are free and
   // (capacity calendar) leave every node booked by a planned job free for
   // [now, now + remaining).
   bool TryAllocate(greenlight::v1::Job& job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Gives a job that was running at the last stop its nodes back (no calendar:
-  // it holds them already).
-  bool Reallocate(greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplyAllocation(greenlight::v1::Job& job, Allocation a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  // The capacity calendar (placement/capacity_calendar.h): each PLANNED job
-  // books whole nodes of its pool for its run window(s); quotes plan around
-  // the bookings and allocations leave booked nodes free.
   void BookJob(const greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UnbookJob(int64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The table snapshots share: the profiles of pools whose bookings changed
-  // are rebuilt (once per batch; the writer's own checks read the deltas).
-  void RebuildBookingView() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Wholly free nodes of a pool now.
-  int FreeWholeNodes(int pool) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The windows of a planned job fit beside the bookings of others, in the
   // nodes free now (`capacity_blind`: in all the pool's nodes).
-  bool CalendarAllowsPlan(const greenlight::v1::Job& job, bool capacity_blind)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<SubmitResult> SubmitAttempt(const greenlight::v1::JobSpec& spec,
-                                             const SubmitOptions& submit_options,
-                                             bool check_calendar);
-  // Best-fit nodes for the job in its placement's pool now, if any (no change).
-  std::optional<Allocation> FindAllocation(const greenlight::v1::Job& job) const
+  bool CalendarAllowsPlan(const greenlight::v1::Job& job, bool capacity_blind) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void FreeAllocation(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool QuotaAllows(const greenlight::v1::Job& job) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool QuotaAllowsJob(const greenlight::v1::Job& job) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void StartJob(Txn& txn, greenlight::v1::Job& job, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WaitForNodes(Txn& txn, greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishJob(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
                  const std::string& ledger_kind, const std::string& message, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Charges the job up to `now` (the accountant's charges, the job's caps,
+  // the team's budget) and ends it at a cap or when its work is done.
   void AccrueJob(Txn& txn, greenlight::v1::Job& job, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Books one period's charge; true when a cap or the team budget stops the job.
+  bool ChargePeriod(Txn& txn, greenlight::v1::Job& job, const PeriodCharge& c, absl::Time now,
+                    std::string* stop_reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The tick, as named phases in this order (the executor issue adds the
+  // executor's reports in front).
   void DoTick(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteClock(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AccrueRunning(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StopTeamsOverBudget(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartDueJobs(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FailLateJobs(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Re-planning of waiting jobs with cross-team fairness (core_replan.cc).
   void ReplanWaiting(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplyLedger(Txn& txn, const std::vector<store::LedgerRow>& rows)
+  // Re-places a job that waits for capacity in another pool that has it now,
+  // within its reservation; true when it took nodes there.
+  bool MoveToAnotherPool(greenlight::v1::Job& job, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A team's and its parent's rollups in a period before a change: a change
-  // that crosses either's alert ratio emits that team's BUDGET_ALERT.
-  struct AlertBaseline {
-    std::string team, parent;
-    budget::Totals team_before, parent_before;
-  };
-  AlertBaseline BaselineForAlerts(const std::string& team, const std::string& period) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void MaybeTeamAlerts(Txn& txn, const AlertBaseline& baseline, const std::string& period)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `before` is the team's rollup in `period` before the change.
-  void MaybeTeamAlert(Txn& txn, const std::string& team, const budget::Totals& before,
-                      const std::string& period) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // `running`/`pending` job counts when the caller has them (-1 = count here).
   greenlight::v1::Usage UsageLocked(const std::string& team, absl::Time at, int running = -1,
                                     int pending = -1) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // `policy`: how the job's team treats a zone whose grid is unknown.
-  double IntensityAt(const std::string& zone, absl::Time t, bool* estimated,
-                     placement::UnknownGrid policy = placement::UnknownGrid::kPessimistic) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   placement::UnknownGrid TeamUnknownGrid(const std::string& team) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void RebuildIndexes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void NoteOverLimits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  greenlight::v1::GridZone ZoneToProto(const std::string& name, const providers::CarbonSeries& s,
+                                       absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   CoreOptions options_;
   placement::PlacementEngine engine_;
@@ -329,79 +313,24 @@ class SchedulerCore {
    private:
     const SchedulerCore* c_;
   };
-  // node_hash_map: Job pointers stay valid while other jobs are added.
-  absl::node_hash_map<std::string, greenlight::v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // ids by sequence
-  absl::flat_hash_map<std::string, std::string> by_request_
-      ABSL_GUARDED_BY(mu_);  // team\0rid -> id
-  // Unfinished jobs by sequence (submit order), so ticks need no sort.
-  std::map<int64_t, greenlight::v1::Job*> active_ ABSL_GUARDED_BY(mu_);
-  // The unfinished jobs again by state, so that a tick visits only what can
-  // change (running jobs, planned jobs whose start came, waiting jobs that
-  // can no longer meet their deadline), not every queued job five times a
-  // second. Kept in step with job states by IndexJob/UnindexJob.
-  std::map<int64_t, greenlight::v1::Job*> running_ ABSL_GUARDED_BY(mu_);  // by sequence
-  std::map<int64_t, greenlight::v1::Job*> pending_ ABSL_GUARDED_BY(mu_);  // by sequence
-  std::set<std::pair<absl::Time, int64_t>> planned_by_start_ ABSL_GUARDED_BY(mu_);
-  // PENDING jobs with a deadline, by their latest start (deadline - remaining).
-  std::set<std::pair<absl::Time, int64_t>> pending_by_latest_start_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<int64_t, absl::Time> index_key_ ABSL_GUARDED_BY(mu_);  // key in those sets
-  std::vector<PoolState> pools_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, int> pool_index_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string> regions_ ABSL_GUARDED_BY(mu_);
-  using ZoneMap = absl::flat_hash_map<std::string, providers::CarbonSeriesPtr>;
-  ZoneMap zones_ ABSL_GUARDED_BY(mu_);
-  // zones_ as snapshots share it, replaced whenever zones_ changes.
-  std::shared_ptr<const ZoneMap> zones_view_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, absl::Time> zone_updated_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Allocation> allocations_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, int> running_gpus_ ABSL_GUARDED_BY(mu_);  // team -> gpus
-  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int>> running_gpus_by_type_
-      ABSL_GUARDED_BY(mu_);
+  JobTable jobs_ ABSL_GUARDED_BY(mu_);
+  NodeAllocator nodes_ ABSL_GUARDED_BY(mu_);
+  CapacityBook calendar_ ABSL_GUARDED_BY(mu_);
+  ZoneTable zones_ ABSL_GUARDED_BY(mu_);
+  SnapshotBuilder snapshots_ ABSL_GUARDED_BY(mu_);
   budget::BudgetLedger ledger_ ABSL_GUARDED_BY(mu_);
+  OverLimits over_limits_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, store::TokenRow> tokens_ ABSL_GUARDED_BY(mu_);
-  int64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
-  int64_t next_revision_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  bool clock_behind_ ABSL_GUARDED_BY(mu_) = false;  // warn once per backwards jump
-  bool capacity_changed_ ABSL_GUARDED_BY(mu_) = true;
-  struct JobBooking {
-    int pool = -1;
-    placement::PoolBookings windows;
+  // The writer's own bookkeeping.
+  struct WriterState {
+    int64_t next_revision = 1;
+    absl::Time last_tick = absl::InfinitePast();
+    bool clock_behind = false;     // warn once per backwards jump
+    bool capacity_changed = true;  // waiting jobs may start: re-plan them
   };
-  absl::flat_hash_map<int64_t, JobBooking> bookings_ ABSL_GUARDED_BY(mu_);  // by sequence
-  // Per pool, kept booking by booking (O(log b)); the writer checks against these.
-  absl::flat_hash_map<int, placement::BookingDeltas> booked_deltas_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<int, std::shared_ptr<const placement::BookedProfile>> booked_profiles_
-      ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<int> booked_dirty_ ABSL_GUARDED_BY(mu_);  // pools to re-profile
-  std::shared_ptr<const placement::BookingTable> booking_view_ ABSL_GUARDED_BY(mu_);
-  // Immutable pool views for quoting (with free capacity, and all free).
-  std::shared_ptr<const std::vector<providers::Pool>> pool_view_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const std::vector<providers::Pool>> pool_view_free_ ABSL_GUARDED_BY(mu_);
-  bool view_dirty_ ABSL_GUARDED_BY(mu_) = true;
-  absl::Time last_view_rebuild_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  // Use left above a budget or quota when it was lowered below it (SetTeam, or
-  // found at load). Lowering is allowed: the new limit binds admissions and
-  // charges at once, so such use may only shrink. CheckInvariants holds use to
-  // max(limit, noted use). Keys: team\0period (cost, carbon); team and
-  // team\0gpu type (running GPUs).
-  absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> over_budget_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, int> over_quota_ ABSL_GUARDED_BY(mu_);
-
-  // Recent committed events for watchers.
-  mutable absl::Mutex events_mu_;
-  std::deque<greenlight::v1::JobEvent> ring_ ABSL_GUARDED_BY(events_mu_);
-  absl::CondVar events_cv_;
-  std::atomic<int64_t> revision_{0};
-
-  // The command queue.
-  mutable absl::Mutex queue_mu_;
-  std::deque<std::unique_ptr<Command>> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
-  bool tick_requested_ ABSL_GUARDED_BY(queue_mu_) = false;
-  std::thread writer_;
-  bool started_ = false;
+  WriterState writer_ ABSL_GUARDED_BY(mu_);
+  EventLog events_;
+  CommandQueue queue_;
 };
 
 }  // namespace greenlight::scheduler

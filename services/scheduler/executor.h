@@ -1,21 +1,18 @@
-// Executors run placed jobs. The simulated executor (default, demo and
-// replay) finishes a job when its compute time has elapsed on the scheduler's
-// clock; external executors (agents, Kubernetes) report over gRPC.
+// Executors run placed jobs. The core tells an executor, after each commit,
+// which jobs to launch (with their remaining compute time) and which to kill.
+//
+// The simulated executor (the demo's cloud pools, the replay) runs nothing:
+// the core's accrual ends each job when its compute time has elapsed on the
+// scheduler's clock. Real executors (node agents, Slurm) report back what
+// happened; their reports enter the tick as its first phase (core.h).
 #pragma once
 
 #include <string>
-#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 
 namespace greenlight::scheduler {
-
-struct Completion {
-  std::string job_id;
-  bool succeeded = true;
-  std::string message;
-};
 
 class Executor {
  public:
@@ -24,38 +21,21 @@ class Executor {
   // Starts (or resumes after a restart) a job with `remaining` compute time.
   virtual void Launch(const std::string& job_id, absl::Duration remaining) = 0;
   virtual void Kill(const std::string& job_id) = 0;
-  // Reports that the job computed for `d` more (the core accrues in ticks).
-  virtual void Progress(const std::string& job_id, absl::Duration d) = 0;
-  // Jobs that finished since the last call.
-  virtual std::vector<Completion> Poll() = 0;
 };
 
-// Completes each job when it has progressed by its compute time.
+// Keeps the jobs it was told to run (tests read them back).
 class SimulatedExecutor final : public Executor {
  public:
   std::string name() const override { return "simulated"; }
   void Launch(const std::string& job_id, absl::Duration remaining) override {
-    left_[job_id] = remaining;
+    running_[job_id] = remaining;
   }
-  void Kill(const std::string& job_id) override { left_.erase(job_id); }
-  void Progress(const std::string& job_id, absl::Duration d) override {
-    auto it = left_.find(job_id);
-    if (it == left_.end()) return;
-    it->second -= d;
-    if (it->second <= absl::ZeroDuration()) {
-      done_.push_back({job_id, true, "completed on the simulated executor"});
-      left_.erase(it);
-    }
-  }
-  std::vector<Completion> Poll() override {
-    std::vector<Completion> out;
-    out.swap(done_);
-    return out;
-  }
+  void Kill(const std::string& job_id) override { running_.erase(job_id); }
+  bool Runs(const std::string& job_id) const { return running_.contains(job_id); }
+  size_t running() const { return running_.size(); }
 
  private:
-  absl::flat_hash_map<std::string, absl::Duration> left_;
-  std::vector<Completion> done_;
+  absl::flat_hash_map<std::string, absl::Duration> running_;
 };
 
 }  // namespace greenlight::scheduler

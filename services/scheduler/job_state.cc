@@ -62,4 +62,17 @@ absl::Status CheckTransition(JobState from, JobState to) {
       absl::StrCat("job is ", StateName(from), "; it cannot become ", StateName(to)));
 }
 
+std::string WaitingFor(const greenlight::v1::Job& job) {
+  return job.pending_reason() == "QUOTA" ? "GPU quota" : "capacity";
+}
+
+std::string RunningMessage(const greenlight::v1::Job& job) {
+  return absl::StrCat("running on ", job.placement().pool_id(), " (", job.placement().nodes(),
+                      " node(s))");
+}
+
+std::string FormatUtc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
 }  // namespace greenlight::scheduler

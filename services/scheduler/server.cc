@@ -18,6 +18,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/security/tls_credentials_options.h"
 #include "services/providers/inventory.h"
+#include "services/scheduler/service_support.h"
 
 namespace greenlight::scheduler {
 

@@ -15,6 +15,14 @@ absl::Status Bad(absl::string_view field, absl::string_view rule) {
   return InvalidField(field, rule);
 }
 
+// "field: rule" without payloads, as the core and the gRPC adapters wrote
+// these checks before they moved here: ToGrpc adds the BadRequest and the
+// reason from the message (WithFieldViolation), and a status logged on the
+// way keeps its plain text.
+absl::Status Invalid(absl::string_view field, absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
+}
+
 // Strict UTF-8 as protobuf checks it when parsing proto3 strings: no overlong
 // forms, no UTF-16 surrogates, nothing above U+10FFFF. Anything looser would
 // be stored and then refuse to load ("corrupt job row") after a restart.
@@ -198,6 +206,110 @@ absl::Status ValidateTeam(const v1::Team& t,
   if (!t.unknown_grid().empty() && t.unknown_grid() != "pessimistic" &&
       t.unknown_grid() != "default" && t.unknown_grid() != "exclude")
     return Bad("team.unknown_grid", "must be 'pessimistic', 'default' or 'exclude'");
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePools(const std::vector<v1::NodePool>& pools) {
+  for (size_t i = 0; i < pools.size(); ++i) {
+    const auto& p = pools[i];
+    std::string f = absl::StrCat("pools[", i, "]");
+    if (p.id().empty() || p.id().size() > 256)
+      return Invalid(absl::StrCat(f, ".id"), "required, at most 256 bytes");
+    if (p.region().empty()) return Invalid(absl::StrCat(f, ".region"), "required");
+    if (p.gpu_type().empty()) return Invalid(absl::StrCat(f, ".gpu_type"), "required");
+    if (p.gpus_per_node() <= 0 || p.gpus_per_node() > 64)
+      return Invalid(absl::StrCat(f, ".gpus_per_node"), "must be 1..64");
+    if (p.nodes() < 0 || p.nodes() > 1'000'000)
+      return Invalid(absl::StrCat(f, ".nodes"), "must be 0..1,000,000");
+    if (p.price_micros_per_node_hour() <= 0)
+      return Invalid(absl::StrCat(f, ".price_micros_per_node_hour"), "must be > 0");
+    if (p.spot_price_micros_per_node_hour() < 0)
+      return Invalid(absl::StrCat(f, ".spot_price_micros_per_node_hour"), "must be >= 0");
+    if (p.pue() != 0 && (p.pue() < 1.0 || p.pue() > 3.0))
+      return Invalid(absl::StrCat(f, ".pue"), "must be in [1, 3] (0 = default)");
+    if (p.gpu_power_w() < 0 || p.gpu_power_w() > 5000)
+      return Invalid(absl::StrCat(f, ".gpu_power_w"), "must be in [0, 5000]");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCarbonSeries(const std::string& zone, absl::Duration step,
+                                  const std::vector<double>& values, double annual_average) {
+  if (zone.empty() || zone.size() > 64) return Invalid("zone", "required, at most 64 bytes");
+  if (step < absl::Minutes(1) || step > absl::Hours(24))
+    return Invalid("step", "must be between 1 minute and 24 hours");
+  if (values.empty() || values.size() > static_cast<size_t>(kMaxCarbonPoints))
+    return Invalid("points", "between 1 and 100,000 points");
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i]) || values[i] < 0 || values[i] > kMaxGPerKwh)
+      return Invalid(absl::StrCat("points[", i, "].g_per_kwh"), "must be in [0, 5000]");
+  }
+  if (!std::isfinite(annual_average) || annual_average < 0 || annual_average > kMaxGPerKwh)
+    return Invalid("annual_average_g_per_kwh", "must be in [0, 5000]");
+  return absl::OkStatus();
+}
+
+absl::Duration CarbonSeriesStep(const v1::SetCarbonSeriesRequest& req) {
+  return req.has_step() ? FromProto(req.step()) : absl::Hours(1);
+}
+
+absl::Status ValidateSetCarbonSeriesRequest(const v1::SetCarbonSeriesRequest& req) {
+  if (req.points().empty()) return Invalid("points", "at least one point");
+  absl::Duration step = CarbonSeriesStep(req);
+  absl::Time start = FromProto(req.points(0).time());
+  for (int i = 0; i < req.points_size(); ++i) {
+    if (FromProto(req.points(i).time()) != start + step * i)
+      return Invalid(
+          absl::StrCat("points[", i, "].time"),
+          absl::StrCat("points must be ascending at the step (", absl::FormatDuration(step), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEstimateJobRequest(const v1::EstimateJobRequest& req) {
+  if (req.top_k() < 0 || req.top_k() > 50) return Invalid("top_k", "must be between 0 and 50");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateGetJobRequest(const v1::GetJobRequest& req) {
+  if (req.job_id().empty()) return Invalid("job_id", "required");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateListJobsRequest(const v1::ListJobsRequest& req) {
+  if (req.page_size() < 0) return Invalid("page_size", "must be >= 0");
+  for (int s : req.states()) {
+    if (!v1::JobState_IsValid(s)) return Invalid("states", "unknown state");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCancelJobRequest(const v1::CancelJobRequest& req) {
+  if (req.job_id().empty()) return Invalid("job_id", "required");
+  if (req.reason().size() > 1024) return Invalid("reason", "at most 1024 bytes");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateWatchJobsRequest(const v1::WatchJobsRequest& req) {
+  if (req.from_revision() < 0) return Invalid("from_revision", "must be >= 0");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateGetUsageRequest(const v1::GetUsageRequest& req) {
+  if (req.team().empty()) return Invalid("team", "required");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCreateTokenRequest(
+    const v1::CreateTokenRequest& req, const std::function<bool(const std::string&)>& team_exists) {
+  if (!req.admin()) {
+    if (req.team().empty()) return Invalid("team", "required for a team token");
+    if (team_exists && !team_exists(req.team()))
+      return Invalid("team", absl::StrCat("unknown team '", req.team(), "'"));
+  } else if (!req.team().empty()) {
+    return Invalid("team", "must be empty for an admin token");
+  }
+  if (req.description().size() > 256) return Invalid("description", "at most 256 bytes");
   return absl::OkStatus();
 }
 

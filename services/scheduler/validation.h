@@ -1,12 +1,19 @@
-// Field-by-field validation of a JobSpec. Every error is INVALID_ARGUMENT
-// naming the field ("spec.gpus") and the rule ("must be between 1 and 4096").
+// Field-by-field validation of what callers send: job specs, teams, pools,
+// carbon series and the fields of the API's requests. Every error is
+// INVALID_ARGUMENT naming the field ("spec.gpus") and the rule ("must be
+// between 1 and 4096").
 #pragma once
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "greenlight/v1/admin.pb.h"
+#include "greenlight/v1/budgets.pb.h"
+#include "greenlight/v1/inventory.pb.h"
+#include "greenlight/v1/scheduler.pb.h"
 #include "greenlight/v1/types.pb.h"
 
 namespace greenlight::scheduler {
@@ -34,5 +41,34 @@ inline constexpr size_t kMaxPayloadBytes = 64 * 1024;
 absl::Status ValidateJobSpec(const greenlight::v1::JobSpec& spec, const ValidationContext& ctx);
 absl::Status ValidateTeam(const greenlight::v1::Team& team,
                           const std::function<bool(const std::string&)>& team_exists);
+
+// --- Inventory. The checks of SchedulerCore::UpsertPools and
+// SchedulerCore::SetCarbonSeries, whoever calls them (API, config, live data).
+inline constexpr int kMaxCarbonPoints = 100'000;
+inline constexpr double kMaxGPerKwh = 5000;  // gCO2e/kWh, above any real grid
+// Each pool's fields, "pools[i].field: rule".
+absl::Status ValidatePools(const std::vector<greenlight::v1::NodePool>& pools);
+// A zone's series: its name, step, values (gCO2e/kWh) and annual average (0 = keep / derive).
+absl::Status ValidateCarbonSeries(const std::string& zone, absl::Duration step,
+                                  const std::vector<double>& values, double annual_average);
+// --- Inventory requests (pools and the series' values: the two above).
+// The step of a SetCarbonSeries request's points: 1 hour when unset.
+absl::Duration CarbonSeriesStep(const greenlight::v1::SetCarbonSeriesRequest& req);
+// At least one point, at ascending times CarbonSeriesStep(req) apart.
+absl::Status ValidateSetCarbonSeriesRequest(const greenlight::v1::SetCarbonSeriesRequest& req);
+
+// --- Scheduler requests (the spec itself: ValidateJobSpec).
+absl::Status ValidateEstimateJobRequest(const greenlight::v1::EstimateJobRequest& req);
+absl::Status ValidateGetJobRequest(const greenlight::v1::GetJobRequest& req);
+absl::Status ValidateListJobsRequest(const greenlight::v1::ListJobsRequest& req);
+absl::Status ValidateCancelJobRequest(const greenlight::v1::CancelJobRequest& req);
+absl::Status ValidateWatchJobsRequest(const greenlight::v1::WatchJobsRequest& req);
+
+// --- Budgets requests (the team itself: ValidateTeam).
+absl::Status ValidateGetUsageRequest(const greenlight::v1::GetUsageRequest& req);
+
+// --- Admin requests. A team token names an existing team; an admin token none.
+absl::Status ValidateCreateTokenRequest(const greenlight::v1::CreateTokenRequest& req,
+                                        const std::function<bool(const std::string&)>& team_exists);
 
 }  // namespace greenlight::scheduler

@@ -26,6 +26,7 @@
 #include "services/placement/engine.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/executor.h"
+#include "services/scheduler/invariants.h"
 #include "services/scheduler/job_state.h"
 #include "services/store/memory_store.h"
 #include "services/store/sqlite_store.h"
@@ -312,7 +313,7 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
       ++result.ticks;
       if (options.check_invariants_every > 0 &&
           result.ticks % options.check_invariants_every == 0) {
-        absl::Status inv = core->CheckInvariants();
+        absl::Status inv = scheduler::CheckInvariants(*core);
         if (!inv.ok() && result.invariants.ok()) {  // keep the first break
           result.invariants =
               absl::InternalError(absl::StrCat("at ", absl::FormatTime(t), ": ", inv.message()));
@@ -360,7 +361,7 @@ absl::StatusOr<PolicyResult> ReplayPolicy(const Trace& trace, const Policy& poli
     }
   }
   result.virtual_end = clock.Now();
-  absl::Status inv = core->CheckInvariants();
+  absl::Status inv = scheduler::CheckInvariants(*core);
   if (result.invariants.ok()) result.invariants = inv;
 
   // Read every job back from the core.

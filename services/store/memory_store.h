@@ -41,9 +41,10 @@ class MemoryStore final : public Store {
  private:
   MemoryStoreOptions options_;
   mutable absl::Mutex mu_;
-  // Jobs by id, and ids by sequence for Load's order.
+  // Jobs by id, and ids by sequence for Load's order. A multimap: jobs that
+  // share a sequence are all kept (SQLite keeps them too).
   absl::flat_hash_map<std::string, greenlight::v1::Job> jobs_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, std::string> by_sequence_ ABSL_GUARDED_BY(mu_);
+  std::multimap<int64_t, std::string> by_sequence_ ABSL_GUARDED_BY(mu_);
   std::deque<greenlight::v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
   int64_t last_revision_ ABSL_GUARDED_BY(mu_) = 0;
   // Highest revision dropped under max_events (0 = none).

@@ -13,6 +13,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "greenlight/v1/scheduler.pb.h"
 #include "services/scheduler/core.h"
+#include "services/scheduler/invariants.h"
 #include "services/scheduler/validation.h"
 #include "services/store/memory_store.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -81,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     GL_FUZZ_CHECK((*core)->Tick().ok());
     (void)(*core)->Cancel(admitted->job.id(), "fuzz");
   }
-  absl::Status inv = (*core)->CheckInvariants();
+  absl::Status inv = greenlight::scheduler::CheckInvariants(**core);
   if (!inv.ok()) {
     std::fprintf(stderr, "invariant broken: %s\n", std::string(inv.message()).c_str());
     std::abort();

@@ -1,8 +1,9 @@
 // A SchedulerCore wired for deterministic tests: a ManualClock, a temporary
 // SQLite store, the simulated executor and a small hand-built inventory with
 // real catalog prices (SkyPilot AWS catalog, eu-central-1 and us-east-1) and
-// one carbon series per grid zone. The writer thread is not started, so every
-// command runs inline and Tick() is the only thing that moves jobs.
+// one carbon series per grid zone. Commands go through the queue and the
+// writer thread as in the daemon, without automatic ticks (Tick() is the only
+// thing that moves jobs) and with quotes always on current capacity.
 #pragma once
 
 #include <atomic>
@@ -13,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -22,6 +24,7 @@
 #include "services/providers/pool.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/executor.h"
+#include "services/scheduler/invariants.h"
 #include "services/store/sqlite_store.h"
 #include "tests/testing/temp_dir.h"
 
@@ -110,12 +113,34 @@ inline providers::Inventory SmallInventory(int nodes = 2) {
   return inv;
 }
 
-// Store wrapper that can be told to fail the next commits (disk trouble).
+// Store wrapper that can be told to fail the next commits (disk trouble) or
+// to hold them (a slow disk: the writer waits inside Commit, as during an
+// fsync, while callers quote and queue the next batch).
 class FailingStore final : public store::Store {
  public:
   explicit FailingStore(store::Store* inner) : inner_(inner) {}
   void FailNextCommits(int n) { fail_ = n; }
+  void HoldCommits() {
+    absl::MutexLock l(&gate_mu_);
+    hold_ = true;
+  }
+  void ReleaseCommits() {
+    absl::MutexLock l(&gate_mu_);
+    hold_ = false;
+  }
+  // Blocks until a commit waits at the gate.
+  void AwaitHeldCommit() {
+    absl::MutexLock l(&gate_mu_);
+    gate_mu_.Await(absl::Condition(&held_));
+  }
   absl::Status Commit(const store::Batch& batch) override {
+    {
+      absl::MutexLock l(&gate_mu_);
+      held_ = hold_;
+      auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mu_) { return !hold_; };
+      gate_mu_.Await(absl::Condition(&released));
+      held_ = false;
+    }
     if (fail_.load() > 0) {
       --fail_;
       return absl::UnavailableError("store: injected failure: disk I/O error");
@@ -131,13 +156,19 @@ class FailingStore final : public store::Store {
  private:
   store::Store* inner_;
   std::atomic<int> fail_{0};
+  absl::Mutex gate_mu_;
+  bool hold_ ABSL_GUARDED_BY(gate_mu_) = false;
+  bool held_ ABSL_GUARDED_BY(gate_mu_) = false;
 };
 
 class CoreHarness {
  public:
   explicit CoreHarness(providers::Inventory inventory = SmallInventory(),
                        absl::Time start = TestStart())
-      : clock_(start), inventory_(std::move(inventory)) {}
+      : clock_(start), inventory_(std::move(inventory)) {
+    options_.tick_interval = absl::ZeroDuration();
+    options_.max_view_age = absl::ZeroDuration();
+  }
   ~CoreHarness() { Close(); }
 
   // Options applied to every (re)created core.
@@ -158,6 +189,7 @@ class CoreHarness {
     auto c = scheduler::SchedulerCore::Create(std::move(o));
     if (!c.ok()) return c.status();
     core_ = std::move(*c);
+    core_->Start();
     return absl::OkStatus();
   }
   // Drops the core and the store (like a process exit) and opens both again

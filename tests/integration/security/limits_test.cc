@@ -9,8 +9,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "services/scheduler/grpc_services.h"
+#include "services/scheduler/limiters.h"
+#include "services/scheduler/scheduler_service.h"
+#include "services/scheduler/service_support.h"
 #include "services/store/memory_store.h"
 #include "tests/testing/core_harness.h"
 
@@ -136,7 +139,7 @@ TEST(CommandDeadline, AStalledStoreAnswersInBoundedTimeAndLeavesNothingHalfWritt
   ASSERT_TRUE(again2.ok()) << again2.status();
   EXPECT_FALSE(again2->deduplicated);
   EXPECT_EQ(CountRequest(c.core(), "rid-2"), 1);
-  EXPECT_TRUE(c.core().CheckInvariants().ok()) << c.core().CheckInvariants();
+  EXPECT_TRUE(scheduler::CheckInvariants(c.core()).ok()) << scheduler::CheckInvariants(c.core());
 }
 
 TEST(CommandDeadline, CancelAndTeamChangesAreBoundedToo) {
@@ -155,7 +158,7 @@ TEST(CommandDeadline, CancelAndTeamChangesAreBoundedToo) {
   ASSERT_TRUE(j.ok());
   EXPECT_NE(j->state(), v1::JOB_STATE_CANCELLED) << "a withdrawn cancel must not apply";
   EXPECT_TRUE(c.core().Cancel(job->job.id(), "test").ok());
-  EXPECT_TRUE(c.core().CheckInvariants().ok());
+  EXPECT_TRUE(scheduler::CheckInvariants(c.core()).ok());
 }
 
 // The gRPC adapters over that core, on a loopback port.

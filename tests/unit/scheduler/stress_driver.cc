@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "services/budget/period.h"
 #include "services/scheduler/core.h"
+#include "services/scheduler/invariants.h"
 #include "services/scheduler/job_state.h"
 #include "services/store/sqlite_store.h"
 #include "tests/testing/core_harness.h"
@@ -221,7 +222,7 @@ void RunStress(const StressConfig& config) {
   std::atomic<int> observations{0};
 
   auto observe = [&](const char* where) {
-    absl::Status st = core->CheckInvariants();
+    absl::Status st = scheduler::CheckInvariants(*core);
     observations.fetch_add(1);
     if (!st.ok()) violations.Add(absl::StrCat(where, ": ", st.ToString()));
   };
@@ -542,7 +543,7 @@ void RunStress(const StressConfig& config) {
   core_or = SchedulerCore::Create(opts);
   ASSERT_TRUE(core_or.ok()) << core_or.status();
   core = std::move(*core_or);
-  absl::Status inv = core->CheckInvariants();
+  absl::Status inv = scheduler::CheckInvariants(*core);
   EXPECT_TRUE(inv.ok()) << "after restart: " << inv;
   for (const auto& [key, want] : live_usage) {
     auto u = core->GetUsage(key.first, PeriodTime(key.second));

@@ -1,5 +1,6 @@
-// ValidateJobSpec / ValidateTeam: each bad field is INVALID_ARGUMENT with a
-// message naming the field; good specs (also at every limit) pass.
+// ValidateJobSpec / ValidateTeam / ValidatePools / ValidateCarbonSeries and
+// the request checks: each bad field is INVALID_ARGUMENT with a message
+// naming the field and the rule; good input (also at every limit) passes.
 #include "services/scheduler/validation.h"
 
 #include <cmath>
@@ -397,6 +398,267 @@ TEST(ValidateTeam, RejectsEachBadFieldWithItsName) {
   top.set_alert_ratio(0);
   top.clear_on_budget_exhausted();
   EXPECT_TRUE(ValidateTeam(top, exists).ok()) << "zeros mean unlimited / defaults";
+}
+
+// A status's message must be exactly "field: rule", and carry no payloads
+// (ToGrpc derives the BadRequest from the message).
+void ExpectInvalid(const absl::Status& st, const std::string& message, const std::string& name) {
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << name << ": " << st;
+  EXPECT_EQ(std::string(st.message()), message) << name;
+  int payloads = 0;
+  st.ForEachPayload([&](absl::string_view, const absl::Cord&) { ++payloads; });
+  EXPECT_EQ(payloads, 0) << name;
+}
+
+v1::NodePool ValidPool(const std::string& id) {
+  v1::NodePool p;
+  p.set_id(id);
+  p.set_provider("aws");
+  p.set_region("eu-central-1");
+  p.set_instance_type("p4d.24xlarge");
+  p.set_gpu_type("A100");
+  p.set_gpus_per_node(8);
+  p.set_nodes(4);
+  p.set_price_micros_per_node_hour(32'770'000);
+  p.set_spot_price_micros_per_node_hour(0);
+  p.set_pue(1.2);
+  p.set_gpu_power_w(400);
+  return p;
+}
+
+TEST(ValidatePools, RejectsEachBadFieldWithItsIndexAndRule) {
+  struct Case {
+    std::string name;
+    std::function<void(v1::NodePool&)> mutate;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"no id", [](v1::NodePool& p) { p.clear_id(); },
+            "pools[1].id: required, at most 256 bytes"},
+           {"id of 257 bytes", [](v1::NodePool& p) { p.set_id(std::string(257, 'p')); },
+            "pools[1].id: required, at most 256 bytes"},
+           {"no region", [](v1::NodePool& p) { p.clear_region(); }, "pools[1].region: required"},
+           {"no gpu type", [](v1::NodePool& p) { p.clear_gpu_type(); },
+            "pools[1].gpu_type: required"},
+           {"zero gpus per node", [](v1::NodePool& p) { p.set_gpus_per_node(0); },
+            "pools[1].gpus_per_node: must be 1..64"},
+           {"65 gpus per node", [](v1::NodePool& p) { p.set_gpus_per_node(65); },
+            "pools[1].gpus_per_node: must be 1..64"},
+           {"negative nodes", [](v1::NodePool& p) { p.set_nodes(-1); },
+            "pools[1].nodes: must be 0..1,000,000"},
+           {"too many nodes", [](v1::NodePool& p) { p.set_nodes(1'000'001); },
+            "pools[1].nodes: must be 0..1,000,000"},
+           {"free nodes", [](v1::NodePool& p) { p.set_price_micros_per_node_hour(0); },
+            "pools[1].price_micros_per_node_hour: must be > 0"},
+           {"negative spot price",
+            [](v1::NodePool& p) { p.set_spot_price_micros_per_node_hour(-1); },
+            "pools[1].spot_price_micros_per_node_hour: must be >= 0"},
+           {"pue below 1", [](v1::NodePool& p) { p.set_pue(0.9); },
+            "pools[1].pue: must be in [1, 3] (0 = default)"},
+           {"pue above 3", [](v1::NodePool& p) { p.set_pue(3.1); },
+            "pools[1].pue: must be in [1, 3] (0 = default)"},
+           {"negative gpu power", [](v1::NodePool& p) { p.set_gpu_power_w(-1); },
+            "pools[1].gpu_power_w: must be in [0, 5000]"},
+           {"absurd gpu power", [](v1::NodePool& p) { p.set_gpu_power_w(5001); },
+            "pools[1].gpu_power_w: must be in [0, 5000]"},
+       }) {
+    std::vector<v1::NodePool> pools = {ValidPool("a"), ValidPool("b")};
+    c.mutate(pools[1]);
+    ExpectInvalid(ValidatePools(pools), c.message, c.name);
+  }
+}
+
+TEST(ValidatePools, AcceptsGoodPoolsDefaultsAndLimits) {
+  EXPECT_TRUE(ValidatePools({}).ok());
+  v1::NodePool defaults = ValidPool("defaults");
+  defaults.set_pue(0);
+  defaults.set_gpu_power_w(0);
+  defaults.set_nodes(0);
+  v1::NodePool limits = ValidPool(std::string(256, 'l'));
+  limits.set_gpus_per_node(64);
+  limits.set_nodes(1'000'000);
+  limits.set_pue(3);
+  limits.set_gpu_power_w(5000);
+  absl::Status st = ValidatePools({ValidPool("a"), defaults, limits});
+  EXPECT_TRUE(st.ok()) << st;
+}
+
+TEST(ValidateCarbonSeries, RejectsEachBadFieldWithItsRule) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  struct Case {
+    std::string name;
+    std::string zone;
+    absl::Duration step;
+    std::vector<double> values;
+    double annual_average;
+    std::string message;
+  };
+  const absl::Duration h = absl::Hours(1);
+  for (const Case& c : std::vector<Case>{
+           {"no zone", "", h, {300}, 0, "zone: required, at most 64 bytes"},
+           {"zone of 65 bytes",
+            std::string(65, 'z'),
+            h,
+            {300},
+            0,
+            "zone: required, at most 64 bytes"},
+           {"step under a minute",
+            "DE",
+            absl::Seconds(59),
+            {300},
+            0,
+            "step: must be between 1 minute and 24 hours"},
+           {"step over a day",
+            "DE",
+            absl::Hours(24) + absl::Seconds(1),
+            {300},
+            0,
+            "step: must be between 1 minute and 24 hours"},
+           {"no values", "DE", h, {}, 0, "points: between 1 and 100,000 points"},
+           {"too many values", "DE", h, std::vector<double>(kMaxCarbonPoints + 1, 300), 0,
+            "points: between 1 and 100,000 points"},
+           {"negative value", "DE", h, {300, -1}, 0, "points[1].g_per_kwh: must be in [0, 5000]"},
+           {"absurd value", "DE", h, {300, 5001}, 0, "points[1].g_per_kwh: must be in [0, 5000]"},
+           {"NaN value", "DE", h, {nan}, 0, "points[0].g_per_kwh: must be in [0, 5000]"},
+           {"infinite value",
+            "DE",
+            h,
+            {300, 300, inf},
+            0,
+            "points[2].g_per_kwh: must be in [0, 5000]"},
+           {"negative average",
+            "DE",
+            h,
+            {300},
+            -1,
+            "annual_average_g_per_kwh: must be in [0, 5000]"},
+           {"NaN average", "DE", h, {300}, nan, "annual_average_g_per_kwh: must be in [0, 5000]"},
+           {"absurd average",
+            "DE",
+            h,
+            {300},
+            5001,
+            "annual_average_g_per_kwh: must be in [0, 5000]"},
+       }) {
+    ExpectInvalid(ValidateCarbonSeries(c.zone, c.step, c.values, c.annual_average), c.message,
+                  c.name);
+  }
+}
+
+TEST(ValidateCarbonSeries, AcceptsGoodSeriesAtTheLimits) {
+  EXPECT_TRUE(ValidateCarbonSeries("DE", absl::Hours(1), {300, 0, 5000}, 0).ok());
+  EXPECT_TRUE(ValidateCarbonSeries(std::string(64, 'z'), absl::Minutes(1), {1}, 5000).ok());
+  EXPECT_TRUE(
+      ValidateCarbonSeries("DE", absl::Hours(24), std::vector<double>(kMaxCarbonPoints, 300), 380)
+          .ok());
+}
+
+v1::SetCarbonSeriesRequest SeriesRequest(absl::Duration step, int points) {
+  v1::SetCarbonSeriesRequest r;
+  r.set_zone("DE");
+  for (int i = 0; i < points; ++i) {
+    auto* p = r.add_points();
+    *p->mutable_time() = ToProto(kNow + step * i);
+    p->set_g_per_kwh(300 + i);
+  }
+  return r;
+}
+
+TEST(ValidateSetCarbonSeriesRequest, NeedsPointsAscendingAtTheStep) {
+  ExpectInvalid(ValidateSetCarbonSeriesRequest(SeriesRequest(absl::Hours(1), 0)),
+                "points: at least one point", "no points");
+  v1::SetCarbonSeriesRequest gap = SeriesRequest(absl::Hours(1), 3);
+  *gap.mutable_points(2)->mutable_time() = ToProto(kNow + absl::Hours(3));
+  ExpectInvalid(ValidateSetCarbonSeriesRequest(gap),
+                "points[2].time: points must be ascending at the step (1h)", "gap");
+  // 15-minute points without a step: the default step is an hour.
+  v1::SetCarbonSeriesRequest quarter = SeriesRequest(absl::Minutes(15), 2);
+  ExpectInvalid(ValidateSetCarbonSeriesRequest(quarter),
+                "points[1].time: points must be ascending at the step (1h)", "default step");
+  *quarter.mutable_step() = ToProtoDuration(absl::Minutes(15));
+  EXPECT_EQ(CarbonSeriesStep(quarter), absl::Minutes(15));
+  EXPECT_TRUE(ValidateSetCarbonSeriesRequest(quarter).ok());
+  EXPECT_EQ(CarbonSeriesStep(SeriesRequest(absl::Hours(1), 1)), absl::Hours(1));
+  EXPECT_TRUE(ValidateSetCarbonSeriesRequest(SeriesRequest(absl::Hours(1), 48)).ok());
+}
+
+TEST(ValidateSchedulerRequests, RejectEachBadFieldWithItsRule) {
+  v1::EstimateJobRequest estimate;
+  EXPECT_TRUE(ValidateEstimateJobRequest(estimate).ok());
+  estimate.set_top_k(50);
+  EXPECT_TRUE(ValidateEstimateJobRequest(estimate).ok());
+  estimate.set_top_k(51);
+  ExpectInvalid(ValidateEstimateJobRequest(estimate), "top_k: must be between 0 and 50",
+                "top_k 51");
+  estimate.set_top_k(-1);
+  ExpectInvalid(ValidateEstimateJobRequest(estimate), "top_k: must be between 0 and 50",
+                "top_k -1");
+
+  v1::GetJobRequest get;
+  ExpectInvalid(ValidateGetJobRequest(get), "job_id: required", "get without id");
+  get.set_job_id("j-1");
+  EXPECT_TRUE(ValidateGetJobRequest(get).ok());
+
+  v1::ListJobsRequest list;
+  EXPECT_TRUE(ValidateListJobsRequest(list).ok());
+  list.set_page_size(-1);
+  ExpectInvalid(ValidateListJobsRequest(list), "page_size: must be >= 0", "negative page size");
+  list.set_page_size(100);
+  list.add_states(v1::JobState_MAX);
+  EXPECT_TRUE(ValidateListJobsRequest(list).ok());
+  list.mutable_states()->Add(v1::JobState_MAX + 1);
+  ExpectInvalid(ValidateListJobsRequest(list), "states: unknown state", "unknown state");
+
+  v1::CancelJobRequest cancel;
+  ExpectInvalid(ValidateCancelJobRequest(cancel), "job_id: required", "cancel without id");
+  cancel.set_job_id("j-1");
+  cancel.set_reason(std::string(1024, 'r'));
+  EXPECT_TRUE(ValidateCancelJobRequest(cancel).ok());
+  cancel.set_reason(std::string(1025, 'r'));
+  ExpectInvalid(ValidateCancelJobRequest(cancel), "reason: at most 1024 bytes", "long reason");
+
+  v1::WatchJobsRequest watch;
+  EXPECT_TRUE(ValidateWatchJobsRequest(watch).ok());
+  watch.set_from_revision(-1);
+  ExpectInvalid(ValidateWatchJobsRequest(watch), "from_revision: must be >= 0", "negative rev");
+}
+
+TEST(ValidateGetUsageRequest, NeedsATeam) {
+  v1::GetUsageRequest usage;
+  ExpectInvalid(ValidateGetUsageRequest(usage), "team: required", "no team");
+  usage.set_team("ml");
+  EXPECT_TRUE(ValidateGetUsageRequest(usage).ok());
+}
+
+TEST(ValidateCreateTokenRequest, TeamTokensNameAnExistingTeamAdminTokensNone) {
+  auto exists = [](const std::string& t) { return t == "ml"; };
+  struct Case {
+    std::string name;
+    bool admin;
+    std::string team;
+    size_t description_bytes;
+    std::string message;  // "" = OK
+  };
+  for (const Case& c : std::vector<Case>{
+           {"team token", false, "ml", 256, ""},
+           {"admin token", true, "", 0, ""},
+           {"team token without team", false, "", 0, "team: required for a team token"},
+           {"team token of unknown team", false, "cv", 0, "team: unknown team 'cv'"},
+           {"admin token with team", true, "ml", 0, "team: must be empty for an admin token"},
+           {"long description", true, "", 257, "description: at most 256 bytes"},
+       }) {
+    v1::CreateTokenRequest req;
+    req.set_admin(c.admin);
+    req.set_team(c.team);
+    req.set_description(std::string(c.description_bytes, 'd'));
+    absl::Status st = ValidateCreateTokenRequest(req, exists);
+    if (c.message.empty()) {
+      EXPECT_TRUE(st.ok()) << c.name << ": " << st;
+    } else {
+      ExpectInvalid(st, c.message, c.name);
+    }
+  }
 }
 
 }  // namespace

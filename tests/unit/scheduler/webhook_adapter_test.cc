@@ -78,7 +78,7 @@ TEST_F(WebhookAdapterTest, NoCapacityWithoutQueueingIsRefusedAndLeavesNoTrace) {
   EXPECT_EQ(after.jobs, before.jobs);
   EXPECT_EQ(after.events, before.events);
   EXPECT_EQ(after.reserved, before.reserved);
-  ASSERT_OK(h_.core().CheckInvariants());
+  ASSERT_OK(scheduler::CheckInvariants(h_.core()));
   // Kubernetes retries the same object (same request id) once a node is free:
   // it is admitted then, not answered with an old refusal.
   ASSERT_OK(h_.Advance(absl::Hours(2)));

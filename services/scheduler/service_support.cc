@@ -1,0 +1,44 @@
+#include "services/scheduler/service_support.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/error_details.h"
+#include "google/rpc/status.pb.h"
+
+namespace greenlight::scheduler {
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const absl::Status s = WithFieldViolation(status);
+  auto code = static_cast<grpc::StatusCode>(static_cast<int>(s.code()));
+  std::string msg(s.message());
+  google::rpc::Status details;
+  bool any = false;
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    auto* a = details.add_details();
+    a->set_type_url(std::string(url));
+    a->set_value(std::string(payload));
+    any = true;
+  });
+  if (!any) return grpc::Status(code, msg);
+  details.set_code(static_cast<int>(s.code()));
+  details.set_message(msg);
+  return grpc::Status(code, msg, details.SerializeAsString());
+}
+
+absl::StatusOr<Principal> Who(const ServiceContext& ctx, grpc::ServerContext* sc) {
+  std::string header;
+  auto it = sc->client_metadata().find("authorization");
+  if (it != sc->client_metadata().end()) header.assign(it->second.data(), it->second.size());
+  return ctx.auth->Authenticate(header);
+}
+
+absl::Status AdminOnly(const Principal& p) {
+  if (p.admin) return absl::OkStatus();
+  return absl::PermissionDeniedError("this call needs an admin token");
+}
+
+absl::Status NotFoundJob(const std::string& id) {
+  return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
+}
+
+}  // namespace greenlight::scheduler
