@@ -29,7 +29,7 @@ absl::StatusOr<FileStamp> Stamp(absl::string_view what, const std::string& path,
                                 absl::string_view key) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " ", key, " ", path, ": cannot stat"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ".", key, " ", path, ": cannot stat"));
   }
   return FileStamp{st.st_dev, st.st_ino, st.st_size,
                    static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
@@ -73,7 +73,7 @@ absl::Status LoadClientCa(absl::string_view what, const std::string& file,
   BIO* bio = BIO_new_file(file.c_str(), "r");
   if (bio == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " client_ca_file ", file, ": cannot open: ", OpenSslError()));
+        absl::StrCat(what, ".client_ca_file ", file, ": cannot open: ", OpenSslError()));
   }
   out->client_ca = X509_STORE_new();
   out->client_ca_names = sk_X509_NAME_new_null();
@@ -88,7 +88,7 @@ absl::Status LoadClientCa(absl::string_view what, const std::string& file,
   ERR_clear_error();  // the loop ends on a "no start line" error
   if (count == 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " client_ca_file ", file, ": no PEM certificate"));
+        absl::StrCat(what, ".client_ca_file ", file, ": no PEM certificate"));
   }
   return absl::OkStatus();
 }
@@ -112,7 +112,7 @@ absl::StatusOr<std::shared_ptr<CertReloader::Loaded>> Load(absl::string_view wha
   BIO* bio = BIO_new_file(files.cert_file.c_str(), "r");
   if (bio == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " cert_file ", files.cert_file, ": cannot open: ", OpenSslError()));
+        absl::StrCat(what, ".cert_file ", files.cert_file, ": cannot open: ", OpenSslError()));
   }
   out->cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
   out->chain = sk_X509_new_null();
@@ -125,23 +125,24 @@ absl::StatusOr<std::shared_ptr<CertReloader::Loaded>> Load(absl::string_view wha
   ERR_clear_error();  // the chain loop ends on a "no start line" error
   if (out->cert == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " cert_file ", files.cert_file, ": no PEM certificate"));
+        absl::StrCat(what, ".cert_file ", files.cert_file, ": no PEM certificate"));
   }
   bio = BIO_new_file(files.key_file.c_str(), "r");
   if (bio == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " key_file ", files.key_file, ": cannot open: ", OpenSslError()));
+        absl::StrCat(what, ".key_file ", files.key_file, ": cannot open: ", OpenSslError()));
   }
   out->key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
   if (out->key == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " key_file ", files.key_file, ": no PEM private key: ", OpenSslError()));
+        absl::StrCat(what, ".key_file ", files.key_file, ": no PEM private key: ", OpenSslError()));
   }
   if (X509_check_private_key(out->cert, out->key) != 1) {
     ERR_clear_error();
-    return absl::InvalidArgumentError(absl::StrCat(what, " key_file ", files.key_file,
-                                                   " does not match cert_file ", files.cert_file));
+    return absl::InvalidArgumentError(absl::StrCat(what, ".key_file ", files.key_file,
+                                                   " does not match ", what, ".cert_file ",
+                                                   files.cert_file));
   }
   if (!files.client_ca_file.empty()) {
     if (absl::Status st = LoadClientCa(what, files.client_ca_file, out.get()); !st.ok()) return st;
@@ -150,6 +151,10 @@ absl::StatusOr<std::shared_ptr<CertReloader::Loaded>> Load(absl::string_view wha
 }
 
 }  // namespace
+
+absl::Status CheckCertFiles(absl::string_view what, const CertFiles& files) {
+  return Load(what, files).status();
+}
 
 CertReloader::CertReloader(std::string what, CertFiles files, absl::Duration check_interval)
     : what_(std::move(what)), files_(std::move(files)), check_interval_(check_interval) {}

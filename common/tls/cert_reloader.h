@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 struct ssl_ctx_st;  // OpenSSL's SSL_CTX
@@ -25,6 +26,12 @@ struct CertFiles {
   std::string key_file;        // PEM private key of the leaf
   std::string client_ca_file;  // PEM CA(s); set = clients must present a certificate they signed
 };
+
+// Loads the files once and checks them (a PEM certificate, a private key that
+// matches it, a client CA), for listeners that load them their own way (gRPC's
+// file watcher), so that a typo is a clear error at start. Errors name the
+// file by `what`.cert_file, `what`.key_file, `what`.client_ca_file.
+absl::Status CheckCertFiles(absl::string_view what, const CertFiles& files);
 
 class CertReloader {
  public:

@@ -1,8 +1,5 @@
 #include "services/scheduler/server.h"
 
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include <algorithm>
 #include <fstream>
 
@@ -14,6 +11,7 @@
 #include "common/net.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
+#include "common/tls/cert_reloader.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/security/tls_credentials_options.h"
@@ -35,50 +33,6 @@ placement::Mode ParseMode(const std::string& m) {
   return placement::Mode::kBalanced;
 }
 
-// Checks the TLS files at start, so that a typo or a key that does not match
-// its certificate is a clear error instead of failing handshakes later.
-absl::Status CheckTlsFiles(const TlsConfig& tls) {
-  if (tls.key_file.empty())
-    return absl::InvalidArgumentError("tls.key_file: required with tls.cert_file");
-  auto read_pem = [](const std::string& key,
-                     const std::string& path) -> absl::StatusOr<std::string> {
-    auto text = ReadFileToString(path);
-    if (!text.ok())
-      return absl::InvalidArgumentError(absl::StrCat(key, ": ", text.status().message()));
-    return text;
-  };
-  ASSIGN_OR_RETURN(std::string cert_pem, read_pem("tls.cert_file", tls.cert_file));
-  ASSIGN_OR_RETURN(std::string key_pem, read_pem("tls.key_file", tls.key_file));
-  std::unique_ptr<BIO, decltype(&BIO_free)> cb(
-      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(
-      PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr), X509_free);
-  if (!cert)
-    return absl::InvalidArgumentError(
-        absl::StrCat("tls.cert_file: ", tls.cert_file, ": no PEM certificate"));
-  std::unique_ptr<BIO, decltype(&BIO_free)> kb(
-      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-      PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
-  if (!key)
-    return absl::InvalidArgumentError(
-        absl::StrCat("tls.key_file: ", tls.key_file, ": no PEM private key"));
-  if (X509_check_private_key(cert.get(), key.get()) != 1)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tls.key_file: ", tls.key_file, " does not match tls.cert_file ", tls.cert_file));
-  if (!tls.client_ca_file.empty()) {
-    ASSIGN_OR_RETURN(std::string ca_pem, read_pem("tls.client_ca_file", tls.client_ca_file));
-    std::unique_ptr<BIO, decltype(&BIO_free)> ab(
-        BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())), BIO_free);
-    std::unique_ptr<X509, decltype(&X509_free)> ca(
-        PEM_read_bio_X509(ab.get(), nullptr, nullptr, nullptr), X509_free);
-    if (!ca)
-      return absl::InvalidArgumentError(
-          absl::StrCat("tls.client_ca_file: ", tls.client_ca_file, ": no PEM certificate"));
-  }
-  return absl::OkStatus();
-}
-
 // TLS (optionally mutual) whose certificate, key and client CA are re-read
 // from their files every `reload` by gRPC's file watcher: a rotated
 // certificate (cert-manager, a replaced Secret) takes effect for new
@@ -89,7 +43,13 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     const TlsConfig& tls, absl::Duration reload,
     std::shared_ptr<grpc::experimental::CertificateProviderInterface>* provider) {
   if (!tls.enabled()) return grpc::InsecureServerCredentials();
-  RETURN_IF_ERROR(CheckTlsFiles(tls));
+  // A typo or a key that does not match its certificate is a clear error at
+  // start instead of failing handshakes later.
+  if (tls.key_file.empty())
+    return absl::InvalidArgumentError("tls.key_file: required with tls.cert_file");
+  RETURN_IF_ERROR(tls::CheckCertFiles("tls", {.cert_file = tls.cert_file,
+                                              .key_file = tls.key_file,
+                                              .client_ca_file = tls.client_ca_file}));
   unsigned int secs = static_cast<unsigned int>(std::max<int64_t>(1, absl::ToInt64Seconds(reload)));
   *provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
       tls.key_file, tls.cert_file, tls.client_ca_file, secs);

@@ -94,11 +94,11 @@ TEST_F(CertReloaderTest, CreateRefusesUnusableFilesNamingListenerKeyAndFile) {
   const std::string cert = pki_.File("srv1.pem"), key = pki_.File("srv1.key");
   for (const Case& c : std::vector<Case>{
            {"no files", {}, "metrics needs TLS: tls.cert_file and tls.key_file"},
-           {"missing cert", {pki_.File("nope.pem"), key, ""}, "metrics cert_file "},
+           {"missing cert", {pki_.File("nope.pem"), key, ""}, "metrics.cert_file "},
            {"cert not PEM", {pki_.File("srv1.ext"), key, ""}, "no PEM certificate"},
-           {"key not PEM", {cert, pki_.File("srv1.ext"), ""}, "metrics key_file "},
+           {"key not PEM", {cert, pki_.File("srv1.ext"), ""}, "metrics.key_file "},
            {"key of another cert", {cert, pki_.File("srv2.key"), ""}, "does not match"},
-           {"missing client CA", {cert, key, pki_.File("nope.pem")}, "metrics client_ca_file "},
+           {"missing client CA", {cert, key, pki_.File("nope.pem")}, "metrics.client_ca_file "},
            {"client CA not PEM", {cert, key, pki_.File("srv1.ext")}, "client_ca_file"},
        }) {
     auto r = CertReloader::Create("metrics", c.files, absl::ZeroDuration());
@@ -106,6 +106,17 @@ TEST_F(CertReloaderTest, CreateRefusesUnusableFilesNamingListenerKeyAndFile) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.name;
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.want)) << c.name;
   }
+}
+
+TEST_F(CertReloaderTest, CheckCertFilesNamesTheConfigKeyOfTheBadFile) {
+  const std::string cert = pki_.File("srv1.pem"), key = pki_.File("srv1.key");
+  EXPECT_TRUE(CheckCertFiles("tls", {cert, key, ""}).ok());
+  absl::Status mismatch = CheckCertFiles("tls", {cert, pki_.File("srv2.key"), ""});
+  EXPECT_EQ(mismatch.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(mismatch.message()), HasSubstr("tls.key_file "));
+  EXPECT_THAT(std::string(mismatch.message()), HasSubstr("does not match tls.cert_file "));
+  EXPECT_THAT(std::string(CheckCertFiles("tls", {pki_.File("nope.pem"), key, ""}).message()),
+              HasSubstr("tls.cert_file "));
 }
 
 TEST_F(CertReloaderTest, EveryHandshakeGetsTheFilesOnDiskAndAHalfWrittenSetKeepsTheLastGood) {
