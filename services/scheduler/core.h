@@ -215,6 +215,9 @@ class SchedulerCore {
   // --- Admission (core_admission.cc): dedup, quote, classify the refusal,
   // then in the writer: reserve and allocate.
   struct Admission;
+  // The validated request and the snapshot to quote it on.
+  absl::Status QuoteInputs(const greenlight::v1::JobSpec& spec, placement::JobRequest* req,
+                           placement::Snapshot* snap) const;
   absl::StatusOr<SubmitResult> SubmitAttempt(const greenlight::v1::JobSpec& spec,
                                              const SubmitOptions& submit_options,
                                              bool check_calendar);

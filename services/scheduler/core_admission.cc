@@ -38,15 +38,19 @@ constexpr int kCalendarAttempts = 4;
 constexpr char kCalendarConflictPayloadUrl[] = "greenlight.internal/calendar-conflict";
 }  // namespace
 
+absl::Status SchedulerCore::QuoteInputs(const JobSpec& spec, placement::JobRequest* req,
+                                        placement::Snapshot* snap) const {
+  absl::ReaderMutexLock l(&mu_);
+  RETURN_IF_ERROR(ValidateLocked(spec));
+  *req = ToRequestLocked(spec);
+  *snap = BuildSnapshot(spec.team(), false);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Quote> SchedulerCore::Estimate(const JobSpec& spec, int top_k) {
   placement::JobRequest req;
   placement::Snapshot snap;
-  {
-    absl::ReaderMutexLock l(&mu_);
-    RETURN_IF_ERROR(ValidateLocked(spec));
-    req = ToRequestLocked(spec);
-    snap = BuildSnapshot(spec.team(), false);
-  }
+  RETURN_IF_ERROR(QuoteInputs(spec, &req, &snap));
   req.top_k = top_k <= 0 ? 5 : std::min(top_k, 50);
   absl::Time t0 = absl::Now();
   placement::Decision d = engine_.Place(req, snap);
@@ -102,12 +106,7 @@ absl::StatusOr<SubmitResult> SchedulerCore::Deduplicated(const std::string& id,
 absl::StatusOr<SchedulerCore::Admission> SchedulerCore::Quote(const JobSpec& spec) {
   placement::JobRequest req;
   placement::Snapshot snap;
-  {
-    absl::ReaderMutexLock l(&mu_);
-    RETURN_IF_ERROR(ValidateLocked(spec));
-    req = ToRequestLocked(spec);
-    snap = BuildSnapshot(spec.team(), false);
-  }
+  RETURN_IF_ERROR(QuoteInputs(spec, &req, &snap));
   absl::Time t0 = absl::Now();
   Admission a;
   a.spec = spec;

@@ -7,6 +7,15 @@
 
 namespace greenlight::scheduler {
 
+void NodeAllocator::AddPool(providers::Pool pool) {
+  PoolState ps;
+  ps.pool = std::move(pool);
+  ps.free_gpus.assign(ps.pool.nodes, ps.pool.gpus_per_node);
+  pool_index_[ps.pool.id] = static_cast<int>(pools_.size());
+  regions_.insert(ps.pool.region);
+  pools_.push_back(std::move(ps));
+}
+
 void NodeAllocator::Reset(std::vector<providers::Pool> pools) {
   std::sort(pools.begin(), pools.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   pools_.clear();
@@ -16,13 +25,8 @@ void NodeAllocator::Reset(std::vector<providers::Pool> pools) {
   running_gpus_.clear();
   running_gpus_by_type_.clear();
   for (auto& p : pools) {
-    PoolState ps;
-    ps.pool = std::move(p);
-    ps.pool.free_nodes = ps.pool.nodes;
-    ps.free_gpus.assign(ps.pool.nodes, ps.pool.gpus_per_node);
-    pool_index_[ps.pool.id] = static_cast<int>(pools_.size());
-    regions_.insert(ps.pool.region);
-    pools_.push_back(std::move(ps));
+    p.free_nodes = p.nodes;
+    AddPool(std::move(p));
   }
   ++capacity_version_;
   ++layout_version_;
@@ -64,12 +68,7 @@ absl::Status NodeAllocator::Upsert(providers::Pool pool) {
     ps.pool = std::move(pool);
     regions_.insert(ps.pool.region);
   } else {
-    PoolState ps;
-    ps.pool = std::move(pool);
-    ps.free_gpus.assign(ps.pool.nodes, ps.pool.gpus_per_node);
-    pool_index_[ps.pool.id] = static_cast<int>(pools_.size());
-    regions_.insert(ps.pool.region);
-    pools_.push_back(std::move(ps));
+    AddPool(std::move(pool));
   }
   ++capacity_version_;
   ++layout_version_;

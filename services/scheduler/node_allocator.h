@@ -79,6 +79,9 @@ class NodeAllocator {
     std::string gpu_type;
     int gpus = 0;
   };
+  // Appends a new pool, all nodes free.
+  void AddPool(providers::Pool pool);
+
   std::vector<PoolState> pools_;
   absl::flat_hash_map<std::string, int> pool_index_;
   absl::flat_hash_set<std::string> regions_;
