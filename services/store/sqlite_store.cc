@@ -371,8 +371,7 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
       std::string vals = s.ColBlob(6);
       z.values.resize(vals.size() / sizeof(double));
       // A zone without values has no buffer: memcpy from null is undefined.
-      if (!z.values.empty())
-        memcpy(z.values.data(), vals.data(), z.values.size() * sizeof(double));
+      if (!z.values.empty()) memcpy(z.values.data(), vals.data(), z.values.size() * sizeof(double));
       snap.zones.push_back(std::move(z));
     }
     SQL_CHECK(db_, rc, "read zones");
