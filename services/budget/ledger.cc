@@ -56,7 +56,7 @@ void BudgetLedger::Apply(const store::LedgerRow& r) {
   if (r.job_id.empty()) return;
   JobAccount& a = jobs_[r.job_id];
   a.team = r.team;
-  if (r.kind == "reserve") {
+  if (r.kind == greenlight::v1::LEDGER_KIND_RESERVE) {
     a.reserve_period = r.period;
     a.open = true;
   }
@@ -65,7 +65,8 @@ void BudgetLedger::Apply(const store::LedgerRow& r) {
   a.cost_accrued_micros += r.cost_spent_micros;
   a.carbon_accrued_mg += r.carbon_spent_mg;
   a.energy_accrued_mwh += r.energy_spent_mwh;
-  if (r.kind == "release" || r.kind == "settle") a.open = false;
+  if (r.kind == greenlight::v1::LEDGER_KIND_RELEASE || r.kind == greenlight::v1::LEDGER_KIND_SETTLE)
+    a.open = false;
 }
 
 Totals BudgetLedger::TeamTotals(const std::string& team, const std::string& period) const {
@@ -173,7 +174,7 @@ absl::StatusOr<std::vector<store::LedgerRow>> BudgetLedger::Reserve(const std::s
   r.team = team;
   r.period = period;
   r.job_id = job_id;
-  r.kind = "reserve";
+  r.kind = greenlight::v1::LEDGER_KIND_RESERVE;
   r.cost_reserved_micros = cost;
   r.carbon_reserved_mg = carbon;
   r.reason = reason;
@@ -222,20 +223,22 @@ AccrueResult BudgetLedger::Accrue(const std::string& job_id, absl::Time at, absl
   int64_t give_carbon = std::min(g, a.carbon_reserved_mg);
   int64_t t_us = absl::ToUnixMicros(now);
   if (same) {
-    store::LedgerRow r{0, t_us,       a.team, period,       job_id, "accrue",
-                       c, -give_cost, g,      -give_carbon, e,      reason};
+    store::LedgerRow r{
+        0, t_us,       a.team, period,       job_id, greenlight::v1::LEDGER_KIND_ACCRUE,
+        c, -give_cost, g,      -give_carbon, e,      reason};
     Apply(r);
     res.rows.push_back(r);
   } else {
     // Each month is charged for its own part; the reservation (made in its
     // own month) shrinks by the same amount.
-    store::LedgerRow spent{0, t_us, a.team, period, job_id, "accrue", c, 0, g, 0, e, reason};
+    store::LedgerRow spent{0, t_us, a.team, period, job_id, greenlight::v1::LEDGER_KIND_ACCRUE,
+                           c, 0,    g,      0,      e,      reason};
     Apply(spent);
     res.rows.push_back(spent);
     if (give_cost > 0 || give_carbon > 0) {
-      store::LedgerRow moved{0,      t_us,         a.team, a.reserve_period,
-                             job_id, "accrue",     0,      -give_cost,
-                             0,      -give_carbon, 0,      absl::StrCat("charged in ", period)};
+      store::LedgerRow moved{
+          0, t_us,       a.team, a.reserve_period, job_id, greenlight::v1::LEDGER_KIND_ACCRUE,
+          0, -give_cost, 0,      -give_carbon,     0,      absl::StrCat("charged in ", period)};
       Apply(moved);
       res.rows.push_back(moved);
     }
@@ -244,7 +247,7 @@ AccrueResult BudgetLedger::Accrue(const std::string& job_id, absl::Time at, absl
 }
 
 std::vector<store::LedgerRow> BudgetLedger::Release(const std::string& job_id, absl::Time now,
-                                                    const std::string& kind,
+                                                    greenlight::v1::LedgerKind kind,
                                                     const std::string& reason) {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || !it->second.open) return {};
@@ -257,8 +260,12 @@ std::vector<store::LedgerRow> BudgetLedger::Release(const std::string& job_id, a
 
 store::LedgerRow BudgetLedger::BudgetChange(const std::string& team, absl::Time now,
                                             const std::string& reason) {
-  store::LedgerRow r{
-      0, absl::ToUnixMicros(now), team, PeriodOf(now), "", "budget", 0, 0, 0, 0, 0, reason};
+  store::LedgerRow r{0,    absl::ToUnixMicros(now),
+                     team, PeriodOf(now),
+                     "",   greenlight::v1::LEDGER_KIND_BUDGET,
+                     0,    0,
+                     0,    0,
+                     0,    reason};
   Apply(r);
   return r;
 }

@@ -93,6 +93,40 @@ Charges ChargesOver(const RunRate& rate, const std::vector<RunWindow>& windows, 
   return out;
 }
 
+Charges MeasuredChargesOver(const RunRate& rate, absl::Time from, absl::Time to,
+                            double gpu_energy_wh, double pue, const IntensityAt& intensity) {
+  RunRate timed = rate;
+  timed.watts = 0;  // energy is what was measured, not modelled
+  const std::vector<RunWindow> always = {{absl::InfinitePast(), absl::InfiniteFuture()}};
+  Charges out =
+      ChargesOver(timed, always, from, std::max(from, to), absl::InfiniteDuration(), intensity);
+  const double energy = gpu_energy_wh * pue;
+  if (to <= from) {
+    PeriodCharge c;
+    c.period = budget::PeriodOf(from);
+    c.at = from;
+    c.energy_wh = energy;
+    c.carbon_mg = MgFromWhAndIntensity(energy, intensity(from));
+    out.periods = {c};
+    out.until = from;
+    return out;
+  }
+  // Walk the same hour and month cuts again, spreading the energy by time.
+  const double total_s = absl::ToDoubleSeconds(to - from);
+  size_t period = 0;
+  for (absl::Time t = from; t < to;) {
+    bool inside = false;
+    absl::Time next = SegmentEnd(t, to, always, &inside);
+    while (period + 1 < out.periods.size() && out.periods[period].period != budget::PeriodOf(t))
+      ++period;
+    const double share = energy * absl::ToDoubleSeconds(next - t) / total_s;
+    out.periods[period].energy_wh += share;
+    out.periods[period].carbon_mg += MgFromWhAndIntensity(share, intensity(t));
+    t = next;
+  }
+  return out;
+}
+
 CapCut CutAtJobCaps(const greenlight::v1::JobSpec& spec, int64_t accrued_cost_micros,
                     int64_t accrued_carbon_mg, int64_t cost_micros, int64_t carbon_mg) {
   CapCut cut;

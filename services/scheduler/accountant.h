@@ -53,6 +53,14 @@ using IntensityAt = std::function<double(absl::Time)>;
 Charges ChargesOver(const RunRate& rate, const std::vector<RunWindow>& windows, absl::Time from,
                     absl::Time to, absl::Duration remaining, const IntensityAt& intensity);
 
+// The charges of [from, to) for a job on a node agent that measured
+// `gpu_energy_wh` over it: cost on the wall time as ChargesOver, energy =
+// the measured energy x `pue` spread evenly over the interval, carbon = each
+// hour's share x that hour's intensity. An empty interval (to <= from) puts
+// all the energy at `from` with no cost.
+Charges MeasuredChargesOver(const RunRate& rate, absl::Time from, absl::Time to,
+                            double gpu_energy_wh, double pue, const IntensityAt& intensity);
+
 // How much of a charge the job's own caps let through: `fraction` in [0, 1],
 // `stop` when a cap is reached, with the reason.
 struct CapCut {

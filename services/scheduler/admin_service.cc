@@ -18,12 +18,19 @@ grpc::Status AdminService::CreateToken(grpc::ServerContext* context,
   GL_AUTH_OR_RETURN(p);
   if (auto st = AdminOnly(p); !st.ok()) return ToGrpc(st);
   auto team_exists = [this](const std::string& team) { return ctx_.core->GetTeam(team).ok(); };
-  if (auto st = ValidateCreateTokenRequest(*req, team_exists); !st.ok()) return ToGrpc(st);
+  auto pool_is_agent = [this](const std::string& pool) {
+    for (const auto& p : ctx_.core->ListPools())
+      if (p.id() == pool) return p.executor() == v1::POOL_EXECUTOR_AGENT;
+    return false;
+  };
+  if (auto st = ValidateCreateTokenRequest(*req, team_exists, pool_is_agent); !st.ok())
+    return ToGrpc(st);
   store::TokenRow row;
   row.info.set_id(NewId("t-", 8));
   row.info.set_team(req->team());
   row.info.set_admin(req->admin());
   row.info.set_description(req->description());
+  row.info.set_agent_pool(req->agent_pool());
   *row.info.mutable_created() = ToProto(absl::Now());
   std::string secret = Authenticator::NewSecret();
   row.secret_sha256_hex = Authenticator::Sha256Hex(secret);
@@ -32,7 +39,8 @@ grpc::Status AdminService::CreateToken(grpc::ServerContext* context,
   *resp->mutable_token() = row.info;
   resp->set_secret(secret);
   GL_LOG_INFO("token created", F("id", row.info.id()), F("team", row.info.team()),
-              F("admin", row.info.admin() ? "true" : "false"));
+              F("admin", row.info.admin() ? "true" : "false"),
+              F("agent_pool", row.info.agent_pool()));
   return grpc::Status::OK;
 }
 

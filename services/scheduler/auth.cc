@@ -44,7 +44,8 @@ void Authenticator::Put(const store::TokenRow& t) {
     by_hash_.erase(t.secret_sha256_hex);
     return;
   }
-  by_hash_[t.secret_sha256_hex] = Principal{t.info.team(), t.info.admin(), t.info.id()};
+  by_hash_[t.secret_sha256_hex] =
+      Principal{t.info.team(), t.info.admin(), t.info.id(), t.info.agent_pool()};
 }
 
 void Authenticator::AddAdminSecret(const std::string& secret) {

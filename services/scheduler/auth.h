@@ -16,6 +16,9 @@ struct Principal {
   std::string team;  // empty for admin
   bool admin = false;
   std::string token_id;
+  // Set for an agent token: it may only act as a node agent of this pool
+  // (AgentService); every other service refuses it.
+  std::string agent_pool;
   // May the principal act on `team`'s jobs and budgets?
   bool CanAccess(const std::string& t) const { return admin || t == team; }
 };

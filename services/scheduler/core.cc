@@ -8,6 +8,7 @@
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "services/scheduler/job_state.h"
+#include "services/scheduler/legacy_text.h"
 #include "services/scheduler/proto_conversion.h"
 #include "services/scheduler/validation.h"
 
@@ -49,7 +50,11 @@ absl::Status SchedulerCore::LoadFromStore() {
   ASSIGN_OR_RETURN(store::Snapshot snap, options_.store->Load());
   absl::MutexLock l(&mu_);
   ledger_ = budget::BudgetLedger();
-  for (const auto& t : snap.teams) ledger_.SetTeam(t);
+  for (auto t : snap.teams) {
+    // Rows of an older release carry only the text; bad text stays finish.
+    NormalizeBudgetPolicy(t, BudgetPolicyOf(t).value_or(v1::BUDGET_POLICY_FINISH));
+    ledger_.SetTeam(t);
+  }
   for (const auto& r : snap.ledger) ledger_.Apply(r);
   tokens_.clear();
   for (const auto& t : snap.tokens) tokens_[t.info.id()] = t;
@@ -77,7 +82,9 @@ absl::Status SchedulerCore::LoadFromStore() {
 void SchedulerCore::LoadPools(const store::Snapshot& snap) {
   // Pools: configured inventory, overridden by pools stored through the API.
   std::vector<providers::Pool> pools = options_.inventory.pools;
+  agents_.Clear();
   for (const auto& sp : snap.pools) {
+    if (sp.executor() == v1::POOL_EXECUTOR_AGENT) agents_.PutPool(sp);
     providers::Pool p = PoolFromProto(sp, options_.inventory.gpus);
     auto it = std::find_if(pools.begin(), pools.end(), [&](const auto& x) { return x.id == p.id; });
     if (it != pools.end())
@@ -92,6 +99,7 @@ void SchedulerCore::LoadJobs(store::Snapshot& snap) {
   jobs_.Clear();
   calendar_.Clear();
   for (auto& j : snap.jobs) {
+    UpgradeLegacy(j);
     v1::Job& stored = jobs_.Add(std::move(j));
     if (stored.state() == v1::JOB_STATE_PLANNED) BookJob(stored);
   }
@@ -105,7 +113,8 @@ void SchedulerCore::LoadJobs(store::Snapshot& snap) {
       GL_LOG_WARN("running job lost its capacity on restart", F("job", j->id()),
                   F("pool", j->placement().pool_id()));
     }
-    options_.executor->Launch(j->id(), FromProto(j->remaining()));
+    // Agent jobs: the agent reports what it still runs at its next heartbeat.
+    if (!OnAgentPool(*j)) options_.executor->Launch(j->id(), FromProto(j->remaining()));
   }
 }
 

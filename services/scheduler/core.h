@@ -27,11 +27,13 @@
 #include "common/clock.h"
 #include "common/error_details.h"
 #include "greenlight/v1/admin.pb.h"
+#include "greenlight/v1/executor.pb.h"
 #include "greenlight/v1/types.pb.h"
 #include "services/budget/ledger.h"
 #include "services/placement/engine.h"
 #include "services/providers/inventory.h"
 #include "services/scheduler/accountant.h"
+#include "services/scheduler/agent_registry.h"
 #include "services/scheduler/capacity_book.h"
 #include "services/scheduler/command_queue.h"
 #include "services/scheduler/event_log.h"
@@ -99,6 +101,10 @@ struct CoreOptions {
   absl::Duration max_view_age = absl::Milliseconds(10);
   // Observers (metrics); called on the writer thread after each commit.
   std::function<void(double commit_seconds, int batch_size)> on_commit;
+  // Node agents (executor.proto): how often they heartbeat, and how long
+  // without one marks their node lost.
+  absl::Duration agent_heartbeat_interval = absl::Seconds(1);
+  absl::Duration agent_lease_timeout = absl::Seconds(15);
   std::function<void(double seconds)> on_placement;
 };
 
@@ -177,6 +183,15 @@ class SchedulerCore {
   // Canonical GPU name or "" (for validation and the webhook).
   std::string CanonicalGpu(const std::string& name) const;
 
+  // --- Node agents (core_agents.cc; proto/greenlight/v1/executor.proto).
+  // `token_pool` is the agent token's pool ("" for an admin caller).
+  absl::StatusOr<greenlight::v1::RegisterNodeResponse> RegisterNode(
+      const greenlight::v1::RegisterNodeRequest& req, const std::string& token_id,
+      const std::string& token_pool);
+  absl::StatusOr<greenlight::v1::HeartbeatResponse> Heartbeat(
+      const greenlight::v1::HeartbeatRequest& req, const std::string& token_id,
+      const std::string& token_pool);
+
   // --- Tokens (stored hashed; see services/scheduler/auth.h).
   absl::Status PutToken(const store::TokenRow& token);
   std::vector<store::TokenRow> Tokens() const;
@@ -242,7 +257,7 @@ class SchedulerCore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Transition(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
                   const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Emit(Txn& txn, const greenlight::v1::Job& job, const std::string& type,
+  void Emit(Txn& txn, const greenlight::v1::Job& job, greenlight::v1::JobEventType type,
             const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EmitTeamAlerts(Txn& txn, const AlertBaseline& baseline, const std::string& period)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -260,15 +275,18 @@ class SchedulerCore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WaitForNodes(Txn& txn, greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishJob(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
-                 const std::string& ledger_kind, const std::string& message, absl::Time now)
+                 greenlight::v1::LedgerKind ledger_kind, const std::string& message, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Charges the job up to `now` (the accountant's charges, the job's caps,
   // the team's budget) and ends it at a cap or when its work is done.
   void AccrueJob(Txn& txn, greenlight::v1::Job& job, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Books one period's charge; true when a cap or the team budget stops the job.
+  // `energy_basis` ("measured" or "modelled" on agent nodes, "" for the
+  // simulated executor) goes in the ledger rows' reason.
   bool ChargePeriod(Txn& txn, greenlight::v1::Job& job, const PeriodCharge& c, absl::Time now,
-                    std::string* stop_reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                    std::string* stop_reason, const std::string& energy_basis = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The tick, as named phases in this order (the executor issue adds the
   // executor's reports in front).
@@ -284,6 +302,23 @@ class SchedulerCore {
   // within its reservation; true when it took nodes there.
   bool MoveToAnotherPool(greenlight::v1::Job& job, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // --- Jobs on node agents (core_agents.cc).
+  bool OnAgentPool(const greenlight::v1::Job& job) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Gives a job that took nodes in an agent pool its node and GPUs, and
+  // makes it STARTING (false: it cannot run there; it was failed).
+  void BeginOnAgent(Txn& txn, greenlight::v1::Job& job, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckReports(const greenlight::v1::HeartbeatRequest& req) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void ApplyReport(Txn& txn, const greenlight::v1::JobReport& r, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Charges a job on an agent from accrued_until to `now` with the energy
+  // its GPUs measured in total so far (modelled when its node has no counters).
+  void ChargeMeasured(Txn& txn, greenlight::v1::Job& job, double total_energy_wh, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  greenlight::v1::HeartbeatResponse OrdersFor(const greenlight::v1::HeartbeatRequest& req) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // `running`/`pending` job counts when the caller has them (-1 = count here).
   greenlight::v1::Usage UsageLocked(const std::string& team, absl::Time at, int running = -1,
@@ -324,6 +359,7 @@ class SchedulerCore {
   budget::BudgetLedger ledger_ ABSL_GUARDED_BY(mu_);
   OverLimits over_limits_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, store::TokenRow> tokens_ ABSL_GUARDED_BY(mu_);
+  AgentRegistry agents_ ABSL_GUARDED_BY(mu_);
   // The writer's own bookkeeping.
   struct WriterState {
     int64_t next_revision = 1;

@@ -11,6 +11,7 @@
 #include "services/budget/period.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/job_state.h"
+#include "services/scheduler/legacy_text.h"
 #include "services/scheduler/proto_conversion.h"
 #include "services/scheduler/validation.h"
 
@@ -240,14 +241,22 @@ void SchedulerCore::PlaceAdmitted(Txn& txn, Job& j, absl::Time now) {
   const absl::Time start = FromProto(j.placement().start());
   v1::JobState initial;
   std::string why;
-  if (start <= now && QuotaAllowsJob(j) && TryAllocate(j, now)) {
+  if (start <= now && QuotaAllowsJob(j) && TryAllocate(j, now) && OnAgentPool(j)) {
+    // Admitted as PENDING, then STARTING on its node in the same batch.
+    SetJobState(j, v1::JOB_STATE_PENDING);
+    j.set_message("placed on an agent node");
+    Emit(txn, j, v1::JOB_EVENT_TYPE_SUBMITTED, absl::StrCat("starting; ", j.quote().summary()));
+    BeginOnAgent(txn, j, now);
+    return;
+  }
+  if (start <= now && nodes_.Holds(j.id())) {
     initial = v1::JOB_STATE_RUNNING;
     *j.mutable_start_time() = ToProto(now);
     *j.mutable_accrued_until() = ToProto(now);
     txn.launches.push_back({j.id(), FromProto(j.remaining())});
     why = RunningMessage(j);
   } else if (start <= now) {
-    j.set_pending_reason(QuotaAllowsJob(j) ? "CAPACITY" : "QUOTA");
+    SetPending(j, QuotaAllowsJob(j) ? v1::PENDING_REASON_CAPACITY : v1::PENDING_REASON_QUOTA);
     initial = v1::JOB_STATE_PENDING;
     why = absl::StrCat("waiting for ", WaitingFor(j));
   } else {
@@ -256,7 +265,7 @@ void SchedulerCore::PlaceAdmitted(Txn& txn, Job& j, absl::Time now) {
   }
   SetJobState(j, initial);
   j.set_message(why);
-  Emit(txn, j, "SUBMITTED", absl::StrCat(why, "; ", j.quote().summary()));
+  Emit(txn, j, v1::JOB_EVENT_TYPE_SUBMITTED, absl::StrCat(why, "; ", j.quote().summary()));
 }
 
 }  // namespace greenlight::scheduler

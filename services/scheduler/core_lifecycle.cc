@@ -10,6 +10,7 @@
 #include "services/budget/period.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/job_state.h"
+#include "services/scheduler/legacy_text.h"
 
 namespace greenlight::scheduler {
 
@@ -36,17 +37,17 @@ void SchedulerCore::Transition(Txn& txn, Job& job, JobState to, const std::strin
   }
   SetJobState(job, to);
   job.set_message(message);
-  if (to != v1::JOB_STATE_PENDING) job.clear_pending_reason();
-  Emit(txn, job, "STATE", message);
+  if (to != v1::JOB_STATE_PENDING) SetPending(job, v1::PENDING_REASON_UNSPECIFIED);
+  Emit(txn, job, v1::JOB_EVENT_TYPE_STATE, message);
 }
 
-void SchedulerCore::Emit(Txn& txn, const Job& job, const std::string& type,
+void SchedulerCore::Emit(Txn& txn, const Job& job, v1::JobEventType type,
                          const std::string& message) {
   JobEvent e;
   e.set_revision(writer_.next_revision++);
   e.set_job_id(job.id());
   e.set_team(job.spec().team());
-  e.set_type(type);
+  SetEventType(e, type);
   e.set_state(job.state());
   *e.mutable_time() = ToProto(options_.clock->Now());
   e.set_message(message);
@@ -78,7 +79,7 @@ void SchedulerCore::EmitTeamAlerts(Txn& txn, const AlertBaseline& baseline,
   for (const TeamAlert& a : CrossedTeamAlerts(ledger_, baseline, period)) {
     Job pseudo;  // team-level event: no job
     pseudo.mutable_spec()->set_team(a.team);
-    Emit(txn, pseudo, "BUDGET_ALERT", a.message);
+    Emit(txn, pseudo, v1::JOB_EVENT_TYPE_BUDGET_ALERT, a.message);
   }
 }
 
@@ -137,6 +138,10 @@ bool SchedulerCore::CalendarAllowsPlan(const Job& job, bool capacity_blind) cons
 // Start, wait, finish.
 
 void SchedulerCore::StartJob(Txn& txn, Job& job, absl::Time now) {
+  if (OnAgentPool(job)) {
+    BeginOnAgent(txn, job, now);  // RUNNING when the agent reports the start
+    return;
+  }
   *job.mutable_start_time() = ToProto(now);
   *job.mutable_accrued_until() = ToProto(now);
   txn.launches.push_back({job.id(), FromProto(job.remaining())});
@@ -144,11 +149,11 @@ void SchedulerCore::StartJob(Txn& txn, Job& job, absl::Time now) {
 }
 
 void SchedulerCore::WaitForNodes(Txn& txn, Job& job) {
-  job.set_pending_reason(QuotaAllowsJob(job) ? "CAPACITY" : "QUOTA");
+  SetPending(job, QuotaAllowsJob(job) ? v1::PENDING_REASON_CAPACITY : v1::PENDING_REASON_QUOTA);
   Transition(txn, job, v1::JOB_STATE_PENDING, absl::StrCat("waiting for ", WaitingFor(job)));
 }
 
-void SchedulerCore::FinishJob(Txn& txn, Job& job, JobState to, const std::string& kind,
+void SchedulerCore::FinishJob(Txn& txn, Job& job, JobState to, v1::LedgerKind kind,
                               const std::string& message, absl::Time now) {
   if (nodes_.Release(job.id())) writer_.capacity_changed = true;
   txn.kills.push_back(job.id());
@@ -173,9 +178,11 @@ absl::StatusOr<Job> SchedulerCore::Cancel(const std::string& id, const std::stri
                         reason::kJobFinished, {{"state", StateName(j.state())}});
     }
     absl::Time now = options_.clock->Now();
-    if (j.state() == v1::JOB_STATE_RUNNING) AccrueJob(txn, j, now);
+    // Agent jobs were charged up to their last report; the stop order goes
+    // out with the node's next heartbeat.
+    if (j.state() == v1::JOB_STATE_RUNNING && !OnAgentPool(j)) AccrueJob(txn, j, now);
     if (!IsTerminal(j.state())) {
-      FinishJob(txn, j, v1::JOB_STATE_CANCELLED, "release",
+      FinishJob(txn, j, v1::JOB_STATE_CANCELLED, v1::LEDGER_KIND_RELEASE,
                 reason.empty() ? "cancelled by user" : absl::StrCat("cancelled: ", reason), now);
     }
     return j;
@@ -210,9 +217,9 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
   job.set_reserved_carbon_mg(a ? a->carbon_reserved_mg : 0);
   txn.dirty.insert(job.id());
   if (stop) {
-    FinishJob(txn, job, v1::JOB_STATE_BUDGET_EXHAUSTED, "release", stop_reason, now);
+    FinishJob(txn, job, v1::JOB_STATE_BUDGET_EXHAUSTED, v1::LEDGER_KIND_RELEASE, stop_reason, now);
   } else if (FromProto(job.remaining()) <= absl::ZeroDuration()) {
-    FinishJob(txn, job, v1::JOB_STATE_SUCCEEDED, "settle",
+    FinishJob(txn, job, v1::JOB_STATE_SUCCEEDED, v1::LEDGER_KIND_SETTLE,
               absl::StrCat(
                   "completed: cost ", Money::FromMicros(job.accrued_cost_micros()).ToString(),
                   " (forecast ", Money::FromMicros(job.quote().chosen().cost_micros()).ToString(),
@@ -223,7 +230,7 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
 }
 
 bool SchedulerCore::ChargePeriod(Txn& txn, Job& job, const PeriodCharge& c, absl::Time now,
-                                 std::string* stop_reason) {
+                                 std::string* stop_reason, const std::string& energy_basis) {
   int64_t cost = RoundToInt64(c.cost_micros), carbon = RoundToInt64(c.carbon_mg);
   int64_t energy_mwh = RoundToInt64(c.energy_wh * 1000);
   const auto& spec = job.spec();
@@ -238,7 +245,9 @@ bool SchedulerCore::ChargePeriod(Txn& txn, Job& job, const PeriodCharge& c, absl
   }
   // The team budget: the ledger charges what fits (team and parent).
   AlertBaseline before = BaselineForAlerts(ledger_, spec.team(), c.period);
-  budget::AccrueResult r = ledger_.Accrue(job.id(), c.at, now, cost, carbon, energy_mwh, "running");
+  budget::AccrueResult r = ledger_.Accrue(
+      job.id(), c.at, now, cost, carbon, energy_mwh,
+      energy_basis.empty() ? "running" : absl::StrCat("running; energy ", energy_basis));
   txn.batch.ledger.insert(txn.batch.ledger.end(), r.rows.begin(), r.rows.end());
   int64_t charged_cost = 0, charged_carbon = 0, charged_energy = 0;
   for (const auto& row : r.rows) {
@@ -256,7 +265,7 @@ bool SchedulerCore::ChargePeriod(Txn& txn, Job& job, const PeriodCharge& c, absl
   EmitTeamAlerts(txn, before, c.period);
   if (std::optional<std::string> alert = JobAlert(ledger_, job)) {
     job.set_alerted(true);
-    Emit(txn, job, "BUDGET_ALERT", *alert);
+    Emit(txn, job, v1::JOB_EVENT_TYPE_BUDGET_ALERT, *alert);
   }
   return stop;
 }
@@ -299,6 +308,7 @@ void SchedulerCore::AccrueRunning(Txn& txn, absl::Time now) {
   // A copy, in submit order, since jobs change state (and index) below.
   for (Job* j : Jobs(jobs_.running())) {
     if (j->state() != v1::JOB_STATE_RUNNING) continue;
+    if (OnAgentPool(*j)) continue;  // charged on its agent's reports (core_agents.cc)
     absl::Time since = FromProto(j->accrued_until());
     bool due = now - since >= options_.accrual_interval ||
                now >= since + FromProto(j->remaining()) ||  // finishes (contiguous runs)
@@ -319,7 +329,7 @@ void SchedulerCore::StopTeamsOverBudget(Txn& txn, absl::Time now) {
   absl::flat_hash_set<std::string> stop_teams;
   const std::string period = budget::PeriodOf(now);
   for (const auto& t : ledger_.Teams()) {
-    if (t.on_budget_exhausted() != "stop") continue;
+    if (t.budget_policy() != v1::BUDGET_POLICY_STOP) continue;
     if (ledger_.CostHeadroom(t.name(), period) == 0 ||
         ledger_.CarbonHeadroom(t.name(), period) == 0)
       stop_teams.insert(t.name());
@@ -327,7 +337,7 @@ void SchedulerCore::StopTeamsOverBudget(Txn& txn, absl::Time now) {
   if (stop_teams.empty()) return;
   for (Job* j : Jobs(jobs_.running())) {
     if (!stop_teams.contains(j->spec().team())) continue;
-    FinishJob(txn, *j, v1::JOB_STATE_BUDGET_EXHAUSTED, "release",
+    FinishJob(txn, *j, v1::JOB_STATE_BUDGET_EXHAUSTED, v1::LEDGER_KIND_RELEASE,
               absl::StrCat("team '", j->spec().team(),
                            "' budget spent; team policy is to stop running jobs"),
               now);
@@ -353,7 +363,7 @@ void SchedulerCore::FailLateJobs(Txn& txn, absl::Time now) {
   // reservation back, instead of running late.
   for (Job* j : jobs_.PendingPastLatestStart(now)) {
     if (j->state() != v1::JOB_STATE_PENDING) continue;
-    FinishJob(txn, *j, v1::JOB_STATE_FAILED, "release",
+    FinishJob(txn, *j, v1::JOB_STATE_FAILED, v1::LEDGER_KIND_RELEASE,
               absl::StrCat("deadline ", FormatUtc(FromProto(j->spec().deadline())),
                            " can no longer be met (waited for ", WaitingFor(*j), ")"),
               now);

@@ -199,7 +199,7 @@ std::vector<TeamView> SchedulerCore::TeamViews() const {
     if (it == index.end()) continue;
     TeamView& v = out[it->second];
     if (j.state() == v1::JOB_STATE_PENDING) {
-      v.pending_by_reason[j.pending_reason().empty() ? "CAPACITY" : j.pending_reason()]++;
+      v.pending_by_reason[j.pending() == v1::PENDING_REASON_QUOTA ? "QUOTA" : "CAPACITY"]++;
     } else if (j.state() == v1::JOB_STATE_PLANNED) {
       v.pending_by_reason["PLANNED"]++;
     } else if (j.state() == v1::JOB_STATE_RUNNING) {
@@ -222,8 +222,16 @@ std::vector<v1::NodePool> SchedulerCore::ListPools() const {
   CommittedReadLock l(this);
   std::vector<v1::NodePool> out;
   const auto& pools = nodes_.pools();
-  for (size_t i = 0; i < pools.size(); ++i)
+  absl::flat_hash_map<std::string, v1::NodePool> agent_pools;
+  for (auto& p : agents_.Pools()) agent_pools[p.id()] = std::move(p);
+  for (size_t i = 0; i < pools.size(); ++i) {
     out.push_back(PoolToProto(pools[i].pool, nodes_.FreeWholeNodes(static_cast<int>(i))));
+    auto agent = agent_pools.find(pools[i].pool.id);
+    if (agent != agent_pools.end()) {
+      out.back().set_executor(v1::POOL_EXECUTOR_AGENT);
+      *out.back().mutable_agent_nodes() = agent->second.agent_nodes();
+    }
+  }
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include "common/proto_time.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/fair_turns.h"
+#include "services/scheduler/legacy_text.h"
 #include "services/scheduler/proto_conversion.h"
 
 namespace greenlight::scheduler {
@@ -28,8 +29,8 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
     for (Job* jp : round) {
       Job& j = *jp;
       if (!QuotaAllowsJob(j)) {
-        if (j.pending_reason() != "QUOTA") {
-          j.set_pending_reason("QUOTA");
+        if (j.pending() != v1::PENDING_REASON_QUOTA) {
+          SetPending(j, v1::PENDING_REASON_QUOTA);
           txn.dirty.insert(j.id());
         }
         continue;
@@ -39,8 +40,8 @@ void SchedulerCore::ReplanWaiting(Txn& txn, absl::Time now) {
         StartJob(txn, j, now);
         continue;
       }
-      if (j.pending_reason() != "CAPACITY") {  // quota allows it now; nodes do not
-        j.set_pending_reason("CAPACITY");
+      if (j.pending() != v1::PENDING_REASON_CAPACITY) {  // quota allows it now; nodes do not
+        SetPending(j, v1::PENDING_REASON_CAPACITY);
         txn.dirty.insert(j.id());
       }
       if (replans_left <= 0) {

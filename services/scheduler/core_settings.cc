@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "common/units.h"
 #include "services/scheduler/core.h"
+#include "services/scheduler/legacy_text.h"
 #include "services/scheduler/proto_conversion.h"
 #include "services/scheduler/validation.h"
 
@@ -38,7 +39,7 @@ absl::StatusOr<v1::Team> SchedulerCore::SetTeam(const v1::Team& team_in) {
         team_in, [this](const std::string& n) { return ledger_.FindTeam(n) != nullptr; }));
     v1::Team team = team_in;
     if (team.alert_ratio() == 0) team.set_alert_ratio(kDefaultAlertRatio);
-    if (team.on_budget_exhausted().empty()) team.set_on_budget_exhausted("finish");
+    NormalizeBudgetPolicy(team, *BudgetPolicyOf(team_in));  // validated above
     if (team.unknown_grid().empty()) team.set_unknown_grid("pessimistic");
     // Two levels: a parent may not itself have a parent, nor a team with children become a child.
     if (!team.parent().empty()) {
@@ -68,10 +69,25 @@ absl::StatusOr<int> SchedulerCore::UpsertPools(const std::vector<v1::NodePool>& 
     std::vector<providers::Pool> converted;
     for (const auto& p : pools) {
       converted.push_back(PoolFromProto(p, options_.inventory.gpus));
+      if (p.executor() == v1::POOL_EXECUTOR_AGENT) {
+        const v1::NodePool* known = agents_.FindPool(p.id());
+        converted.back().nodes = known ? known->nodes() : 0;
+      }
       RETURN_IF_ERROR(nodes_.CanUpsert(converted.back()));  // all or nothing
     }
     int n = 0;
-    for (providers::Pool& pool : converted) {
+    for (size_t i = 0; i < converted.size(); ++i) {
+      providers::Pool& pool = converted[i];
+      if (pools[i].executor() == v1::POOL_EXECUTOR_AGENT) {
+        // Its nodes are the registered agents (kept across upserts).
+        agents_.PutPool(pools[i]);
+        const v1::NodePool& stored = *agents_.FindPool(pool.id);
+        pool.nodes = stored.nodes();
+        RETURN_IF_ERROR(nodes_.Upsert(pool));
+        txn.batch.pools.push_back(stored);
+        ++n;
+        continue;
+      }
       RETURN_IF_ERROR(nodes_.Upsert(pool));
       // Upsert keeps nodes in use: store the pool as it now is.
       pool = nodes_.pools()[nodes_.PoolIndex(pool.id)].pool;

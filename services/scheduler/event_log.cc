@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/status_macros.h"
+#include "services/scheduler/legacy_text.h"
 
 namespace greenlight::scheduler {
 
@@ -57,6 +58,7 @@ absl::StatusOr<std::vector<JobEvent>> EventLog::After(int64_t after, int limit,
         break;
       }
       cursor = e.revision();
+      UpgradeLegacy(e);
       if (match(e)) out.push_back(std::move(e));
     }
   }

@@ -16,15 +16,19 @@ bool IsLegalTransition(JobState from, JobState to) {
   switch (from) {
     case v1::JOB_STATE_UNSPECIFIED:  // a new job
       return to == v1::JOB_STATE_PENDING || to == v1::JOB_STATE_PLANNED ||
-             to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_REJECTED;
+             to == v1::JOB_STATE_STARTING || to == v1::JOB_STATE_RUNNING ||
+             to == v1::JOB_STATE_REJECTED;
     case v1::JOB_STATE_PENDING:
-      return to == v1::JOB_STATE_PLANNED || to == v1::JOB_STATE_RUNNING ||
-             to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_FAILED ||
-             to == v1::JOB_STATE_BUDGET_EXHAUSTED;
+      return to == v1::JOB_STATE_PLANNED || to == v1::JOB_STATE_STARTING ||
+             to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_CANCELLED ||
+             to == v1::JOB_STATE_FAILED || to == v1::JOB_STATE_BUDGET_EXHAUSTED;
     case v1::JOB_STATE_PLANNED:
-      return to == v1::JOB_STATE_PENDING || to == v1::JOB_STATE_RUNNING ||
-             to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_FAILED ||
-             to == v1::JOB_STATE_BUDGET_EXHAUSTED;
+      return to == v1::JOB_STATE_PENDING || to == v1::JOB_STATE_STARTING ||
+             to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_CANCELLED ||
+             to == v1::JOB_STATE_FAILED || to == v1::JOB_STATE_BUDGET_EXHAUSTED;
+    case v1::JOB_STATE_STARTING:  // the executor reports the start, or that it failed
+      return to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_FAILED ||
+             to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_BUDGET_EXHAUSTED;
     case v1::JOB_STATE_RUNNING:
       return to == v1::JOB_STATE_SUCCEEDED || to == v1::JOB_STATE_FAILED ||
              to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_BUDGET_EXHAUSTED;
@@ -39,6 +43,8 @@ const char* StateName(JobState s) {
       return "PENDING";
     case v1::JOB_STATE_PLANNED:
       return "PLANNED";
+    case v1::JOB_STATE_STARTING:
+      return "STARTING";
     case v1::JOB_STATE_RUNNING:
       return "RUNNING";
     case v1::JOB_STATE_SUCCEEDED:
@@ -63,7 +69,7 @@ absl::Status CheckTransition(JobState from, JobState to) {
 }
 
 std::string WaitingFor(const greenlight::v1::Job& job) {
-  return job.pending_reason() == "QUOTA" ? "GPU quota" : "capacity";
+  return job.pending() == greenlight::v1::PENDING_REASON_QUOTA ? "GPU quota" : "capacity";
 }
 
 std::string RunningMessage(const greenlight::v1::Job& job) {

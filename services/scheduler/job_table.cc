@@ -72,6 +72,7 @@ void JobTable::SetState(Job& job, v1::JobState to) {
 void JobTable::Index(Job& job) {
   const int64_t seq = job.sequence();
   switch (job.state()) {
+    case v1::JOB_STATE_STARTING:  // holds its nodes like a running job
     case v1::JOB_STATE_RUNNING:
       running_[seq] = &job;
       break;
@@ -99,6 +100,7 @@ void JobTable::Unindex(const Job& job) {
   const int64_t seq = job.sequence();
   auto key = index_key_.find(seq);
   switch (job.state()) {
+    case v1::JOB_STATE_STARTING:
     case v1::JOB_STATE_RUNNING:
       running_.erase(seq);
       break;
@@ -172,7 +174,8 @@ absl::Status JobTable::CheckIndexes() const {
     if (IsTerminal(j->state()))
       return absl::InternalError(absl::StrCat("finished job in the unfinished set: ", j->id()));
     const BySequence* index = nullptr;
-    if (j->state() == v1::JOB_STATE_RUNNING) index = &running_;
+    if (j->state() == v1::JOB_STATE_RUNNING || j->state() == v1::JOB_STATE_STARTING)
+      index = &running_;
     if (j->state() == v1::JOB_STATE_PENDING) index = &pending_;
     if (j->state() == v1::JOB_STATE_PLANNED) ++planned;
     if (j->state() == v1::JOB_STATE_PENDING && j->spec().has_deadline()) ++with_deadline;

@@ -53,7 +53,8 @@ class JobTable {
   // leaves the unfinished set. Legality is the caller's (CheckTransition).
   void SetState(Job& job, greenlight::v1::JobState to);
 
-  // Unfinished jobs, and those running or waiting, by sequence (submit order).
+  // Unfinished jobs, those that hold nodes (RUNNING or STARTING) and those
+  // waiting, by sequence (submit order).
   const BySequence& active() const { return active_; }
   const BySequence& running() const { return running_; }
   const BySequence& pending() const { return pending_; }

@@ -55,6 +55,11 @@ class NodeAllocator {
   // Gives the job's nodes back; false when it held none.
   bool Release(const std::string& job_id);
   bool Holds(const std::string& job_id) const { return held_.contains(job_id); }
+  // The nodes the job holds, or nullptr.
+  const Allocation* AllocationOf(const std::string& job_id) const {
+    auto it = held_.find(job_id);
+    return it == held_.end() ? nullptr : &it->second.allocation;
+  }
 
   int RunningGpus(const std::string& team) const;
   int RunningGpus(const std::string& team, const std::string& gpu_type) const;

@@ -270,6 +270,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   s->budgets_service_ = std::make_unique<BudgetsService>(ctx);
   s->inventory_service_ = std::make_unique<InventoryService>(ctx);
   s->admin_service_ = std::make_unique<AdminService>(ctx);
+  s->agent_service_ = std::make_unique<AgentService>(ctx);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -296,6 +297,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   builder.RegisterService(s->budgets_service_.get());
   builder.RegisterService(s->inventory_service_.get());
   builder.RegisterService(s->admin_service_.get());
+  builder.RegisterService(s->agent_service_.get());
   s->grpc_ = builder.BuildAndStart();
   if (!s->grpc_ || s->grpc_port_ == 0) {
     return absl::FailedPreconditionError(absl::StrCat("cannot listen on ", cfg.grpc_address));

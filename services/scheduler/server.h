@@ -18,6 +18,7 @@
 #include "services/metrics/metrics_server.h"
 #include "services/metrics/scheduler_metrics.h"
 #include "services/scheduler/admin_service.h"
+#include "services/scheduler/agent_service.h"
 #include "services/scheduler/auth.h"
 #include "services/scheduler/budgets_service.h"
 #include "services/scheduler/carbon_refresher.h"
@@ -101,6 +102,7 @@ class Server {
   std::unique_ptr<BudgetsService> budgets_service_;
   std::unique_ptr<InventoryService> inventory_service_;
   std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<AgentService> agent_service_;
   std::unique_ptr<grpc::Server> grpc_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;

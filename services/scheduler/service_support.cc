@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/error_details.h"
+#include "common/status_macros.h"
 #include "google/rpc/status.pb.h"
 
 namespace greenlight::scheduler {
@@ -29,7 +30,25 @@ absl::StatusOr<Principal> Who(const ServiceContext& ctx, grpc::ServerContext* sc
   std::string header;
   auto it = sc->client_metadata().find("authorization");
   if (it != sc->client_metadata().end()) header.assign(it->second.data(), it->second.size());
-  return ctx.auth->Authenticate(header);
+  ASSIGN_OR_RETURN(Principal p, ctx.auth->Authenticate(header));
+  if (!p.agent_pool.empty()) {
+    return absl::PermissionDeniedError(
+        "an agent token can only register and heartbeat nodes (greenlight.v1.AgentService)");
+  }
+  return p;
+}
+
+absl::StatusOr<Principal> WhoAgent(const ServiceContext& ctx, grpc::ServerContext* sc) {
+  std::string header;
+  auto it = sc->client_metadata().find("authorization");
+  if (it != sc->client_metadata().end()) header.assign(it->second.data(), it->second.size());
+  ASSIGN_OR_RETURN(Principal p, ctx.auth->Authenticate(header));
+  if (p.agent_pool.empty() && !p.admin) {
+    return absl::PermissionDeniedError(
+        "AgentService needs an agent token (Admin.CreateToken with agent_pool); a team token "
+        "cannot act as a node agent");
+  }
+  return p;
 }
 
 absl::Status AdminOnly(const Principal& p) {

@@ -36,7 +36,10 @@ struct ServiceContext {
 grpc::Status ToGrpc(const absl::Status& s);
 
 // The caller, from the call's "authorization" metadata.
+// The caller of any service but AgentService (agent tokens are refused).
 absl::StatusOr<Principal> Who(const ServiceContext& ctx, grpc::ServerContext* sc);
+// The caller of AgentService: an agent token, or an admin.
+absl::StatusOr<Principal> WhoAgent(const ServiceContext& ctx, grpc::ServerContext* sc);
 // PERMISSION_DENIED unless `p` is an admin.
 absl::Status AdminOnly(const Principal& p);
 // The NOT_FOUND of a job that does not exist or that the caller may not see

@@ -7,6 +7,7 @@
 #include "common/error_details.h"
 #include "common/ids.h"
 #include "common/proto_time.h"
+#include "services/scheduler/legacy_text.h"
 
 namespace greenlight::scheduler {
 namespace {
@@ -200,9 +201,7 @@ absl::Status ValidateTeam(const v1::Team& t,
   if (!(t.alert_ratio() >= 0 && t.alert_ratio() <= 1))
     return Bad("team.alert_ratio",
                absl::StrCat("must be between 0 and 1 (0 = default ", kDefaultAlertRatio, ")"));
-  if (!t.on_budget_exhausted().empty() && t.on_budget_exhausted() != "finish" &&
-      t.on_budget_exhausted() != "stop")
-    return Bad("team.on_budget_exhausted", "must be 'finish' or 'stop'");
+  if (auto policy = BudgetPolicyOf(t); !policy.ok()) return policy.status();
   if (!t.unknown_grid().empty() && t.unknown_grid() != "pessimistic" &&
       t.unknown_grid() != "default" && t.unknown_grid() != "exclude")
     return Bad("team.unknown_grid", "must be 'pessimistic', 'default' or 'exclude'");
@@ -221,6 +220,11 @@ absl::Status ValidatePools(const std::vector<v1::NodePool>& pools) {
       return Invalid(absl::StrCat(f, ".gpus_per_node"), "must be 1..64");
     if (p.nodes() < 0 || p.nodes() > 1'000'000)
       return Invalid(absl::StrCat(f, ".nodes"), "must be 0..1,000,000");
+    if (!v1::PoolExecutor_IsValid(p.executor()))
+      return Invalid(absl::StrCat(f, ".executor"), "must be SIMULATED or AGENT");
+    if (p.agent_nodes_size() > 0)
+      return Invalid(absl::StrCat(f, ".agent_nodes"),
+                     "is read-only: nodes join an AGENT pool by registering (greenlight-agent)");
     if (p.price_micros_per_node_hour() <= 0)
       return Invalid(absl::StrCat(f, ".price_micros_per_node_hour"), "must be > 0");
     if (p.spot_price_micros_per_node_hour() < 0)
@@ -301,8 +305,15 @@ absl::Status ValidateGetUsageRequest(const v1::GetUsageRequest& req) {
 }
 
 absl::Status ValidateCreateTokenRequest(
-    const v1::CreateTokenRequest& req, const std::function<bool(const std::string&)>& team_exists) {
-  if (!req.admin()) {
+    const v1::CreateTokenRequest& req, const std::function<bool(const std::string&)>& team_exists,
+    const std::function<bool(const std::string&)>& pool_is_agent) {
+  if (!req.agent_pool().empty()) {
+    if (req.admin() || !req.team().empty())
+      return Invalid("agent_pool", "an agent token has no team and is not admin");
+    if (pool_is_agent && !pool_is_agent(req.agent_pool()))
+      return Invalid("agent_pool", absl::StrCat("no pool '", req.agent_pool(),
+                                                "' with executor AGENT (Inventory.UpsertPools)"));
+  } else if (!req.admin()) {
     if (req.team().empty()) return Invalid("team", "required for a team token");
     if (team_exists && !team_exists(req.team()))
       return Invalid("team", absl::StrCat("unknown team '", req.team(), "'"));

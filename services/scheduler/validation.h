@@ -67,8 +67,11 @@ absl::Status ValidateWatchJobsRequest(const greenlight::v1::WatchJobsRequest& re
 // --- Budgets requests (the team itself: ValidateTeam).
 absl::Status ValidateGetUsageRequest(const greenlight::v1::GetUsageRequest& req);
 
-// --- Admin requests. A team token names an existing team; an admin token none.
-absl::Status ValidateCreateTokenRequest(const greenlight::v1::CreateTokenRequest& req,
-                                        const std::function<bool(const std::string&)>& team_exists);
+// --- Admin requests. A team token names an existing team; an admin token
+// none; an agent token an AGENT pool and nothing else.
+absl::Status ValidateCreateTokenRequest(
+    const greenlight::v1::CreateTokenRequest& req,
+    const std::function<bool(const std::string&)>& team_exists,
+    const std::function<bool(const std::string&)>& pool_is_agent = nullptr);
 
 }  // namespace greenlight::scheduler

@@ -5,6 +5,7 @@
 #include "common/proto_time.h"
 #include "services/placement/engine.h"
 #include "services/scheduler/job_state.h"
+#include "services/scheduler/legacy_text.h"
 
 namespace greenlight::scheduler {
 
@@ -99,7 +100,7 @@ absl::StatusOr<webhook::AdmitResult> WebhookAdapter::Admit(const v1::JobSpec& sp
   webhook::AdmitResult r = FromPlacement(job.placement());
   r.job_id = job.id();
   r.deduplicated = sub->deduplicated;
-  r.pending_reason = job.state() == v1::JOB_STATE_PENDING ? job.pending_reason() : "";
+  r.pending_reason = job.state() == v1::JOB_STATE_PENDING ? PendingText(job.pending()) : "";
   return r;
 }
 

@@ -8,10 +8,7 @@
 namespace greenlight::store {
 namespace {
 
-bool KnownLedgerKind(const std::string& kind) {
-  return kind == "reserve" || kind == "accrue" || kind == "release" || kind == "settle" ||
-         kind == "budget";
-}
+bool KnownLedgerKind(greenlight::v1::LedgerKind kind) { return *LedgerKindName(kind) != '\0'; }
 
 }  // namespace
 
@@ -31,7 +28,7 @@ absl::Status MemoryStore::Commit(const Batch& b) {
   for (const auto& r : b.ledger) {
     if (!KnownLedgerKind(r.kind)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("store: ledger row of unknown kind '", r.kind, "'"));
+          absl::StrCat("store: ledger row of unknown kind ", static_cast<int>(r.kind)));
     }
   }
   for (const auto& j : b.jobs) {

@@ -231,7 +231,7 @@ absl::Status SqliteStore::Commit(const Batch& b) {
         s.Text(2, r.team);
         s.Text(3, r.period);
         s.Text(4, r.job_id);
-        s.Text(5, r.kind);
+        s.Text(5, LedgerKindName(r.kind));
         s.Int(6, r.cost_spent_micros);
         s.Int(7, r.cost_reserved_micros);
         s.Int(8, r.carbon_spent_mg);
@@ -324,7 +324,11 @@ absl::StatusOr<Snapshot> SqliteStore::Load() {
       r.team = s.ColText(2);
       r.period = s.ColText(3);
       r.job_id = s.ColText(4);
-      r.kind = s.ColText(5);
+      r.kind = ParseLedgerKind(s.ColText(5));
+      if (r.kind == greenlight::v1::LEDGER_KIND_UNSPECIFIED) {
+        return absl::DataLossError(
+            absl::StrCat("store: ledger row ", r.id, " has unknown kind '", s.ColText(5), "'"));
+      }
       r.cost_spent_micros = s.ColInt(6);
       r.cost_reserved_micros = s.ColInt(7);
       r.carbon_spent_mg = s.ColInt(8);

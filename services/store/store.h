@@ -15,6 +15,11 @@
 
 namespace greenlight::store {
 
+// The stored name of a ledger kind ("reserve", ...); "" for UNSPECIFIED.
+const char* LedgerKindName(greenlight::v1::LedgerKind kind);
+// The kind of a stored name; UNSPECIFIED for a name no release wrote.
+greenlight::v1::LedgerKind ParseLedgerKind(const std::string& name);
+
 // One append-only ledger row. Amounts are deltas in integer units: a reserve
 // row adds to reserved; an accrue row adds to spent (and takes the same from
 // reserved where a reservation exists); release and settle rows give back
@@ -25,7 +30,8 @@ struct LedgerRow {
   std::string team;
   std::string period;  // "2026-11" (UTC month)
   std::string job_id;  // empty for team rows (budget changes)
-  std::string kind;    // reserve | accrue | release | settle | budget
+  // Stored as its lower-case name (reserve, accrue, release, settle, budget).
+  greenlight::v1::LedgerKind kind = greenlight::v1::LEDGER_KIND_UNSPECIFIED;
   int64_t cost_spent_micros = 0;
   int64_t cost_reserved_micros = 0;
   int64_t carbon_spent_mg = 0;

@@ -164,6 +164,7 @@ class JobState(_ProtoEnum):
     CANCELLED = 6
     BUDGET_EXHAUSTED = 7
     REJECTED = 8
+    STARTING = 9
 
     @classmethod
     def _proto_prefix(cls) -> str:
@@ -240,6 +241,20 @@ _proto_field = dict(default=None, repr=False, compare=False)
 # ---------------------------------------------------------------------------
 # Placement and quotes
 
+
+
+# Team.on_budget_exhausted text -> BudgetPolicy value ("" = server default).
+_BUDGET_POLICIES = {"": 0, "finish": 1, "stop": 2}
+
+
+def _enum_text(m, enum_field: str, prefix: str, legacy_field: str) -> str:
+    """The name of an enum field without its prefix ("QUOTA"), or the
+    deprecated text twin when the server is older and left the enum unset."""
+    value = getattr(m, enum_field)
+    if value:
+        known = m.DESCRIPTOR.fields_by_name[enum_field].enum_type.values_by_number.get(value)
+        return known.name[len(prefix):] if known else str(value)
+    return getattr(m, legacy_field)
 
 @dataclass
 class TimeSlot(_Model):
@@ -507,7 +522,7 @@ class Job(_Model):
             id=m.id,
             spec=JobSpec.from_proto(m.spec),
             state=JobState(m.state),
-            pending_reason=m.pending_reason,
+            pending_reason=_enum_text(m, "pending", "PENDING_REASON_", "pending_reason"),
             quote=Quote.from_proto(m.quote) if _has(m, "quote") else None,
             submit_time=_ts_field(m, "submit_time"),
             start_time=_ts_field(m, "start_time"),
@@ -566,7 +581,7 @@ class JobEvent(_Model):
             revision=m.revision,
             job_id=m.job_id,
             team=m.team,
-            type=m.type,
+            type=_enum_text(m, "event_type", "JOB_EVENT_TYPE_", "type"),
             state=JobState(m.state),
             time=_ts_field(m, "time"),
             message=m.message,
@@ -604,7 +619,12 @@ class Team(_Model):
             parent=self.parent or "",
             gpu_quota=int(self.gpu_quota or 0),
             alert_ratio=float(self.alert_ratio or 0.0),
-            on_budget_exhausted=self.on_budget_exhausted or "",
+            # The enum; text it does not know goes in the deprecated field,
+            # so the server's error names it (team.on_budget_exhausted).
+            budget_policy=_BUDGET_POLICIES.get(self.on_budget_exhausted or "", 0),
+            on_budget_exhausted=(
+                "" if (self.on_budget_exhausted or "") in _BUDGET_POLICIES else self.on_budget_exhausted
+            ),
             unknown_grid=self.unknown_grid or "",
         )
         if self.monthly_cost_budget_usd is not None:
@@ -636,7 +656,9 @@ class Team(_Model):
                 else None
             ),
             alert_ratio=m.alert_ratio,
-            on_budget_exhausted=m.on_budget_exhausted,
+            on_budget_exhausted=(
+                _enum_text(m, "budget_policy", "BUDGET_POLICY_", "on_budget_exhausted").lower()
+            ),
             unknown_grid=m.unknown_grid,
             proto=m,
         )

@@ -246,7 +246,7 @@ TEST(Daemon, WatchResumesFromARevisionWithoutGapsOrDuplicates) {
   auto all = ReadEvents(stub.get(), 0, 10);
   ASSERT_EQ(all.size(), 10u);
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(all[i].type(), "SUBMITTED");
+    EXPECT_EQ(all[i].event_type(), greenlight::v1::JOB_EVENT_TYPE_SUBMITTED);
     EXPECT_NE(all[i].state(), v1::JOB_STATE_UNSPECIFIED);
   }
   for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].revision(), static_cast<int64_t>(i + 1));

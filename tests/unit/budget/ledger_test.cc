@@ -47,7 +47,7 @@ TEST(BudgetLedgerReserve, AddsToReservedAndOpensTheJob) {
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_THAT(*rows, SizeIs(1));
   const store::LedgerRow& r = (*rows)[0];
-  EXPECT_EQ(r.kind, "reserve");
+  EXPECT_EQ(r.kind, greenlight::v1::LEDGER_KIND_RESERVE);
   EXPECT_EQ(r.team, "ml");
   EXPECT_EQ(r.period, "2026-03");
   EXPECT_EQ(r.job_id, "j-1");
@@ -159,7 +159,7 @@ TEST(BudgetLedgerAccrue, WithinTheReservationMovesReservedToSpent) {
   EXPECT_EQ(r.fraction, 1.0);
   EXPECT_TRUE(r.limit.empty());
   ASSERT_THAT(r.rows, SizeIs(1));
-  EXPECT_EQ(r.rows[0].kind, "accrue");
+  EXPECT_EQ(r.rows[0].kind, greenlight::v1::LEDGER_KIND_ACCRUE);
   EXPECT_EQ(r.rows[0].cost_spent_micros, 40 * kUsd);
   EXPECT_EQ(r.rows[0].cost_reserved_micros, -40 * kUsd);
   EXPECT_EQ(r.rows[0].carbon_spent_mg, 4 * kKg);
@@ -276,7 +276,7 @@ TEST(BudgetLedgerAccrue, EachMonthIsChargedForItsOwnPartAndTheReservationShrinks
   EXPECT_EQ(l.FindJob("j-1")->cost_accrued_micros, 40 * kUsd);
   EXPECT_EQ(l.FindJob("j-1")->cost_reserved_micros, 10 * kUsd);
 
-  auto rel = l.Release("j-1", now, "settle", "completed");
+  auto rel = l.Release("j-1", now, greenlight::v1::LEDGER_KIND_SETTLE, "completed");
   ASSERT_THAT(rel, SizeIs(1));
   EXPECT_EQ(rel[0].period, "2026-03") << "the rest is given back where it was reserved";
   EXPECT_EQ(rel[0].cost_reserved_micros, -10 * kUsd);
@@ -300,9 +300,9 @@ TEST(BudgetLedgerRelease, GivesBackTheRestOnceAndIsIdempotent) {
   l.SetTeam(Team("ml", 100 * kUsd, 10 * kKg));
   ASSERT_TRUE(l.Reserve("j-1", "ml", kMarch, 50 * kUsd, 5 * kKg, "").ok());
   l.Accrue("j-1", kMarch, kMarch, 20 * kUsd, 1 * kKg, 0, "");
-  auto rows = l.Release("j-1", kMarch, "release", "cancelled");
+  auto rows = l.Release("j-1", kMarch, greenlight::v1::LEDGER_KIND_RELEASE, "cancelled");
   ASSERT_THAT(rows, SizeIs(1));
-  EXPECT_EQ(rows[0].kind, "release");
+  EXPECT_EQ(rows[0].kind, greenlight::v1::LEDGER_KIND_RELEASE);
   EXPECT_EQ(rows[0].cost_reserved_micros, -30 * kUsd);
   EXPECT_EQ(rows[0].carbon_reserved_mg, -4 * kKg);
   EXPECT_EQ(rows[0].cost_spent_micros, 0);
@@ -311,9 +311,9 @@ TEST(BudgetLedgerRelease, GivesBackTheRestOnceAndIsIdempotent) {
   EXPECT_EQ(after.cost_spent_micros, 20 * kUsd);
   EXPECT_FALSE(l.FindJob("j-1")->open);
 
-  EXPECT_TRUE(l.Release("j-1", kMarch, "release", "again").empty());
-  EXPECT_TRUE(l.Release("j-1", kMarch, "settle", "again").empty());
-  EXPECT_TRUE(l.Release("j-unknown", kMarch, "release", "").empty());
+  EXPECT_TRUE(l.Release("j-1", kMarch, greenlight::v1::LEDGER_KIND_RELEASE, "again").empty());
+  EXPECT_TRUE(l.Release("j-1", kMarch, greenlight::v1::LEDGER_KIND_SETTLE, "again").empty());
+  EXPECT_TRUE(l.Release("j-unknown", kMarch, greenlight::v1::LEDGER_KIND_RELEASE, "").empty());
   Totals again = l.TeamTotals("ml", "2026-03");
   EXPECT_EQ(again.cost_reserved_micros, 0);
   EXPECT_EQ(again.cost_spent_micros, 20 * kUsd);
@@ -323,7 +323,7 @@ TEST(BudgetLedgerBudget, ChangeRowCarriesNoAmounts) {
   BudgetLedger l;
   l.SetTeam(Team("ml", 100 * kUsd));
   store::LedgerRow r = l.BudgetChange("ml", kMarch, "cost budget $100.00 -> $50.00");
-  EXPECT_EQ(r.kind, "budget");
+  EXPECT_EQ(r.kind, greenlight::v1::LEDGER_KIND_BUDGET);
   EXPECT_EQ(r.team, "ml");
   EXPECT_EQ(r.period, "2026-03");
   EXPECT_TRUE(r.job_id.empty());
@@ -391,7 +391,10 @@ TEST(BudgetLedgerReplay, ApplyingTheRowsRebuildsIdenticalTotals) {
         rows.insert(rows.end(), r.rows.begin(), r.rows.end());
       } else {
         const std::string& id = jobs[rng() % jobs.size()];
-        auto r = live.Release(id, now, op == 8 ? "release" : "settle", "done");
+        auto r = live.Release(
+            id, now,
+            op == 8 ? greenlight::v1::LEDGER_KIND_RELEASE : greenlight::v1::LEDGER_KIND_SETTLE,
+            "done");
         rows.insert(rows.end(), r.begin(), r.end());
       }
       for (const auto& [team, period] : live.TeamPeriods()) {

@@ -57,7 +57,7 @@ std::vector<store::LedgerRow> LedgerOf(CoreHarness& h, const std::string& job_id
 
 std::vector<std::string> Kinds(const std::vector<store::LedgerRow>& rows) {
   std::vector<std::string> k;
-  for (const auto& r : rows) k.push_back(r.kind);
+  for (const auto& r : rows) k.push_back(store::LedgerKindName(r.kind));
   return k;
 }
 
@@ -76,10 +76,10 @@ std::vector<JobEvent> AllEvents(SchedulerCore& core, const std::string& job_id =
   return out;
 }
 
-int CountEvents(const std::vector<JobEvent>& events, const std::string& type,
+int CountEvents(const std::vector<JobEvent>& events, v1::JobEventType type,
                 const std::string& job_id) {
   return static_cast<int>(std::count_if(events.begin(), events.end(), [&](const JobEvent& e) {
-    return e.type() == type && e.job_id() == job_id;
+    return e.event_type() == type && e.job_id() == job_id;
   }));
 }
 
@@ -225,7 +225,7 @@ TEST_F(CoreTest, CancelReleasesTheUnusedReservationAtOnce) {
   EXPECT_EQ(u.running_gpus(), 0);
   auto rows = LedgerOf(h_, job.id());
   ASSERT_FALSE(rows.empty());
-  EXPECT_EQ(rows.back().kind, "release");
+  EXPECT_EQ(rows.back().kind, greenlight::v1::LEDGER_KIND_RELEASE);
   EXPECT_EQ(rows.back().cost_reserved_micros, -(4 * P - 3 * P / 2));
   // Nothing more is charged afterwards.
   ASSERT_OK(h_.Advance(absl::Hours(3)));
@@ -262,7 +262,8 @@ void ExpectNothingStored(CoreHarness& h, int64_t revision_before) {
   ASSERT_TRUE(page.ok());
   EXPECT_TRUE(page->jobs.empty());
   EXPECT_EQ(h.core().revision(), revision_before);
-  for (const auto& r : LedgerOf(h)) EXPECT_EQ(r.kind, "budget") << "only SetTeam rows";
+  for (const auto& r : LedgerOf(h))
+    EXPECT_EQ(r.kind, greenlight::v1::LEDGER_KIND_BUDGET) << "only SetTeam rows";
   EXPECT_EQ(UsageAt(h, "ml", h.clock().Now()).cost_reserved_micros(), 0);
 }
 
@@ -353,7 +354,7 @@ TEST_F(CoreTest, SameRequestIdReturnsTheSameJobAlsoAfterARestart) {
   ASSERT_OK_AND_ASSIGN(ListJobsPage page, h_.core().ListJobs({}));
   EXPECT_EQ(page.jobs.size(), 1u);
   int reserves = 0;
-  for (const auto& r : LedgerOf(h_)) reserves += r.kind == "reserve";
+  for (const auto& r : LedgerOf(h_)) reserves += r.kind == greenlight::v1::LEDGER_KIND_RESERVE;
   EXPECT_EQ(reserves, 1) << "a retry never reserves twice";
 
   JobSpec changed = spec;
@@ -381,7 +382,7 @@ TEST_F(CoreTest, JobOverTheFreeQuotaWaitsAndStartsWhenGpusFreeUp) {
   Job b = Submit(MakeJob("ml", 8, absl::Hours(1)));
   ASSERT_EQ(a.state(), v1::JOB_STATE_RUNNING);
   ASSERT_EQ(b.state(), v1::JOB_STATE_PENDING) << b.message();
-  EXPECT_EQ(b.pending_reason(), "QUOTA");
+  EXPECT_EQ(b.pending(), v1::PENDING_REASON_QUOTA);
   EXPECT_EQ(b.reserved_cost_micros(), P) << "a waiting job holds its reservation";
   v1::Usage u = UsageAt(h_, "ml", TestStart());
   EXPECT_EQ(u.running_gpus(), 8);
@@ -393,7 +394,7 @@ TEST_F(CoreTest, JobOverTheFreeQuotaWaitsAndStartsWhenGpusFreeUp) {
   Job bj = Get(h_, b.id());
   EXPECT_EQ(bj.state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(FromProto(bj.start_time()), TestStart() + absl::Hours(2));
-  EXPECT_TRUE(bj.pending_reason().empty());
+  EXPECT_EQ(bj.pending(), v1::PENDING_REASON_UNSPECIFIED);
   ASSERT_OK(h_.Advance(absl::Hours(1)));
   EXPECT_EQ(Get(h_, b.id()).state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(Get(h_, b.id()).accrued_cost_micros(), P);
@@ -417,7 +418,7 @@ TEST_F(CoreTest, PerTypeQuotaHoldsJobsOfThatType) {
   Job b = Submit(MakeJob("ml", 4, absl::Hours(1)));
   EXPECT_EQ(a.state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(b.state(), v1::JOB_STATE_PENDING);
-  EXPECT_EQ(b.pending_reason(), "QUOTA");
+  EXPECT_EQ(b.pending(), v1::PENDING_REASON_QUOTA);
   ASSERT_OK(h_.Advance(absl::Hours(1)));
   EXPECT_EQ(Get(h_, b.id()).state(), v1::JOB_STATE_RUNNING);
 }
@@ -519,11 +520,11 @@ TEST_F(CoreTest, JobIsStoppedAtItsCostCapWithAFinalLedgerRow) {
   EXPECT_EQ(job.reserved_cost_micros(), 0);
   auto rows = LedgerOf(h_, job.id());
   ASSERT_FALSE(rows.empty());
-  EXPECT_EQ(rows.back().kind, "release");
+  EXPECT_EQ(rows.back().kind, greenlight::v1::LEDGER_KIND_RELEASE);
   EXPECT_EQ(UsageAt(h_, "ml", TestStart()).cost_reserved_micros(), 0);
   EXPECT_EQ(UsageAt(h_, "ml", TestStart()).running_gpus(), 0);
   // The job-level alert went out on the way (80% of the cap).
-  EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", job.id()), 1);
+  EXPECT_EQ(CountEvents(AllEvents(core()), v1::JOB_EVENT_TYPE_BUDGET_ALERT, job.id()), 1);
   ASSERT_OK(h_.Advance(absl::Hours(2)));
   EXPECT_EQ(Get(h_, job.id()).accrued_cost_micros(), job.accrued_cost_micros());
   EXPECT_OK(scheduler::CheckInvariants(core()));
@@ -553,22 +554,23 @@ TEST_F(CoreTest, TeamAlertGoesOutOnceWhenUseCrossesTheAlertRatio) {
   ASSERT_OK(core().SetTeam(MakeTeam("ml", 150)));  // 80% = $120
   Submit(MakeJob("ml", 1, absl::Hours(1)));
   auto events = AllEvents(core());
-  EXPECT_EQ(CountEvents(events, "BUDGET_ALERT", ""), 0) << "$5.12 of $150 is no alert";
+  EXPECT_EQ(CountEvents(events, v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 0)
+      << "$5.12 of $150 is no alert";
   Submit(MakeJob("ml", 8, absl::Hours(2)));  // + $81.89 reserved: 58%
-  EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 0);
+  EXPECT_EQ(CountEvents(AllEvents(core()), v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 0);
   Job third = Submit(MakeJob("ml", 8, absl::Hours(1)));  // + $40.94: 85%
   ASSERT_TRUE(third.state() == v1::JOB_STATE_RUNNING || third.state() == v1::JOB_STATE_PENDING);
   events = AllEvents(core());
-  ASSERT_EQ(CountEvents(events, "BUDGET_ALERT", ""), 1);
+  ASSERT_EQ(CountEvents(events, v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 1);
   for (const auto& e : events) {
-    if (e.type() != "BUDGET_ALERT") continue;
+    if (e.event_type() != v1::JOB_EVENT_TYPE_BUDGET_ALERT) continue;
     EXPECT_EQ(e.team(), "ml");
     EXPECT_THAT(e.message(), HasSubstr("80%"));
     EXPECT_THAT(e.message(), HasSubstr("cost"));
   }
   // Running on does not repeat it.
   ASSERT_OK(h_.Advance(absl::Hours(2)));
-  EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 1);
+  EXPECT_EQ(CountEvents(AllEvents(core()), v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 1);
 }
 
 // A parent's budget covers its children's use: the parent gets its own
@@ -577,17 +579,17 @@ TEST_F(CoreTest, ParentTeamGetsItsOwnAlertWhenItsChildrenCrossItsRatio) {
   ASSERT_OK(core().SetTeam(MakeTeam("acme", 200)));                // 80% = $160
   ASSERT_OK(core().SetTeam(MakeTeam("ml", 1'000, 0, 0, "acme")));  // 80% = $800
   Submit(MakeJob("ml", 8, absl::Hours(3)));                        // $122.83: 61% of acme
-  EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 0);
+  EXPECT_EQ(CountEvents(AllEvents(core()), v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 0);
   Submit(MakeJob("ml", 8, absl::Hours(1)));  // + $40.94: 82% of acme, 16% of ml
   auto events = AllEvents(core());
-  ASSERT_EQ(CountEvents(events, "BUDGET_ALERT", ""), 1);
+  ASSERT_EQ(CountEvents(events, v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 1);
   for (const auto& e : events) {
-    if (e.type() != "BUDGET_ALERT") continue;
+    if (e.event_type() != v1::JOB_EVENT_TYPE_BUDGET_ALERT) continue;
     EXPECT_EQ(e.team(), "acme");
     EXPECT_THAT(e.message(), HasSubstr("team 'acme' reached 80% of its monthly cost budget"));
   }
   ASSERT_OK(h_.Advance(absl::Hours(3)));  // accrual on: no repeat
-  EXPECT_EQ(CountEvents(AllEvents(core()), "BUDGET_ALERT", ""), 1);
+  EXPECT_EQ(CountEvents(AllEvents(core()), v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 1);
 }
 
 TEST_F(CoreTest, TeamAlertRatioIsTheTeams) {
@@ -596,9 +598,9 @@ TEST_F(CoreTest, TeamAlertRatioIsTheTeams) {
   ASSERT_OK(core().SetTeam(t));
   Submit(MakeJob("ml", 8, absl::Hours(3)));  // $122.83 of $1000
   auto events = AllEvents(core());
-  ASSERT_EQ(CountEvents(events, "BUDGET_ALERT", ""), 1);
+  ASSERT_EQ(CountEvents(events, v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 1);
   for (const auto& e : events) {
-    if (e.type() == "BUDGET_ALERT") {
+    if (e.event_type() == v1::JOB_EVENT_TYPE_BUDGET_ALERT) {
       EXPECT_THAT(e.message(), HasSubstr("10%"));
     }
   }
@@ -656,8 +658,8 @@ TEST(CoreMonths, AJobCrossingAMonthChargesEachMonthItsPart) {
                 kWh8 * (Forecast(start + absl::Hours(2)) + Forecast(start + absl::Hours(3))), 2);
     bool moved = false;
     for (const auto& row : LedgerOf(h, job.id())) {
-      if (row.kind == "accrue" && row.period == "2026-03" && row.cost_spent_micros == 0 &&
-          row.cost_reserved_micros < 0)
+      if (row.kind == greenlight::v1::LEDGER_KIND_ACCRUE && row.period == "2026-03" &&
+          row.cost_spent_micros == 0 && row.cost_reserved_micros < 0)
         moved = true;
     }
     EXPECT_TRUE(moved) << "April's part shrinks the March reservation";
@@ -677,10 +679,11 @@ TEST(CoreMonths, ChargingLastMonthDoesNotRepeatThisMonthsAlert) {
   h.clock().Set(Utc(2026, 4, 1, 0, 30));
   auto april = h.core().Submit(MakeJob("ml", 8, absl::Hours(4)));  // $163.78: 82% of April
   ASSERT_TRUE(april.ok()) << april.status();
-  ASSERT_EQ(CountEvents(AllEvents(h.core()), "BUDGET_ALERT", ""), 1) << "April crossed 80%";
+  ASSERT_EQ(CountEvents(AllEvents(h.core()), v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 1)
+      << "April crossed 80%";
   ASSERT_OK(h.core().Tick());  // charges March's two hours, finishes the March job
   EXPECT_EQ(h.core().GetJob(march->job.id())->state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(CountEvents(AllEvents(h.core()), "BUDGET_ALERT", ""), 1);
+  EXPECT_EQ(CountEvents(AllEvents(h.core()), v1::JOB_EVENT_TYPE_BUDGET_ALERT, ""), 1);
 }
 
 TEST_F(CoreTest, AClockThatJumpsBackwardsChargesNothingNegative) {
@@ -705,7 +708,7 @@ TEST_F(CoreTest, AClockThatJumpsBackwardsChargesNothingNegative) {
     EXPECT_GE(r.cost_spent_micros, 0) << r.kind;
     EXPECT_GE(r.carbon_spent_mg, 0) << r.kind;
     EXPECT_GE(r.energy_spent_mwh, 0) << r.kind;
-    if (r.kind != "reserve") {
+    if (r.kind != greenlight::v1::LEDGER_KIND_RESERVE) {
       EXPECT_LE(r.cost_reserved_micros, 0) << r.kind;
     }
   }
@@ -975,7 +978,7 @@ TEST_F(CoreTest, BudgetLoweredBelowSpendAdmitsNothingAndIsRecorded) {
 
   std::vector<std::string> reasons;
   for (const auto& row : LedgerOf(h_)) {
-    if (row.kind != "budget") continue;
+    if (row.kind != greenlight::v1::LEDGER_KIND_BUDGET) continue;
     EXPECT_EQ(row.team, "ml");
     EXPECT_TRUE(row.job_id.empty());
     EXPECT_EQ(row.period, "2026-03");
@@ -993,7 +996,7 @@ TEST_F(CoreTest, StopPolicyStopsRunningJobsWhenTheBudgetIsSpent) {
   Job running = Submit(MakeJob("ml", 8, absl::Hours(3)));
   ASSERT_OK(h_.Advance(absl::Hours(1)));
   v1::Team t = MakeTeam("ml", 50);
-  t.set_on_budget_exhausted("stop");
+  t.set_budget_policy(v1::BUDGET_POLICY_STOP);
   ASSERT_OK(core().SetTeam(t));
   ASSERT_OK(h_.Advance(absl::Minutes(10)));
   running = Get(h_, running.id());
@@ -1135,7 +1138,7 @@ TEST_F(CoreTest, SetTeamRejectsThreeLevels) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << "acme has children";
   ASSERT_OK_AND_ASSIGN(v1::Team ml, core().GetTeam("ml"));
   EXPECT_DOUBLE_EQ(ml.alert_ratio(), 0.8) << "default filled in";
-  EXPECT_EQ(ml.on_budget_exhausted(), "finish");
+  EXPECT_EQ(ml.budget_policy(), v1::BUDGET_POLICY_FINISH);
 }
 
 // ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ v1::JobEvent Event(int64_t revision, const std::string& team, const std::string&
   e.set_revision(revision);
   e.set_team(team);
   e.set_job_id(job_id);
-  e.set_type("STATE");
+  e.set_event_type(greenlight::v1::JOB_EVENT_TYPE_STATE);
   e.set_message("event " + std::to_string(revision));
   return e;
 }

@@ -69,7 +69,7 @@ void Spend(budget::BudgetLedger& ledger, const std::string& team, int64_t cost, 
   r.team = team;
   r.period = period;
   r.job_id = "j-" + team;
-  r.kind = "accrue";
+  r.kind = greenlight::v1::LEDGER_KIND_ACCRUE;
   r.cost_spent_micros = cost;
   r.carbon_spent_mg = carbon;
   ledger.Apply(r);

@@ -120,7 +120,7 @@ v1::Team RandomTeam(std::mt19937& rng, const std::string& name) {
                         static_cast<int>(rng() % 5) * 8, "org");
   if (rng() % 5 == 0) t.set_monthly_cost_budget_micros(0);
   if (name == "t4") (*t.mutable_gpu_quota_by_type())["A100"] = 8 + static_cast<int>(rng() % 3) * 8;
-  t.set_on_budget_exhausted(rng() % 3 == 0 ? "stop" : "finish");
+  t.set_budget_policy(rng() % 3 == 0 ? v1::BUDGET_POLICY_STOP : v1::BUDGET_POLICY_FINISH);
   t.set_alert_ratio(0.5 + 0.1 * (rng() % 5));
   return t;
 }
@@ -409,8 +409,9 @@ void RunStress(const StressConfig& config) {
       bool typed = team->gpu_quota_by_type().count(j.placement().gpu_type()) == 0;
       if (capacity && quota && typed && ++stuck <= 5) {
         ADD_FAILURE() << "job " << j.id() << " (" << j.spec().gpus() << " GPUs, "
-                      << j.pending_reason() << ") waits although " << pool << " has "
-                      << free_nodes[pool] << " free nodes and the team's quota allows it";
+                      << v1::PendingReason_Name(j.pending()) << ") waits although " << pool
+                      << " has " << free_nodes[pool]
+                      << " free nodes and the team's quota allows it";
       }
     }
   }

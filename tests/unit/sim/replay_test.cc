@@ -419,7 +419,7 @@ store::Batch JobBatch(const std::string& id, int64_t sequence, int64_t revision)
   b.events.push_back(e);
   store::LedgerRow r;
   r.job_id = id;
-  r.kind = "reserve";
+  r.kind = v1::LEDGER_KIND_RESERVE;
   b.ledger.push_back(r);
   return b;
 }
@@ -436,7 +436,7 @@ TEST(MemoryStore, CommitsWholeBatchesAndLoadsThemBack) {
   store::Batch bad = JobBatch("c", 3, 3);
   EXPECT_FALSE(s.Commit(bad).ok());
   store::Batch bad_kind = JobBatch("d", 4, 4);
-  bad_kind.ledger[0].kind = "gift";
+  bad_kind.ledger[0].kind = static_cast<v1::LedgerKind>(42);
   EXPECT_FALSE(s.Commit(bad_kind).ok());
   absl::StatusOr<store::Snapshot> snap = s.Load();
   ASSERT_TRUE(snap.ok());

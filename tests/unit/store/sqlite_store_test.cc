@@ -86,7 +86,7 @@ greenlight::v1::JobEvent MakeEvent(int64_t revision, const std::string& job_id) 
   e.set_revision(revision);
   e.set_job_id(job_id);
   e.set_team("ml");
-  e.set_type("STATE");
+  e.set_event_type(greenlight::v1::JOB_EVENT_TYPE_STATE);
   e.set_message(absl::StrCat("event ", revision));
   return e;
 }
@@ -98,7 +98,7 @@ LedgerRow MakeRow(const std::string& job_id, const std::string& kind, int64_t co
   r.team = "ml";
   r.period = "2026-03";
   r.job_id = job_id;
-  r.kind = kind;
+  r.kind = store::ParseLedgerKind(kind);
   r.cost_reserved_micros = cost_reserved;
   r.cost_spent_micros = cost_spent;
   r.carbon_reserved_mg = 3 * cost_reserved;

@@ -82,7 +82,7 @@ Job FullJob(const std::string& id, int64_t sequence) {
   spec->set_payload(std::string("\0\x01\xff payload", 11));
   spec->set_mode(greenlight::v1::PLACEMENT_MODE_GREENEST);
   spec->set_carbon_price_micros_per_tonne(85'000'000);
-  j.set_pending_reason("QUOTA");
+  j.set_pending(greenlight::v1::PENDING_REASON_QUOTA);
   auto* quote = j.mutable_quote();
   quote->set_feasible(true);
   quote->mutable_chosen()->set_pool_id("aws/eu-north-1/p5.48xlarge");
@@ -140,7 +140,7 @@ JobEvent Event(int64_t revision, const std::string& job_id = "j-1") {
   e.set_revision(revision);
   e.set_job_id(job_id);
   e.set_team("ml");
-  e.set_type("STATE");
+  e.set_event_type(greenlight::v1::JOB_EVENT_TYPE_STATE);
   e.set_state(greenlight::v1::JOB_STATE_RUNNING);
   *e.mutable_time() = Ts(1'773'100'000 + revision, 999'999'999);
   e.set_message(absl::StrCat("event ", revision));
@@ -155,7 +155,7 @@ LedgerRow Row(const std::string& job_id, const std::string& kind, int64_t cost_r
   r.team = "ml";
   r.period = "2026-03";
   r.job_id = job_id;
-  r.kind = kind;
+  r.kind = store::ParseLedgerKind(kind);
   r.cost_reserved_micros = cost_reserved;
   r.cost_spent_micros = cost_spent;
   r.carbon_reserved_mg = 3 * cost_reserved;
@@ -176,7 +176,7 @@ Team FullTeam(const std::string& name) {
   (*t.mutable_gpu_quota_by_type())["A100-80GB"] = 32;
   t.set_carbon_price_micros_per_tonne(85'000'000);
   t.set_alert_ratio(0.75);
-  t.set_on_budget_exhausted("stop");
+  t.set_budget_policy(greenlight::v1::BUDGET_POLICY_STOP);
   t.set_unknown_grid("exclude");
   return t;
 }
@@ -455,7 +455,7 @@ TEST_P(StoreContract, JobUpsertByIdReplacesTheWholeJobAndKeepsItsPlace) {
 
   Job updated = FullJob("j-1", 1);
   updated.set_state(greenlight::v1::JOB_STATE_SUCCEEDED);
-  updated.clear_pending_reason();  // a cleared field stays cleared: no merge
+  updated.clear_pending();  // a cleared field stays cleared: no merge
   updated.clear_placement();
   updated.set_message("finished");
   Batch upd;

@@ -1,0 +1,305 @@
+// Jobs on node agents (greenlight-agent, proto/greenlight/v1/executor.proto):
+// registration, heartbeats and their reports, and spend charged on what the
+// node measured. The orders of a heartbeat are worked out from the job table
+// each time (launch what is STARTING here and not yet running, stop what runs
+// here and should not), so neither side keeps an outbox to lose.
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "common/proto_time.h"
+#include "common/status_macros.h"
+#include "common/units.h"
+#include "services/scheduler/core.h"
+#include "services/scheduler/job_state.h"
+#include "services/scheduler/proto_conversion.h"
+
+namespace greenlight::scheduler {
+
+namespace v1 = greenlight::v1;
+using v1::Job;
+
+namespace {
+
+constexpr absl::Duration kDefaultGrace = absl::Seconds(30);
+
+absl::Status CheckNodeName(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 63;
+  for (char c : name)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-');
+  if (!ok) return InvalidField("node", "must be 1-63 chars [a-z0-9.-]");
+  return absl::OkStatus();
+}
+
+absl::Status CheckRegistration(const v1::RegisterNodeRequest& req) {
+  RETURN_IF_ERROR(CheckNodeName(req.node()));
+  if (req.pool_id().empty()) return InvalidField("pool_id", "is required");
+  for (int i = 0; i < req.gpus_size(); ++i) {
+    if (req.gpus(i).index() != i) {
+      return InvalidField(absl::StrCat("gpus[", i, "].index"),
+                          absl::StrCat("must be ", i, " (GPUs are listed by index from 0)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+double TotalEnergyWh(const v1::JobReport& r) {
+  double total = 0;
+  for (const auto& e : r.energy()) total += e.energy_wh();
+  return total;
+}
+
+std::string ExitText(const v1::JobReport& r) {
+  if (r.signal() > 0) return absl::StrCat("killed by signal ", r.signal());
+  return absl::StrCat("exit code ", r.exit_code());
+}
+
+}  // namespace
+
+absl::StatusOr<v1::RegisterNodeResponse> SchedulerCore::RegisterNode(
+    const v1::RegisterNodeRequest& req, const std::string& token_id,
+    const std::string& token_pool) {
+  RETURN_IF_ERROR(CheckRegistration(req));
+  if (!token_pool.empty() && token_pool != req.pool_id()) {
+    return absl::PermissionDeniedError(absl::StrCat("pool_id: this agent token is bound to pool '",
+                                                    token_pool, "', not '", req.pool_id(), "'"));
+  }
+  return queue_.Call<v1::RegisterNodeResponse>(
+      [this, req, token_id](Txn& txn) -> absl::StatusOr<v1::RegisterNodeResponse> {
+        const v1::NodePool* known = agents_.FindPool(req.pool_id());
+        if (known && known->gpus_per_node() > 0 && req.gpus_size() != known->gpus_per_node()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("gpus: node '", req.node(), "' has ", req.gpus_size(), " GPU(s); pool '",
+                           req.pool_id(), "' has ", known->gpus_per_node(), " per node"));
+        }
+        const absl::Time now = options_.clock->Now();
+        ASSIGN_OR_RETURN(v1::NodePool pool, agents_.Register(req, token_id, now));
+        RETURN_IF_ERROR(nodes_.Upsert(PoolFromProto(pool, options_.inventory.gpus)));
+        txn.batch.pools.push_back(pool);
+        writer_.capacity_changed = true;  // a new node may let waiting jobs start
+        v1::RegisterNodeResponse resp;
+        *resp.mutable_node() = *agents_.FindNode(req.node()).node;
+        *resp.mutable_heartbeat_interval() = ToProtoDuration(options_.agent_heartbeat_interval);
+        *resp.mutable_lease_timeout() = ToProtoDuration(options_.agent_lease_timeout);
+        GL_LOG_INFO("agent node registered", F("node", req.node()), F("pool", req.pool_id()),
+                    F("gpus", req.gpus_size()),
+                    F("energy", req.energy_measured() ? "measured" : "modelled"),
+                    F("agent_version", req.agent_version()));
+        return resp;
+      });
+}
+
+absl::StatusOr<v1::HeartbeatResponse> SchedulerCore::Heartbeat(const v1::HeartbeatRequest& req,
+                                                               const std::string& token_id,
+                                                               const std::string& token_pool) {
+  RETURN_IF_ERROR(CheckNodeName(req.node()));
+  return queue_.Call<v1::HeartbeatResponse>(
+      [this, req, token_id, token_pool](Txn& txn) -> absl::StatusOr<v1::HeartbeatResponse> {
+        AgentRegistry::NodeRef ref = agents_.FindNode(req.node());
+        if (ref.node == nullptr) {
+          return absl::NotFoundError(
+              absl::StrCat("node: '", req.node(), "' is not registered; register it first"));
+        }
+        if ((!token_pool.empty() && token_pool != ref.pool->id()) ||
+            (!token_pool.empty() && ref.node->token_id() != token_id)) {
+          return absl::PermissionDeniedError(
+              absl::StrCat("node: '", req.node(), "' belongs to another agent token"));
+        }
+        RETURN_IF_ERROR(CheckReports(req));  // nothing is applied unless all are valid
+        const absl::Time now = options_.clock->Now();
+        agents_.NoteHeartbeat(req.node(), now);
+        for (const v1::JobReport& r : req.reports()) ApplyReport(txn, r, now);
+        v1::HeartbeatResponse resp = OrdersFor(req);
+        for (const v1::JobReport& r : req.reports()) {
+          const Job* j = jobs_.Find(r.job_id());
+          (*resp.mutable_acknowledged())[r.job_id()] = j ? j->report_sequence() : r.sequence();
+        }
+        return resp;
+      });
+}
+
+absl::Status SchedulerCore::CheckReports(const v1::HeartbeatRequest& req) const {
+  for (int i = 0; i < req.reports_size(); ++i) {
+    const v1::JobReport& r = req.reports(i);
+    const std::string f = absl::StrCat("reports[", i, "]");
+    const Job* j = jobs_.Find(r.job_id());
+    if (j == nullptr) {
+      return InvalidField(f + ".job_id", absl::StrCat("no job '", r.job_id(), "'"));
+    }
+    if (j->node() != req.node()) {
+      return InvalidField(
+          f + ".job_id", absl::StrCat("job ", r.job_id(), " was not given to node '", req.node(),
+                                      "'", j->node().empty() ? "" : " but to '" + j->node() + "'"));
+    }
+    if (r.kind() == v1::JOB_REPORT_KIND_UNSPECIFIED || !v1::JobReportKind_IsValid(r.kind())) {
+      return InvalidField(f + ".kind", "must be STARTED, PROGRESS, EXITED or FAILED_TO_START");
+    }
+    for (int k = 0; k < r.energy_size(); ++k) {
+      const double wh = r.energy(k).energy_wh();
+      if (!std::isfinite(wh) || wh < 0) {
+        return InvalidField(absl::StrCat(f, ".energy[", k, "].energy_wh"),
+                            "must be a finite number >= 0");
+      }
+    }
+    if (r.sequence() <= j->report_sequence() || IsTerminal(j->state())) continue;  // applied
+    const double total = TotalEnergyWh(r);
+    if (r.energy_size() > 0 && total + 1e-9 < j->measured_energy_wh()) {
+      return InvalidField(f + ".energy",
+                          absl::StrCat("energy went backwards for job ", r.job_id(), ": ", total,
+                                       " Wh after ", j->measured_energy_wh(), " Wh"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void SchedulerCore::ApplyReport(Txn& txn, const v1::JobReport& r, absl::Time now) {
+  Job& job = *jobs_.Find(r.job_id());
+  if (r.sequence() <= job.report_sequence()) return;  // resent after a restart
+  job.set_report_sequence(r.sequence());
+  txn.dirty.insert(job.id());
+  if (IsTerminal(job.state())) return;  // stopped here already; nothing more is charged
+  const double energy = r.energy_size() > 0 ? TotalEnergyWh(r) : -1;
+  switch (r.kind()) {
+    case v1::JOB_REPORT_KIND_STARTED:
+      if (job.state() == v1::JOB_STATE_STARTING) {
+        *job.mutable_start_time() = ToProto(now);
+        *job.mutable_accrued_until() = ToProto(now);
+        job.set_measured_energy_wh(0);
+        Transition(txn, job, v1::JOB_STATE_RUNNING,
+                   absl::StrCat("running on node ", job.node(), " (pid ", r.pid(), ")"));
+      }
+      break;
+    case v1::JOB_REPORT_KIND_PROGRESS:
+      if (job.state() == v1::JOB_STATE_RUNNING) ChargeMeasured(txn, job, energy, now);
+      break;
+    case v1::JOB_REPORT_KIND_EXITED:
+      if (job.state() == v1::JOB_STATE_RUNNING) ChargeMeasured(txn, job, energy, now);
+      if (IsTerminal(job.state())) break;  // a cap stopped it
+      if (r.exit_code() == 0 && r.signal() == 0 && job.state() == v1::JOB_STATE_RUNNING) {
+        FinishJob(txn, job, v1::JOB_STATE_SUCCEEDED, v1::LEDGER_KIND_SETTLE,
+                  absl::StrCat("completed on node ", job.node(), ": cost ",
+                               Money::FromMicros(job.accrued_cost_micros()).ToString(), ", carbon ",
+                               Carbon::FromMg(job.accrued_carbon_mg()).ToString(), ", ",
+                               job.accrued_energy_wh(), " Wh ",
+                               job.energy_measured() ? "measured" : "modelled"),
+                  now);
+      } else {
+        FinishJob(txn, job, v1::JOB_STATE_FAILED, v1::LEDGER_KIND_RELEASE,
+                  absl::StrCat("failed on node ", job.node(), ": ", ExitText(r),
+                               r.reason().empty() ? "" : absl::StrCat(" (", r.reason(), ")")),
+                  now);
+      }
+      break;
+    case v1::JOB_REPORT_KIND_FAILED_TO_START:
+      FinishJob(txn, job, v1::JOB_STATE_FAILED, v1::LEDGER_KIND_RELEASE,
+                absl::StrCat("failed to start on node ", job.node(), ": ", r.reason()), now);
+      break;
+    default:
+      break;
+  }
+}
+
+void SchedulerCore::ChargeMeasured(Txn& txn, Job& job, double total_energy_wh, absl::Time now) {
+  const int pool_index = nodes_.PoolIndex(job.placement().pool_id());
+  if (pool_index < 0) return;
+  const providers::Pool& pool = nodes_.pools()[pool_index].pool;
+  const absl::Time from = FromProto(job.accrued_until());
+  const placement::UnknownGrid policy = TeamUnknownGrid(job.spec().team());
+  auto intensity = [&](absl::Time t) { return zones_.IntensityAt(pool.zone, t, nullptr, policy); };
+  const bool measured = total_energy_wh >= 0;
+  Charges charges;
+  if (measured) {
+    const double delta = std::max(0.0, total_energy_wh - job.measured_energy_wh());
+    charges = MeasuredChargesOver(RateOf(job, pool), from, now, delta, pool.pue, intensity);
+    job.set_measured_energy_wh(std::max(job.measured_energy_wh(), total_energy_wh));
+  } else {
+    const std::vector<RunWindow> always = {{absl::InfinitePast(), absl::InfiniteFuture()}};
+    charges =
+        ChargesOver(RateOf(job, pool), always, from, now, absl::InfiniteDuration(), intensity);
+  }
+  job.set_energy_measured(measured);
+  bool stop = false;
+  std::string stop_reason;
+  for (const PeriodCharge& c : charges.periods) {
+    stop = ChargePeriod(txn, job, c, now, &stop_reason, measured ? "measured" : "modelled");
+    if (stop) break;
+  }
+  *job.mutable_accrued_until() = ToProto(std::max(from, now));
+  const budget::JobAccount* a = ledger_.FindJob(job.id());
+  job.set_reserved_cost_micros(a ? a->cost_reserved_micros : 0);
+  job.set_reserved_carbon_mg(a ? a->carbon_reserved_mg : 0);
+  txn.dirty.insert(job.id());
+  if (stop) {
+    FinishJob(txn, job, v1::JOB_STATE_BUDGET_EXHAUSTED, v1::LEDGER_KIND_RELEASE, stop_reason, now);
+  }
+}
+
+v1::HeartbeatResponse SchedulerCore::OrdersFor(const v1::HeartbeatRequest& req) const {
+  v1::HeartbeatResponse resp;
+  absl::flat_hash_set<std::string> running(req.running_job_ids().begin(),
+                                           req.running_job_ids().end());
+  for (const auto& [_, j] : jobs_.running()) {
+    if (j->node() != req.node() || j->state() != v1::JOB_STATE_STARTING) continue;
+    if (running.contains(j->id())) continue;  // started; its report is on the way
+    v1::JobAssignment& a = *resp.add_launch();
+    a.set_job_id(j->id());
+    *a.mutable_command() = j->spec().command();
+    *a.mutable_gpu_indices() = j->gpu_indices();
+    *a.mutable_grace_period() = ToProtoDuration(kDefaultGrace);
+    a.set_resume(j->accrued_cost_micros() > 0 || j->accrued_energy_wh() > 0);
+    a.set_team(j->spec().team());
+    auto submitter = j->spec().labels().find("greenlight.submitter");
+    if (submitter != j->spec().labels().end()) a.set_submitter(submitter->second);
+  }
+  for (const std::string& id : req.running_job_ids()) {
+    const Job* j = jobs_.Find(id);
+    if (j != nullptr && !IsTerminal(j->state()) && j->node() == req.node()) continue;
+    v1::StopOrder& s = *resp.add_stop();
+    s.set_job_id(id);
+    *s.mutable_grace_period() = ToProtoDuration(kDefaultGrace);
+    s.set_reason(j == nullptr ? "unknown to greenlight"
+                 : IsTerminal(j->state())
+                     ? absl::StrCat("job is ", StateName(j->state()), ": ", j->message())
+                     : absl::StrCat("job runs on node '", j->node(), "'"));
+  }
+  return resp;
+}
+
+bool SchedulerCore::OnAgentPool(const Job& job) const {
+  return agents_.IsAgentPool(job.placement().pool_id());
+}
+
+void SchedulerCore::BeginOnAgent(Txn& txn, Job& job, absl::Time now) {
+  const Allocation* a = nodes_.AllocationOf(job.id());
+  const v1::AgentNode* node = a && a->nodes.size() == 1
+                                  ? agents_.NodeAt(job.placement().pool_id(), a->nodes[0].first)
+                                  : nullptr;
+  if (node == nullptr) {
+    FinishJob(txn, job, v1::JOB_STATE_FAILED, v1::LEDGER_KIND_RELEASE,
+              a && a->nodes.size() > 1
+                  ? "jobs on agent pools run on one node; multi-node jobs are not supported yet"
+                  : "its agent node is not registered",
+              now);
+    return;
+  }
+  // The node's GPUs not given to the other jobs it holds.
+  absl::flat_hash_set<int> used;
+  for (const auto& [_, other] : jobs_.running()) {
+    if (other->node() == node->name() && other->id() != job.id())
+      used.insert(other->gpu_indices().begin(), other->gpu_indices().end());
+  }
+  job.clear_gpu_indices();
+  for (const auto& g : node->gpus()) {
+    if (job.gpu_indices_size() >= job.spec().gpus()) break;
+    if (!used.contains(g.index())) job.add_gpu_indices(g.index());
+  }
+  job.set_node(node->name());
+  *job.mutable_start_time() = ToProto(now);
+  *job.mutable_accrued_until() = ToProto(now);
+  Transition(txn, job, v1::JOB_STATE_STARTING,
+             absl::StrCat("starting on node ", node->name(), " (GPUs ",
+                          absl::StrJoin(job.gpu_indices(), ","), ")"));
+}
+
+}  // namespace greenlight::scheduler
