@@ -877,7 +877,8 @@ absl::Duration Agent::GraceOf(const Job& job, absl::Duration ordered) const {
 void Agent::NoteRpcFailure(const char* rpc, const grpc::Status& status) {
   if (failures_ == 0) {
     GL_LOG_WARN("greenlightd did not answer; retrying (logged once until it answers)",
-                F("rpc", rpc), F("server", options_.server), F("code", FromGrpc(status).code()),
+                F("rpc", rpc), F("server", options_.server),
+                F("code", absl::StatusCodeToString(FromGrpc(status).code())),
                 F("error", status.error_message()));
   }
   ++failures_;
@@ -927,7 +928,7 @@ absl::Status Agent::Register(absl::Time now) {
     case grpc::StatusCode::ALREADY_EXISTS: {
       absl::Status refused = FromGrpc(status);
       GL_LOG_ERROR("greenlightd refused the registration", F("node", options_.node),
-                   F("pool", options_.pool), F("code", refused.code()),
+                   F("pool", options_.pool), F("code", absl::StatusCodeToString(refused.code())),
                    F("error", status.error_message()));
       return absl::Status(refused.code(),
                           absl::StrCat("greenlightd refused to register node ", options_.node,
@@ -981,7 +982,8 @@ void Agent::Heartbeat(absl::Time now) {
 }
 
 void Agent::ApplyAcks(const v1::HeartbeatResponse& response) {
-  for (const auto& [id, acked] : response.acknowledged()) {
+  for (const auto& [id, acked_seq] : response.acknowledged()) {
+    const int64_t acked = acked_seq;  // a lambda below cannot capture a structured binding
     auto it = jobs_.find(id);
     if (it == jobs_.end()) continue;
     Job& job = it->second;
