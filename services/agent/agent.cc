@@ -24,12 +24,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "google/protobuf/text_format.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 
 namespace greenlight::agent {
 namespace {
@@ -165,7 +168,7 @@ bool ValidEnvName(const std::string& k) {
   });
 }
 
-[[maybe_unused]] const char* KindName(v1::JobReportKind kind) {
+const char* KindName(v1::JobReportKind kind) {
   switch (kind) {
     case v1::JOB_REPORT_KIND_STARTED:
       return "STARTED";
@@ -203,6 +206,30 @@ std::string UserName(uid_t uid) {
 
 std::string GpuList(const google::protobuf::RepeatedField<int32_t>& indices) {
   return absl::StrJoin(indices, ",");
+}
+
+// The indices N of the "reports[N]..." fields a refused heartbeat's
+// google.rpc.BadRequest names.
+std::set<int> RefusedReports(const grpc::Status& status) {
+  std::set<int> out;
+  google::rpc::Status details;
+  if (status.error_details().empty() || !details.ParseFromString(status.error_details())) {
+    return out;
+  }
+  for (const google::protobuf::Any& any : details.details()) {
+    google::rpc::BadRequest bad;
+    if (!any.UnpackTo(&bad)) continue;
+    for (const auto& v : bad.field_violations()) {
+      absl::string_view f = v.field();
+      if (!absl::ConsumePrefix(&f, "reports[")) continue;
+      const size_t close = f.find(']');
+      int index = 0;
+      if (close != absl::string_view::npos && absl::SimpleAtoi(f.substr(0, close), &index)) {
+        out.insert(index);
+      }
+    }
+  }
+  return out;
 }
 
 std::string Describe(const ExitReport& e) {
@@ -964,6 +991,29 @@ void Agent::Heartbeat(absl::Time now) {
       registered_ = false;
       next_register_ = now;
       return;
+    }
+    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      // greenlightd refuses the whole heartbeat for one bad report: drop
+      // the reports it names, or every later heartbeat would be refused too.
+      const std::set<int> refused = RefusedReports(status);
+      for (int index : refused) {
+        if (index < 0 || index >= req.reports_size()) continue;
+        const v1::JobReport& bad = req.reports(index);
+        auto it = jobs_.find(bad.job_id());
+        if (it == jobs_.end()) continue;
+        auto& pending = it->second.pending;
+        pending.erase(
+            std::remove_if(pending.begin(), pending.end(),
+                           [&](const v1::JobReport& r) { return r.sequence() == bad.sequence(); }),
+            pending.end());
+        GL_LOG_ERROR("greenlightd refused a report: dropped, not resent", F("job", bad.job_id()),
+                     F("kind", KindName(bad.kind())), F("sequence", bad.sequence()),
+                     F("error", status.error_message()));
+      }
+      if (!refused.empty()) {
+        NoteRpcSuccess();
+        return;
+      }
     }
     NoteRpcFailure("Heartbeat", status);
     return;
