@@ -87,8 +87,7 @@ class BudgetLedger {
   // Gives back what remains reserved ("release" for cancel/stop, "settle" at
   // successful completion). Rows already applied. Idempotent.
   std::vector<store::LedgerRow> Release(const std::string& job_id, absl::Time now,
-                                        greenlight::v1::LedgerKind kind,
-                                        const std::string& reason);
+                                        greenlight::v1::LedgerKind kind, const std::string& reason);
   // A budget change row (amounts 0, reason says old -> new).
   store::LedgerRow BudgetChange(const std::string& team, absl::Time now, const std::string& reason);
 

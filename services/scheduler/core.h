@@ -274,6 +274,8 @@ class SchedulerCore {
   void StartJob(Txn& txn, greenlight::v1::Job& job, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WaitForNodes(Txn& txn, greenlight::v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's reserved amounts as the ledger has them now.
+  void SyncReserved(greenlight::v1::Job& job) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void FinishJob(Txn& txn, greenlight::v1::Job& job, greenlight::v1::JobState to,
                  greenlight::v1::LedgerKind ledger_kind, const std::string& message, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

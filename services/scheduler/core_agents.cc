@@ -226,9 +226,7 @@ void SchedulerCore::ChargeMeasured(Txn& txn, Job& job, double total_energy_wh, a
     if (stop) break;
   }
   *job.mutable_accrued_until() = ToProto(std::max(from, now));
-  const budget::JobAccount* a = ledger_.FindJob(job.id());
-  job.set_reserved_cost_micros(a ? a->cost_reserved_micros : 0);
-  job.set_reserved_carbon_mg(a ? a->carbon_reserved_mg : 0);
+  SyncReserved(job);
   txn.dirty.insert(job.id());
   if (stop) {
     FinishJob(txn, job, v1::JOB_STATE_BUDGET_EXHAUSTED, v1::LEDGER_KIND_RELEASE, stop_reason, now);

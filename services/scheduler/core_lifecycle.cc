@@ -153,15 +153,19 @@ void SchedulerCore::WaitForNodes(Txn& txn, Job& job) {
   Transition(txn, job, v1::JOB_STATE_PENDING, absl::StrCat("waiting for ", WaitingFor(job)));
 }
 
+void SchedulerCore::SyncReserved(Job& job) const {
+  const budget::JobAccount* a = ledger_.FindJob(job.id());
+  job.set_reserved_cost_micros(a ? a->cost_reserved_micros : 0);
+  job.set_reserved_carbon_mg(a ? a->carbon_reserved_mg : 0);
+}
+
 void SchedulerCore::FinishJob(Txn& txn, Job& job, JobState to, v1::LedgerKind kind,
                               const std::string& message, absl::Time now) {
   if (nodes_.Release(job.id())) writer_.capacity_changed = true;
   txn.kills.push_back(job.id());
   const auto rows = ledger_.Release(job.id(), now, kind, message);
   txn.batch.ledger.insert(txn.batch.ledger.end(), rows.begin(), rows.end());
-  const budget::JobAccount* a = ledger_.FindJob(job.id());
-  job.set_reserved_cost_micros(a ? a->cost_reserved_micros : 0);
-  job.set_reserved_carbon_mg(a ? a->carbon_reserved_mg : 0);
+  SyncReserved(job);
   *job.mutable_end_time() = ToProto(now);
   Transition(txn, job, to, message);
 }
@@ -212,9 +216,7 @@ void SchedulerCore::AccrueJob(Txn& txn, Job& job, absl::Time now) {
   *job.mutable_remaining() =
       ToProtoDuration(std::max(absl::ZeroDuration(), remaining - charges.computed));
   *job.mutable_accrued_until() = ToProto(charges.until);
-  const budget::JobAccount* a = ledger_.FindJob(job.id());
-  job.set_reserved_cost_micros(a ? a->cost_reserved_micros : 0);
-  job.set_reserved_carbon_mg(a ? a->carbon_reserved_mg : 0);
+  SyncReserved(job);
   txn.dirty.insert(job.id());
   if (stop) {
     FinishJob(txn, job, v1::JOB_STATE_BUDGET_EXHAUSTED, v1::LEDGER_KIND_RELEASE, stop_reason, now);

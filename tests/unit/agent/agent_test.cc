@@ -39,6 +39,7 @@
 #include "google/rpc/status.pb.h"
 #include "greenlight/v1/executor.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/testing/proc_table.h"
 #include "tests/testing/status_testing.h"
 #include "tests/testing/temp_dir.h"
 
@@ -209,38 +210,10 @@ class FakeAgentService final : public v1::AgentService::Service {
   int refused_ = 0;
 };
 
-struct ProcEntry {
-  pid_t pid = 0;
-  char state = '?';
-  pid_t pgrp = 0;
-};
-
-std::optional<ProcEntry> ReadProc(pid_t pid) {
-  std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::vector<std::string> f = absl::StrSplit(stat.substr(close + 2), ' ');
-  if (f.size() < 3) return std::nullopt;
-  ProcEntry e;
-  e.pid = pid;
-  e.state = f[0][0];
-  int pgrp = 0;
-  if (!absl::SimpleAtoi(f[2], &pgrp)) return std::nullopt;
-  e.pgrp = pgrp;
-  return e;
-}
-
-// Live (non-zombie) members of process group `pgid`.
+// Live members of process group `pgid` (pids).
 std::vector<pid_t> GroupMembers(pid_t pgid) {
   std::vector<pid_t> out;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    int pid = 0;
-    if (!absl::SimpleAtoi(it->path().filename().string(), &pid)) continue;
-    std::optional<ProcEntry> e = ReadProc(pid);
-    if (e && e->pgrp == pgid && e->state != 'Z') out.push_back(pid);
-  }
+  for (const auto& e : ::greenlight::testing::GroupMembers(pgid)) out.push_back(e.pid);
   return out;
 }
 

@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/proc_table.h"
 #include "tests/testing/temp_dir.h"
 
 namespace greenlight::agent {
@@ -68,46 +69,9 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
-struct ProcEntry {
-  pid_t pid = 0;
-  char state = '?';
-  pid_t pgrp = 0;
-  uint64_t start_ticks = 0;
-  std::string comm;
-};
-
-// /proc/<pid>/stat, parsed independently of the code under test.
-std::optional<ProcEntry> ReadProc(pid_t pid) {
-  std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::vector<std::string> f = absl::StrSplit(stat.substr(close + 2), ' ');
-  if (f.size() < 20) return std::nullopt;
-  ProcEntry e;
-  e.pid = pid;
-  e.state = f[0][0];
-  int pgrp = 0;
-  if (!absl::SimpleAtoi(f[2], &pgrp) || !absl::SimpleAtoi(f[19], &e.start_ticks)) {
-    return std::nullopt;
-  }
-  e.pgrp = pgrp;
-  e.comm = stat.substr(stat.find('(') + 1, close - stat.find('(') - 1);
-  return e;
-}
-
-// Live (non-zombie) members of process group `pgid`.
-std::vector<ProcEntry> GroupMembers(pid_t pgid) {
-  std::vector<ProcEntry> out;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    int pid = 0;
-    if (!absl::SimpleAtoi(it->path().filename().string(), &pid)) continue;
-    std::optional<ProcEntry> e = ReadProc(pid);
-    if (e && e->pgrp == pgid && e->state != 'Z') out.push_back(*e);
-  }
-  return out;
-}
+using ::greenlight::testing::GroupMembers;
+using ::greenlight::testing::ProcEntry;
+using ::greenlight::testing::ReadProc;
 
 // The process is gone for good: no such pid (not even a zombie), or the pid
 // now belongs to another process.
