@@ -221,9 +221,10 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& f
         absl::StrCat(file, ":", e.mark.line + 1, ": YAML syntax error: ", e.msg));
   }
   if (root.IsNull()) return c;
-  RETURN_IF_ERROR(CheckKeys(
-      root, "",
-      {"server", "store", "clock", "data", "placement", "teams", "auth", "tls", "webhook"}, file));
+  RETURN_IF_ERROR(CheckKeys(root, "",
+                            {"server", "store", "clock", "agents", "data", "placement", "teams",
+                             "auth", "tls", "webhook"},
+                            file));
   fs::path base = fs::path(file).parent_path();
   try {
     if (auto n = root["server"]) {
@@ -252,6 +253,14 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& f
       RETURN_IF_ERROR(CheckKeys(n, "clock", {"time_scale", "tick_ms"}, file));
       RETURN_IF_ERROR(Get(n, "time_scale", "clock", file, &c.time_scale));
       RETURN_IF_ERROR(Get(n, "tick_ms", "clock", file, &c.tick_ms));
+    }
+    if (auto n = root["agents"]) {
+      RETURN_IF_ERROR(
+          CheckKeys(n, "agents", {"heartbeat_interval_ms", "lease_timeout_seconds"}, file));
+      RETURN_IF_ERROR(
+          Get(n, "heartbeat_interval_ms", "agents", file, &c.agent_heartbeat_interval_ms));
+      RETURN_IF_ERROR(
+          Get(n, "lease_timeout_seconds", "agents", file, &c.agent_lease_timeout_seconds));
     }
     if (auto n = root["data"]) {
       RETURN_IF_ERROR(CheckKeys(n, "data",
@@ -373,6 +382,12 @@ absl::StatusOr<Config> ParseConfig(const std::string& text, const std::string& f
     return Bad(file, "clock.time_scale", "must be in (0, 1e7]");
   if (c.tick_ms < 1 || c.tick_ms > 60000)
     return Bad(file, "clock.tick_ms", "must be in [1, 60000]");
+  if (c.agent_heartbeat_interval_ms < 50 || c.agent_heartbeat_interval_ms > 60000)
+    return Bad(file, "agents.heartbeat_interval_ms", "must be in [50, 60000]");
+  if (c.agent_lease_timeout_seconds < 1 || c.agent_lease_timeout_seconds > 3600 ||
+      c.agent_lease_timeout_seconds * 1000 < 2 * c.agent_heartbeat_interval_ms)
+    return Bad(file, "agents.lease_timeout_seconds",
+               "must be in [1, 3600] and at least two heartbeat intervals");
   if (c.nodes_per_pool < 1 || c.nodes_per_pool > 100000)
     return Bad(file, "data.nodes_per_pool", "must be in [1, 100000]");
   if (c.default_mode != "balanced" && c.default_mode != "cheapest" && c.default_mode != "greenest")

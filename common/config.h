@@ -88,6 +88,10 @@ struct Config {
   std::string store_path = "greenlight.db";
   std::string store_synchronous = "full";  // full | normal
 
+  // node agents (greenlight-agent): how often they heartbeat, and how long a
+  // node may stay silent before it is lost (its jobs requeued or failed)
+  int agent_heartbeat_interval_ms = 1000;
+  int agent_lease_timeout_seconds = 15;
   // clock and executor
   double time_scale = 1.0;  // simulated seconds per wall second
   int tick_ms = 200;

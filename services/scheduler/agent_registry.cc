@@ -93,6 +93,34 @@ void AgentRegistry::NoteHeartbeat(const std::string& node, absl::Time now) {
   last_heartbeat_[node] = now;
 }
 
+std::vector<std::string> AgentRegistry::LoseSilentNodes(absl::Time now, absl::Duration lease) {
+  std::vector<std::string> lost;
+  for (auto& [_, pool] : pools_) {
+    for (auto& n : *pool.mutable_agent_nodes()) {
+      if (n.state() != v1::NODE_STATE_READY) continue;
+      auto [it, first] = last_heartbeat_.try_emplace(n.name(), now);
+      if (first || now - it->second <= lease) continue;
+      n.set_state(v1::NODE_STATE_LOST);
+      lost.push_back(n.name());
+    }
+  }
+  return lost;
+}
+
+bool AgentRegistry::SetState(const std::string& node, v1::NodeState state) {
+  auto it = pool_of_node_.find(node);
+  if (it == pool_of_node_.end()) return false;
+  auto pit = pools_.find(it->second);
+  if (pit == pools_.end()) return false;
+  for (auto& n : *pit->second.mutable_agent_nodes()) {
+    if (n.name() != node) continue;
+    if (n.state() == state) return false;
+    n.set_state(state);
+    return true;
+  }
+  return false;
+}
+
 absl::Time AgentRegistry::LastHeartbeat(const std::string& node) const {
   auto it = last_heartbeat_.find(node);
   return it == last_heartbeat_.end() ? absl::InfinitePast() : it->second;

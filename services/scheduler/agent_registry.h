@@ -44,6 +44,12 @@ class AgentRegistry {
   const greenlight::v1::AgentNode* NodeAt(const std::string& pool_id, int slot) const;
 
   void NoteHeartbeat(const std::string& node, absl::Time now);
+  // Marks LOST every READY node not heard from for longer than `lease` and
+  // returns their names. A node not heard from since this process started
+  // (after a restart) gets a full lease from its first check.
+  std::vector<std::string> LoseSilentNodes(absl::Time now, absl::Duration lease);
+  // Sets a node's state; false when the node is unknown or already so.
+  bool SetState(const std::string& node, greenlight::v1::NodeState state);
   absl::Time LastHeartbeat(const std::string& node) const;
   // The pools as ListPools shows them (last heartbeats filled in).
   std::vector<greenlight::v1::NodePool> Pools() const;

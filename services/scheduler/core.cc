@@ -106,8 +106,16 @@ void SchedulerCore::LoadJobs(store::Snapshot& snap) {
   // Running jobs get their nodes back and resume on the executor (no
   // calendar check: they hold those nodes already).
   for (const auto& [_, j] : jobs_.running()) {
-    auto a = nodes_.Find(j->placement().pool_id(), j->spec().gpus());
-    if (a) {
+    std::optional<Allocation> a;
+    const AgentRegistry::NodeRef on = agents_.FindNode(j->node());
+    if (on.node != nullptr && OnAgentPool(*j)) {
+      // The node it was given, not a best fit: the agent runs it there.
+      a = Allocation{nodes_.PoolIndex(j->placement().pool_id()),
+                     {{on.node->slot(), j->spec().gpus()}}};
+    } else {
+      a = nodes_.Find(j->placement().pool_id(), j->spec().gpus());
+    }
+    if (a && a->pool >= 0) {
       nodes_.Take(j->id(), j->spec().team(), j->spec().gpus(), *std::move(a));
     } else {
       GL_LOG_WARN("running job lost its capacity on restart", F("job", j->id()),
@@ -116,6 +124,7 @@ void SchedulerCore::LoadJobs(store::Snapshot& snap) {
     // Agent jobs: the agent reports what it still runs at its next heartbeat.
     if (!OnAgentPool(*j)) options_.executor->Launch(j->id(), FromProto(j->remaining()));
   }
+  for (const auto& pool : agents_.Pools()) SyncAgentNodes(pool.id());
 }
 
 void SchedulerCore::ProcessBatch(CommandQueue::Batch& batch) {

@@ -104,7 +104,10 @@ struct CoreOptions {
   // Node agents (executor.proto): how often they heartbeat, and how long
   // without one marks their node lost.
   absl::Duration agent_heartbeat_interval = absl::Seconds(1);
-  absl::Duration agent_lease_timeout = absl::Seconds(15);
+  absl::Duration agent_lease_timeout = absl::Seconds(15);  // wall time
+  // The core clock's seconds per wall second (the demo's clock.time_scale):
+  // leases are wall time, so the lease on the core clock is this x longer.
+  double agent_clock_scale = 1.0;
   std::function<void(double seconds)> on_placement;
 };
 
@@ -290,8 +293,8 @@ class SchedulerCore {
                     std::string* stop_reason, const std::string& energy_basis = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // The tick, as named phases in this order (the executor issue adds the
-  // executor's reports in front).
+  // The tick, as named phases in this order: nodes whose lease ran out,
+  // accrual, teams over budget, due starts, deadline failures, re-planning.
   void DoTick(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteClock(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AccrueRunning(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -313,14 +316,22 @@ class SchedulerCore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckReports(const greenlight::v1::HeartbeatRequest& req) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void ApplyReport(Txn& txn, const greenlight::v1::JobReport& r, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyReport(Txn& txn, const greenlight::v1::JobReport& r, const std::string& node,
+                   absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Charges a job on an agent from accrued_until to `now` with the energy
   // its GPUs measured in total so far (modelled when its node has no counters).
   void ChargeMeasured(Txn& txn, greenlight::v1::Job& job, double total_energy_wh, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  greenlight::v1::HeartbeatResponse OrdersFor(const greenlight::v1::HeartbeatRequest& req) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  greenlight::v1::HeartbeatResponse OrdersFor(const greenlight::v1::HeartbeatRequest& req,
+                                              absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Tick phase: agent nodes silent past their lease are lost; their jobs
+  // are requeued (checkpointable) or failed (node_lost).
+  void LoseSilentNodes(Txn& txn, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LeaveLostNode(Txn& txn, greenlight::v1::Job& job, const std::string& node, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the lost nodes of an agent pool out of the allocator and puts the
+  // others back (after a registration, a loss, a return, a load).
+  void SyncAgentNodes(const std::string& pool_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // `running`/`pending` job counts when the caller has them (-1 = count here).
   greenlight::v1::Usage UsageLocked(const std::string& team, absl::Time at, int running = -1,

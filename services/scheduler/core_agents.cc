@@ -13,6 +13,7 @@
 #include "common/units.h"
 #include "services/scheduler/core.h"
 #include "services/scheduler/job_state.h"
+#include "services/scheduler/legacy_text.h"
 #include "services/scheduler/proto_conversion.h"
 
 namespace greenlight::scheduler {
@@ -50,6 +51,29 @@ double TotalEnergyWh(const v1::JobReport& r) {
   return total;
 }
 
+// Reports a lost node sends late for a job it no longer has: acknowledged,
+// not applied (the job was charged up to the node's last report).
+bool FromLostNode(const Job& job, const std::string& node) {
+  if (job.node() == node) return false;
+  for (const auto& n : job.lost_nodes())
+    if (n == node) return true;
+  return false;
+}
+
+// A split job between two of its slots: the start of its next slot, or
+// InfinitePast when it may run now (inside a slot, not split, or after its
+// last slot: it runs on until it exits).
+absl::Time NextSlotStart(const Job& job, absl::Time now) {
+  if (job.placement().slots_size() < 2) return absl::InfinitePast();
+  absl::Time next = absl::InfinitePast();
+  for (const auto& sl : job.placement().slots()) {
+    const absl::Time start = FromProto(sl.start()), end = FromProto(sl.end());
+    if (start <= now && now < end) return absl::InfinitePast();
+    if (start > now && (next == absl::InfinitePast() || start < next)) next = start;
+  }
+  return next;
+}
+
 std::string ExitText(const v1::JobReport& r) {
   if (r.signal() > 0) return absl::StrCat("killed by signal ", r.signal());
   return absl::StrCat("exit code ", r.exit_code());
@@ -76,6 +100,7 @@ absl::StatusOr<v1::RegisterNodeResponse> SchedulerCore::RegisterNode(
         const absl::Time now = options_.clock->Now();
         ASSIGN_OR_RETURN(v1::NodePool pool, agents_.Register(req, token_id, now));
         RETURN_IF_ERROR(nodes_.Upsert(PoolFromProto(pool, options_.inventory.gpus)));
+        SyncAgentNodes(pool.id());
         txn.batch.pools.push_back(pool);
         writer_.capacity_changed = true;  // a new node may let waiting jobs start
         v1::RegisterNodeResponse resp;
@@ -109,11 +134,24 @@ absl::StatusOr<v1::HeartbeatResponse> SchedulerCore::Heartbeat(const v1::Heartbe
         RETURN_IF_ERROR(CheckReports(req));  // nothing is applied unless all are valid
         const absl::Time now = options_.clock->Now();
         agents_.NoteHeartbeat(req.node(), now);
-        for (const v1::JobReport& r : req.reports()) ApplyReport(txn, r, now);
-        v1::HeartbeatResponse resp = OrdersFor(req);
+        if (agents_.SetState(req.node(), v1::NODE_STATE_READY)) {  // it was lost
+          const std::string pool_id = ref.pool->id();
+          SyncAgentNodes(pool_id);
+          txn.batch.pools.push_back(*agents_.FindPool(pool_id));
+          writer_.capacity_changed = true;
+          GL_LOG_INFO("agent node back: heartbeats again", F("node", req.node()),
+                      F("pool", pool_id), F("jobs_reported", req.running_job_ids_size()));
+        }
+        for (const v1::JobReport& r : req.reports()) ApplyReport(txn, r, req.node(), now);
+        v1::HeartbeatResponse resp = OrdersFor(req, now);
+        auto& acked = *resp.mutable_acknowledged();
         for (const v1::JobReport& r : req.reports()) {
           const Job* j = jobs_.Find(r.job_id());
-          (*resp.mutable_acknowledged())[r.job_id()] = j ? j->report_sequence() : r.sequence();
+          if (j == nullptr || FromLostNode(*j, req.node())) {
+            acked[r.job_id()] = std::max(acked[r.job_id()], r.sequence());
+          } else {
+            acked[r.job_id()] = j->report_sequence();
+          }
         }
         return resp;
       });
@@ -127,7 +165,7 @@ absl::Status SchedulerCore::CheckReports(const v1::HeartbeatRequest& req) const 
     if (j == nullptr) {
       return InvalidField(f + ".job_id", absl::StrCat("no job '", r.job_id(), "'"));
     }
-    if (j->node() != req.node()) {
+    if (j->node() != req.node() && !FromLostNode(*j, req.node())) {
       return InvalidField(
           f + ".job_id", absl::StrCat("job ", r.job_id(), " was not given to node '", req.node(),
                                       "'", j->node().empty() ? "" : " but to '" + j->node() + "'"));
@@ -142,6 +180,7 @@ absl::Status SchedulerCore::CheckReports(const v1::HeartbeatRequest& req) const 
                             "must be a finite number >= 0");
       }
     }
+    if (FromLostNode(*j, req.node())) continue;  // acknowledged, not applied
     if (r.sequence() <= j->report_sequence() || IsTerminal(j->state())) continue;  // applied
     const double total = TotalEnergyWh(r);
     if (r.energy_size() > 0 && total + 1e-9 < j->measured_energy_wh()) {
@@ -153,8 +192,10 @@ absl::Status SchedulerCore::CheckReports(const v1::HeartbeatRequest& req) const 
   return absl::OkStatus();
 }
 
-void SchedulerCore::ApplyReport(Txn& txn, const v1::JobReport& r, absl::Time now) {
+void SchedulerCore::ApplyReport(Txn& txn, const v1::JobReport& r, const std::string& node,
+                                absl::Time now) {
   Job& job = *jobs_.Find(r.job_id());
+  if (FromLostNode(job, node)) return;                // it was requeued or failed
   if (r.sequence() <= job.report_sequence()) return;  // resent after a restart
   job.set_report_sequence(r.sequence());
   txn.dirty.insert(job.id());
@@ -176,6 +217,16 @@ void SchedulerCore::ApplyReport(Txn& txn, const v1::JobReport& r, absl::Time now
     case v1::JOB_REPORT_KIND_EXITED:
       if (job.state() == v1::JOB_STATE_RUNNING) ChargeMeasured(txn, job, energy, now);
       if (IsTerminal(job.state())) break;  // a cap stopped it
+      if (const absl::Time next = NextSlotStart(job, now);
+          next != absl::InfinitePast() && job.state() == v1::JOB_STATE_RUNNING &&
+          (r.exit_code() != 0 || r.signal() != 0)) {
+        // Stopped at the end of its carbon slot: it keeps its node and
+        // resumes there (GREENLIGHT_RESUME=1) when the next slot begins.
+        Transition(txn, job, v1::JOB_STATE_STARTING,
+                   absl::StrCat("stopped at the end of its carbon slot (", ExitText(r),
+                                "); resumes on node ", job.node(), " at ", FormatUtc(next)));
+        break;
+      }
       if (r.exit_code() == 0 && r.signal() == 0 && job.state() == v1::JOB_STATE_RUNNING) {
         FinishJob(txn, job, v1::JOB_STATE_SUCCEEDED, v1::LEDGER_KIND_SETTLE,
                   absl::StrCat("completed on node ", job.node(), ": cost ",
@@ -226,6 +277,10 @@ void SchedulerCore::ChargeMeasured(Txn& txn, Job& job, double total_energy_wh, a
     if (stop) break;
   }
   *job.mutable_accrued_until() = ToProto(std::max(from, now));
+  // What is left of the quoted run time (for a requeue or a resume).
+  *job.mutable_remaining() = ToProtoDuration(
+      std::max(absl::ZeroDuration(),
+               FromProto(job.remaining()) - std::max(absl::ZeroDuration(), now - from)));
   SyncReserved(job);
   txn.dirty.insert(job.id());
   if (stop) {
@@ -233,13 +288,15 @@ void SchedulerCore::ChargeMeasured(Txn& txn, Job& job, double total_energy_wh, a
   }
 }
 
-v1::HeartbeatResponse SchedulerCore::OrdersFor(const v1::HeartbeatRequest& req) const {
+v1::HeartbeatResponse SchedulerCore::OrdersFor(const v1::HeartbeatRequest& req,
+                                               absl::Time now) const {
   v1::HeartbeatResponse resp;
   absl::flat_hash_set<std::string> running(req.running_job_ids().begin(),
                                            req.running_job_ids().end());
   for (const auto& [_, j] : jobs_.running()) {
     if (j->node() != req.node() || j->state() != v1::JOB_STATE_STARTING) continue;
     if (running.contains(j->id())) continue;  // started; its report is on the way
+    if (NextSlotStart(*j, now) != absl::InfinitePast()) continue;  // between its slots
     v1::JobAssignment& a = *resp.add_launch();
     a.set_job_id(j->id());
     *a.mutable_command() = j->spec().command();
@@ -252,14 +309,24 @@ v1::HeartbeatResponse SchedulerCore::OrdersFor(const v1::HeartbeatRequest& req) 
   }
   for (const std::string& id : req.running_job_ids()) {
     const Job* j = jobs_.Find(id);
-    if (j != nullptr && !IsTerminal(j->state()) && j->node() == req.node()) continue;
+    std::string why;
+    if (j == nullptr) {
+      why = "unknown to greenlight";
+    } else if (IsTerminal(j->state())) {
+      why = absl::StrCat("job is ", StateName(j->state()), ": ", j->message());
+    } else if (j->node() != req.node()) {
+      why = FromLostNode(*j, req.node())
+                ? absl::StrCat("this node was lost; the job was requeued: ", j->message())
+                : absl::StrCat("job runs on node '", j->node(), "'");
+    } else if (const absl::Time next = NextSlotStart(*j, now); next != absl::InfinitePast()) {
+      why = absl::StrCat("end of its carbon slot; resumes at ", FormatUtc(next));
+    } else {
+      continue;  // wanted here: adopted
+    }
     v1::StopOrder& s = *resp.add_stop();
     s.set_job_id(id);
     *s.mutable_grace_period() = ToProtoDuration(kDefaultGrace);
-    s.set_reason(j == nullptr ? "unknown to greenlight"
-                 : IsTerminal(j->state())
-                     ? absl::StrCat("job is ", StateName(j->state()), ": ", j->message())
-                     : absl::StrCat("job runs on node '", j->node(), "'"));
+    s.set_reason(why);
   }
   return resp;
 }
@@ -298,6 +365,54 @@ void SchedulerCore::BeginOnAgent(Txn& txn, Job& job, absl::Time now) {
   Transition(txn, job, v1::JOB_STATE_STARTING,
              absl::StrCat("starting on node ", node->name(), " (GPUs ",
                           absl::StrJoin(job.gpu_indices(), ","), ")"));
+}
+
+void SchedulerCore::SyncAgentNodes(const std::string& pool_id) {
+  const v1::NodePool* pool = agents_.FindPool(pool_id);
+  const int index = nodes_.PoolIndex(pool_id);
+  if (pool == nullptr || index < 0) return;
+  for (const auto& n : pool->agent_nodes())
+    nodes_.SetNodeOut(index, n.slot(), n.state() != v1::NODE_STATE_READY);
+}
+
+void SchedulerCore::LoseSilentNodes(Txn& txn, absl::Time now) {
+  const absl::Duration lease = options_.agent_lease_timeout * options_.agent_clock_scale;
+  for (const std::string& name : agents_.LoseSilentNodes(now, lease)) {
+    const std::string pool_id = agents_.FindNode(name).pool->id();
+    SyncAgentNodes(pool_id);
+    txn.batch.pools.push_back(*agents_.FindPool(pool_id));
+    writer_.capacity_changed = true;
+    std::vector<Job*> on_node;
+    for (const auto& [_, j] : jobs_.running())
+      if (j->node() == name) on_node.push_back(j);
+    GL_LOG_WARN("agent node lost: no heartbeat within its lease; its capacity is removed",
+                F("node", name), F("pool", pool_id),
+                F("lease", absl::FormatDuration(options_.agent_lease_timeout)),
+                F("jobs", on_node.size()));
+    for (Job* j : on_node) LeaveLostNode(txn, *j, name, now);
+  }
+}
+
+void SchedulerCore::LeaveLostNode(Txn& txn, Job& job, const std::string& node, absl::Time now) {
+  const std::string why = absl::StrCat("node_lost: node '", node, "' sent no heartbeat for ",
+                                       absl::FormatDuration(options_.agent_lease_timeout));
+  job.add_lost_nodes(node);
+  if (!job.spec().checkpointable()) {
+    FinishJob(txn, job, v1::JOB_STATE_FAILED, v1::LEDGER_KIND_RELEASE,
+              absl::StrCat(why, "; spend up to its last report is kept"), now);
+    return;
+  }
+  // Checkpointable: back to the queue with what its measured run left; it
+  // runs again (GREENLIGHT_RESUME=1) wherever nodes are free.
+  if (nodes_.Release(job.id())) writer_.capacity_changed = true;
+  job.clear_node();
+  job.clear_gpu_indices();
+  job.set_report_sequence(0);  // the next node numbers its reports from 1
+  job.set_measured_energy_wh(0);
+  txn.dirty.insert(job.id());
+  SetPending(job, v1::PENDING_REASON_CAPACITY);
+  Transition(txn, job, v1::JOB_STATE_PENDING,
+             absl::StrCat(why, "; requeued (checkpointable), waiting for ", WaitingFor(job)));
 }
 
 }  // namespace greenlight::scheduler

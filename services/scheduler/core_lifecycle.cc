@@ -277,6 +277,7 @@ bool SchedulerCore::ChargePeriod(Txn& txn, Job& job, const PeriodCharge& c, absl
 
 void SchedulerCore::DoTick(Txn& txn, absl::Time now) {
   NoteClock(now);
+  LoseSilentNodes(txn, now);
   AccrueRunning(txn, now);
   StopTeamsOverBudget(txn, now);
   StartDueJobs(txn, now);

@@ -84,6 +84,7 @@ absl::StatusOr<int> SchedulerCore::UpsertPools(const std::vector<v1::NodePool>& 
         const v1::NodePool& stored = *agents_.FindPool(pool.id);
         pool.nodes = stored.nodes();
         RETURN_IF_ERROR(nodes_.Upsert(pool));
+        SyncAgentNodes(pool.id);
         txn.batch.pools.push_back(stored);
         ++n;
         continue;

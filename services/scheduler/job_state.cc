@@ -26,12 +26,16 @@ bool IsLegalTransition(JobState from, JobState to) {
       return to == v1::JOB_STATE_PENDING || to == v1::JOB_STATE_STARTING ||
              to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_CANCELLED ||
              to == v1::JOB_STATE_FAILED || to == v1::JOB_STATE_BUDGET_EXHAUSTED;
-    case v1::JOB_STATE_STARTING:  // the executor reports the start, or that it failed
+    case v1::JOB_STATE_STARTING:  // the executor reports the start, or that it failed;
+                                  // PENDING: its node was lost (requeued)
       return to == v1::JOB_STATE_RUNNING || to == v1::JOB_STATE_FAILED ||
-             to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_BUDGET_EXHAUSTED;
-    case v1::JOB_STATE_RUNNING:
+             to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_BUDGET_EXHAUSTED ||
+             to == v1::JOB_STATE_PENDING;
+    case v1::JOB_STATE_RUNNING:  // PENDING: requeued from a lost node; STARTING: stopped
+                                 // at the end of a carbon slot, resumes on its node
       return to == v1::JOB_STATE_SUCCEEDED || to == v1::JOB_STATE_FAILED ||
-             to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_BUDGET_EXHAUSTED;
+             to == v1::JOB_STATE_CANCELLED || to == v1::JOB_STATE_BUDGET_EXHAUSTED ||
+             to == v1::JOB_STATE_PENDING || to == v1::JOB_STATE_STARTING;
     default:
       return false;  // terminal states never change
   }

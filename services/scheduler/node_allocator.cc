@@ -11,6 +11,7 @@ void NodeAllocator::AddPool(providers::Pool pool) {
   PoolState ps;
   ps.pool = std::move(pool);
   ps.free_gpus.assign(ps.pool.nodes, ps.pool.gpus_per_node);
+  ps.out_gpus.assign(ps.pool.nodes, 0);
   pool_index_[ps.pool.id] = static_cast<int>(pools_.size());
   regions_.insert(ps.pool.region);
   pools_.push_back(std::move(ps));
@@ -22,6 +23,7 @@ void NodeAllocator::Reset(std::vector<providers::Pool> pools) {
   pool_index_.clear();
   regions_.clear();
   held_.clear();
+  node_out_.clear();
   running_gpus_.clear();
   running_gpus_by_type_.clear();
   for (auto& p : pools) {
@@ -37,7 +39,7 @@ namespace {
 int UsedNodes(const NodeAllocator::PoolState& ps) {
   int used_nodes = 0;
   for (int i = 0; i < static_cast<int>(ps.free_gpus.size()); ++i)
-    if (ps.free_gpus[i] != ps.pool.gpus_per_node) used_nodes = i + 1;
+    if (ps.free_gpus[i] != ps.pool.gpus_per_node || ps.out_gpus[i] > 0) used_nodes = i + 1;
   return used_nodes;
 }
 }  // namespace
@@ -62,8 +64,10 @@ absl::Status NodeAllocator::Upsert(providers::Pool pool) {
     pool.nodes = std::max(pool.nodes, used_nodes);
     if (pool.gpus_per_node != ps.pool.gpus_per_node) {
       ps.free_gpus.assign(pool.nodes, pool.gpus_per_node);  // nothing runs there
+      ps.out_gpus.assign(pool.nodes, 0);
     } else {
       ps.free_gpus.resize(pool.nodes, pool.gpus_per_node);
+      ps.out_gpus.resize(pool.nodes, 0);
     }
     ps.pool = std::move(pool);
     regions_.insert(ps.pool.region);
@@ -128,13 +132,34 @@ bool NodeAllocator::Release(const std::string& job_id) {
   if (it == held_.end()) return false;
   const Held& h = it->second;
   PoolState& ps = pools_[h.allocation.pool];
-  for (const auto& [n, k] : h.allocation.nodes) ps.free_gpus[n] += k;
+  for (const auto& [n, k] : h.allocation.nodes) {
+    (NodeOut(h.allocation.pool, n) ? ps.out_gpus[n] : ps.free_gpus[n]) += k;
+  }
   running_gpus_[h.team] -= h.gpus;
   running_gpus_by_type_[h.team][h.gpu_type] -= h.gpus;
   held_.erase(it);
   ++capacity_version_;
   return true;
 }
+
+void NodeAllocator::SetNodeOut(int pool, int node, bool out) {
+  if (pool < 0 || pool >= static_cast<int>(pools_.size())) return;
+  PoolState& ps = pools_[pool];
+  if (node < 0 || node >= static_cast<int>(ps.free_gpus.size())) return;
+  if (out == NodeOut(pool, node)) return;
+  if (out) {
+    node_out_.insert({pool, node});
+    ps.out_gpus[node] += ps.free_gpus[node];
+    ps.free_gpus[node] = 0;
+  } else {
+    node_out_.erase({pool, node});
+    ps.free_gpus[node] += ps.out_gpus[node];
+    ps.out_gpus[node] = 0;
+  }
+  ++capacity_version_;
+}
+
+bool NodeAllocator::NodeOut(int pool, int node) const { return node_out_.contains({pool, node}); }
 
 int NodeAllocator::RunningGpus(const std::string& team) const {
   auto it = running_gpus_.find(team);
@@ -160,7 +185,10 @@ absl::Status NodeAllocator::Check() const {
     const PoolState& ps = pools_[p];
     for (size_t n = 0; n < ps.free_gpus.size(); ++n) {
       int f = ps.free_gpus[n];
-      if (f < 0 || f > ps.pool.gpus_per_node || f + held[p][n] != ps.pool.gpus_per_node)
+      if (f < 0 || f > ps.pool.gpus_per_node ||
+          f + held[p][n] + ps.out_gpus[n] != ps.pool.gpus_per_node ||
+          (ps.out_gpus[n] > 0 && !NodeOut(static_cast<int>(p), static_cast<int>(n))) ||
+          (NodeOut(static_cast<int>(p), static_cast<int>(n)) && f != 0))
         return absl::InternalError(absl::StrCat("capacity broken: ", ps.pool.id, " node ", n));
     }
   }

@@ -29,6 +29,10 @@ class NodeAllocator {
   struct PoolState {
     providers::Pool pool;
     std::vector<int> free_gpus;  // per node
+    // GPUs of nodes out of service (an agent node lost), per node: taken
+    // from free_gpus, so nothing is placed there, and given back when the
+    // node returns. A job still held on such a node keeps its GPUs.
+    std::vector<int> out_gpus;
   };
 
   // Replaces every pool (sorted by id), all nodes free, nothing allocated.
@@ -61,6 +65,11 @@ class NodeAllocator {
     return it == held_.end() ? nullptr : &it->second.allocation;
   }
 
+  // Takes a node out of service (out = true) or puts it back. No-op for an
+  // unknown pool or node, or when the node is already so.
+  void SetNodeOut(int pool, int node, bool out);
+  bool NodeOut(int pool, int node) const;
+
   int RunningGpus(const std::string& team) const;
   int RunningGpus(const std::string& team, const std::string& gpu_type) const;
   const absl::flat_hash_map<std::string, int>& running_gpus() const { return running_gpus_; }
@@ -91,6 +100,7 @@ class NodeAllocator {
   absl::flat_hash_map<std::string, int> pool_index_;
   absl::flat_hash_set<std::string> regions_;
   absl::flat_hash_map<std::string, Held> held_;         // by job id
+  absl::flat_hash_set<std::pair<int, int>> node_out_;   // (pool, node) out of service
   absl::flat_hash_map<std::string, int> running_gpus_;  // team -> gpus
   absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, int>> running_gpus_by_type_;
   uint64_t capacity_version_ = 0;

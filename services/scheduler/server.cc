@@ -170,6 +170,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(ServerOptions opti
   co.max_queue = cfg.max_inflight_submits;
   co.command_timeout = options.command_timeout;
   co.tick_interval = absl::Milliseconds(cfg.tick_ms);
+  co.agent_heartbeat_interval = absl::Milliseconds(cfg.agent_heartbeat_interval_ms);
+  co.agent_lease_timeout = absl::Seconds(cfg.agent_lease_timeout_seconds);
+  co.agent_clock_scale = cfg.time_scale;
   co.on_commit = [m](double secs, int batch) {
     m->ObserveCommitSeconds(secs);
     m->ObserveBatchSize(batch);

@@ -26,11 +26,28 @@ TEST(ParseConfig, RejectsUnknownKeysWithTheirPath) {
            {"teams:\n  - gpu_quota: 3\n", "teams[0].name: required"},
            {"auth:\n  mode: maybe\n", "auth.mode"},
            {"teams:\n  - {name: a, unknown_grid: optimistic}\n", "teams[0].unknown_grid"},
+           {"agents:\n  lease_seconds: 5\n", "agents.lease_seconds: unknown key"},
+           {"agents:\n  heartbeat_interval_ms: 10\n", "agents.heartbeat_interval_ms"},
+           {"agents:\n  lease_timeout_seconds: 0\n", "agents.lease_timeout_seconds"},
+           {"agents:\n  heartbeat_interval_ms: 2000\n  lease_timeout_seconds: 3\n",
+            "agents.lease_timeout_seconds: must be in [1, 3600] and at least two heartbeat"},
        }) {
     auto cfg = ParseConfig(c.yaml, "/etc/gl/c.yaml");
     ASSERT_FALSE(cfg.ok()) << c.yaml;
     EXPECT_THAT(std::string(cfg.status().message()), HasSubstr(c.want)) << c.yaml;
   }
+}
+
+TEST(ParseConfig, AgentLeaseDefaultsAndOverrides) {
+  auto def = ParseConfig("server: {}\n", "/etc/gl/c.yaml");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(def->agent_heartbeat_interval_ms, 1000);
+  EXPECT_EQ(def->agent_lease_timeout_seconds, 15);
+  auto set = ParseConfig("agents:\n  heartbeat_interval_ms: 200\n  lease_timeout_seconds: 3\n",
+                         "/etc/gl/c.yaml");
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->agent_heartbeat_interval_ms, 200);
+  EXPECT_EQ(set->agent_lease_timeout_seconds, 3);
 }
 
 TEST(ParseConfig, TeamsNameTheirUnknownGridPolicy) {

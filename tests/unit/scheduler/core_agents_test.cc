@@ -257,5 +257,164 @@ TEST_F(CoreAgentsTest, NodesAndAgentJobsSurviveARestart) {
   EXPECT_EQ(Get(job.id()).state(), v1::JOB_STATE_SUCCEEDED);
 }
 
+v1::NodeState StateOf(SchedulerCore& core, const std::string& node) {
+  for (const auto& p : core.ListPools())
+    for (const auto& n : p.agent_nodes())
+      if (n.name() == node) return n.state();
+  return v1::NODE_STATE_UNSPECIFIED;
+}
+
+// The lease is 15 s (CoreOptions): a node silent for longer is lost, its
+// capacity removed; a checkpointable job runs again elsewhere, a plain one
+// fails with node_lost; late reports of the lost node are acknowledged and
+// charge nothing; the node comes back when it heartbeats and is told to stop
+// what it no longer has.
+TEST_F(CoreAgentsTest, LostNodeRequeuesCheckpointableJobsAndFailsTheOthers) {
+  v1::JobSpec spec = MakeJob("ml", 1, absl::Hours(1));
+  spec.add_regions("local-1");
+  spec.mutable_command()->add_argv("/bin/true");
+  spec.set_checkpointable(true);
+  auto a = core().Submit(spec);
+  ASSERT_OK(a.status());
+  v1::Job b = SubmitToAgents();
+  const std::string ja = a->job.id(), jb = b.id();
+  ASSERT_EQ(a->job.node(), "node-a");
+  ASSERT_EQ(b.node(), "node-a");
+  ASSERT_OK(core().RegisterNode(Node("node-b"), "t-agent", kPool));
+  ASSERT_OK(
+      Beat({Report(ja, v1::JOB_REPORT_KIND_STARTED, 1), Report(jb, v1::JOB_REPORT_KIND_STARTED, 1)},
+           {ja, jb})
+          .status());
+  h_.clock().Advance(absl::Seconds(10));
+  ASSERT_OK(Beat({Report(ja, v1::JOB_REPORT_KIND_PROGRESS, 2, {5}),
+                  Report(jb, v1::JOB_REPORT_KIND_PROGRESS, 2, {5})},
+                 {ja, jb})
+                .status());
+  const v1::Job charged = Get(ja);
+  ASSERT_GT(charged.accrued_carbon_mg(), 0);
+  for (int i = 0; i < 2; ++i) {  // node-b heartbeats on, node-a falls silent
+    h_.clock().Advance(absl::Seconds(10));
+    ASSERT_OK(Beat({}, {}, "node-b").status());
+    ASSERT_OK(core().Tick());
+    if (i == 0) {
+      EXPECT_EQ(StateOf(core(), "node-a"), v1::NODE_STATE_READY) << "10 s: in lease";
+    }
+  }
+  EXPECT_EQ(StateOf(core(), "node-a"), v1::NODE_STATE_LOST);
+  EXPECT_EQ(StateOf(core(), "node-b"), v1::NODE_STATE_READY);
+
+  v1::Job failed = Get(jb);
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(failed.message(), HasSubstr("node_lost"));
+  EXPECT_EQ(failed.reserved_cost_micros(), 0);
+  v1::Job moved = Get(ja);
+  EXPECT_EQ(moved.state(), v1::JOB_STATE_STARTING) << moved.message();
+  EXPECT_EQ(moved.node(), "node-b") << "requeued onto the node that is left";
+  ASSERT_EQ(moved.lost_nodes_size(), 1);
+  EXPECT_EQ(moved.lost_nodes(0), "node-a");
+  EXPECT_EQ(moved.accrued_carbon_mg(), charged.accrued_carbon_mg()) << "spend is kept";
+  EXPECT_LT(absl::ToInt64Seconds(FromProto(moved.remaining())), 3600) << "the run time is used";
+  auto on_b = Beat({}, {}, "node-b");
+  ASSERT_OK(on_b.status());
+  ASSERT_EQ(on_b->launch_size(), 1);
+  EXPECT_TRUE(on_b->launch(0).resume()) << "it ran before: GREENLIGHT_RESUME=1";
+
+  // node-a comes back with a late report: acknowledged, nothing charged, and
+  // it is told to stop both jobs.
+  auto late = Beat({Report(ja, v1::JOB_REPORT_KIND_PROGRESS, 3, {50}),
+                    Report(jb, v1::JOB_REPORT_KIND_PROGRESS, 3, {50})},
+                   {ja, jb});
+  ASSERT_OK(late.status());
+  EXPECT_EQ(late->acknowledged().at(ja), 3);
+  EXPECT_EQ(late->acknowledged().at(jb), 3);
+  EXPECT_EQ(late->stop_size(), 2);
+  EXPECT_EQ(Get(ja).accrued_carbon_mg(), charged.accrued_carbon_mg());
+  EXPECT_EQ(Get(jb).accrued_carbon_mg(), failed.accrued_carbon_mg());
+  EXPECT_EQ(StateOf(core(), "node-a"), v1::NODE_STATE_READY) << "back in service";
+  // The new run numbers its reports from 1.
+  ASSERT_OK(Beat({Report(ja, v1::JOB_REPORT_KIND_STARTED, 1)}, {ja}, "node-b").status());
+  EXPECT_EQ(Get(ja).state(), v1::JOB_STATE_RUNNING);
+}
+
+TEST_F(CoreAgentsTest, LostNodeStaysLostAcrossARestartAndGetsALeaseAfterIt) {
+  h_.clock().Advance(absl::Seconds(20));
+  ASSERT_OK(core().Tick());
+  ASSERT_EQ(StateOf(core(), "node-a"), v1::NODE_STATE_LOST);
+  ASSERT_OK(h_.Restart());
+  EXPECT_EQ(StateOf(core(), "node-a"), v1::NODE_STATE_LOST);
+  v1::Job job = SubmitToAgents();
+  EXPECT_EQ(job.state(), v1::JOB_STATE_PENDING) << "no capacity on a lost node";
+  ASSERT_OK(Beat({}).status());
+  ASSERT_OK(core().Tick());
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_STATE_STARTING) << Get(job.id()).message();
+
+  // A READY node gets a full lease after a restart (heartbeats are not stored).
+  ASSERT_OK(h_.Restart());
+  h_.clock().Advance(absl::Seconds(10));
+  ASSERT_OK(core().Tick());
+  h_.clock().Advance(absl::Seconds(10));
+  ASSERT_OK(core().Tick());
+  EXPECT_EQ(StateOf(core(), "node-a"), v1::NODE_STATE_READY) << "10 s since the restart's check";
+}
+
+// A checkpointable job split over low-carbon slots: stopped at the end of a
+// slot, it keeps its node and is launched again (resume) when the next begins.
+TEST_F(CoreAgentsTest, SplitJobStopsAtTheEndOfItsSlotAndResumesInTheNext) {
+  // Two clean hours now, four dirty ones, two clean ones, then dirty.
+  std::vector<double> grid(48, 900.0);
+  grid[0] = grid[1] = grid[6] = grid[7] = 100.0;
+  const absl::Time t0 = absl::FromUnixSeconds(absl::ToUnixSeconds(h_.clock().Now()) / 3600 * 3600);
+  ASSERT_OK(core().SetCarbonSeries("DE", t0, absl::Hours(1), grid, 0));
+  v1::JobSpec spec = MakeJob("ml", 1, absl::Hours(4));
+  spec.add_regions("local-1");
+  spec.mutable_command()->add_argv("/bin/true");
+  spec.set_checkpointable(true);
+  spec.set_mode(v1::PLACEMENT_MODE_GREENEST);
+  *spec.mutable_deadline() = ToProto(h_.clock().Now() + absl::Hours(48));
+  auto submitted = core().Submit(spec);
+  ASSERT_OK(submitted.status());
+  const v1::Job job = submitted->job;
+  ASSERT_GE(job.placement().slots_size(), 2) << job.message();
+  const absl::Time start0 = FromProto(job.placement().slots(0).start());
+  const absl::Time end0 = FromProto(job.placement().slots(0).end());
+  const absl::Time start1 = FromProto(job.placement().slots(1).start());
+  ASSERT_LT(end0, start1);
+  if (h_.clock().Now() < start0) h_.clock().Set(start0);
+  ASSERT_OK(Beat({}).status());  // keeps the node within its lease
+  ASSERT_OK(core().Tick());
+  ASSERT_EQ(Get(job.id()).state(), v1::JOB_STATE_STARTING) << Get(job.id()).message();
+  auto first = Beat({});
+  ASSERT_OK(first.status());
+  ASSERT_EQ(first->launch_size(), 1);
+  EXPECT_FALSE(first->launch(0).resume());
+  ASSERT_OK(Beat({Report(job.id(), v1::JOB_REPORT_KIND_STARTED, 1)}, {job.id()}).status());
+
+  h_.clock().Set(end0 + absl::Seconds(1));
+  auto stop = Beat({Report(job.id(), v1::JOB_REPORT_KIND_PROGRESS, 2, {80})}, {job.id()});
+  ASSERT_OK(stop.status());
+  ASSERT_EQ(stop->stop_size(), 1);
+  EXPECT_THAT(stop->stop(0).reason(), HasSubstr("end of its carbon slot"));
+  v1::JobReport exited = Report(job.id(), v1::JOB_REPORT_KIND_EXITED, 3, {81});
+  exited.set_signal(15);
+  ASSERT_OK(Beat({exited}).status());
+  v1::Job paused = Get(job.id());
+  EXPECT_EQ(paused.state(), v1::JOB_STATE_STARTING) << paused.message();
+  EXPECT_THAT(paused.message(), HasSubstr("resumes on node node-a"));
+  EXPECT_EQ(paused.node(), "node-a");
+  EXPECT_EQ(Beat({})->launch_size(), 0) << "not before its next slot";
+
+  h_.clock().Set(start1);
+  auto again = Beat({});
+  ASSERT_OK(again.status());
+  ASSERT_EQ(again->launch_size(), 1);
+  EXPECT_TRUE(again->launch(0).resume());
+  ASSERT_OK(Beat({Report(job.id(), v1::JOB_REPORT_KIND_STARTED, 4)}, {job.id()}).status());
+  h_.clock().Advance(absl::Minutes(5));
+  ASSERT_OK(Beat({Report(job.id(), v1::JOB_REPORT_KIND_EXITED, 5, {20})}).status());
+  v1::Job done = Get(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.message();
+  EXPECT_NEAR(done.accrued_energy_wh(), (81 + 20) * kPue, 1e-3) << "both runs, each once";
+}
+
 }  // namespace
 }  // namespace greenlight::scheduler

@@ -1,4 +1,4 @@
-// The job state machine: every (from, to) pair of the nine states against
+// The job state machine: every (from, to) pair of the ten states against
 // the expected table; terminal states never change.
 #include "services/scheduler/job_state.h"
 
@@ -18,10 +18,11 @@ using ::testing::HasSubstr;
 using v1::JobState;
 
 const std::vector<JobState>& AllStates() {
-  static const std::vector<JobState> s = {
-      v1::JOB_STATE_UNSPECIFIED, v1::JOB_STATE_PENDING,          v1::JOB_STATE_PLANNED,
-      v1::JOB_STATE_RUNNING,     v1::JOB_STATE_SUCCEEDED,        v1::JOB_STATE_FAILED,
-      v1::JOB_STATE_CANCELLED,   v1::JOB_STATE_BUDGET_EXHAUSTED, v1::JOB_STATE_REJECTED};
+  static const std::vector<JobState> s = {v1::JOB_STATE_UNSPECIFIED, v1::JOB_STATE_PENDING,
+                                          v1::JOB_STATE_PLANNED,     v1::JOB_STATE_RUNNING,
+                                          v1::JOB_STATE_SUCCEEDED,   v1::JOB_STATE_FAILED,
+                                          v1::JOB_STATE_CANCELLED,   v1::JOB_STATE_BUDGET_EXHAUSTED,
+                                          v1::JOB_STATE_REJECTED,    v1::JOB_STATE_STARTING};
   return s;
 }
 
@@ -31,17 +32,23 @@ const std::vector<JobState>& AllStates() {
 const std::map<JobState, std::set<JobState>>& Expected() {
   static const std::map<JobState, std::set<JobState>> t = {
       {v1::JOB_STATE_UNSPECIFIED,
-       {v1::JOB_STATE_PENDING, v1::JOB_STATE_PLANNED, v1::JOB_STATE_RUNNING,
+       {v1::JOB_STATE_PENDING, v1::JOB_STATE_PLANNED, v1::JOB_STATE_STARTING, v1::JOB_STATE_RUNNING,
         v1::JOB_STATE_REJECTED}},
       {v1::JOB_STATE_PENDING,
-       {v1::JOB_STATE_PLANNED, v1::JOB_STATE_RUNNING, v1::JOB_STATE_CANCELLED, v1::JOB_STATE_FAILED,
-        v1::JOB_STATE_BUDGET_EXHAUSTED}},
+       {v1::JOB_STATE_PLANNED, v1::JOB_STATE_STARTING, v1::JOB_STATE_RUNNING,
+        v1::JOB_STATE_CANCELLED, v1::JOB_STATE_FAILED, v1::JOB_STATE_BUDGET_EXHAUSTED}},
       {v1::JOB_STATE_PLANNED,
-       {v1::JOB_STATE_PENDING, v1::JOB_STATE_RUNNING, v1::JOB_STATE_CANCELLED, v1::JOB_STATE_FAILED,
-        v1::JOB_STATE_BUDGET_EXHAUSTED}},
+       {v1::JOB_STATE_PENDING, v1::JOB_STATE_STARTING, v1::JOB_STATE_RUNNING,
+        v1::JOB_STATE_CANCELLED, v1::JOB_STATE_FAILED, v1::JOB_STATE_BUDGET_EXHAUSTED}},
+      // Agent jobs: STARTING until the node reports the start; back to
+      // PENDING when the node is lost (requeued), RUNNING -> STARTING when
+      // stopped at the end of a carbon slot.
+      {v1::JOB_STATE_STARTING,
+       {v1::JOB_STATE_RUNNING, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED,
+        v1::JOB_STATE_BUDGET_EXHAUSTED, v1::JOB_STATE_PENDING}},
       {v1::JOB_STATE_RUNNING,
        {v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED,
-        v1::JOB_STATE_BUDGET_EXHAUSTED}},
+        v1::JOB_STATE_BUDGET_EXHAUSTED, v1::JOB_STATE_PENDING, v1::JOB_STATE_STARTING}},
       {v1::JOB_STATE_SUCCEEDED, {}},
       {v1::JOB_STATE_FAILED, {}},
       {v1::JOB_STATE_CANCELLED, {}},
@@ -52,7 +59,7 @@ const std::map<JobState, std::set<JobState>>& Expected() {
 }
 
 TEST(JobState, EveryPairMatchesTheTransitionTable) {
-  ASSERT_EQ(AllStates().size(), 9u);
+  ASSERT_EQ(AllStates().size(), 10u);
   int legal = 0;
   for (JobState from : AllStates()) {
     for (JobState to : AllStates()) {
@@ -68,7 +75,7 @@ TEST(JobState, EveryPairMatchesTheTransitionTable) {
       legal += want;
     }
   }
-  EXPECT_EQ(legal, 4 + 5 + 5 + 4);
+  EXPECT_EQ(legal, 5 + 6 + 6 + 5 + 6);
 }
 
 TEST(JobState, TerminalStatesNeverChangeAndNoStateLoopsOnItself) {

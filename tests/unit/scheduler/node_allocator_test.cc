@@ -63,6 +63,45 @@ TEST(NodeAllocator, ResetSortsPoolsAndFreesEveryNode) {
   EXPECT_OK(a.Check());
 }
 
+// A lost agent node: nothing is placed on it, the GPUs of the jobs it held
+// stay out when those jobs are released, and all come back with the node.
+TEST(NodeAllocator, NodesOutOfServiceTakeNoJobsUntilTheyReturn) {
+  NodeAllocator a;
+  a.Reset({MakePool("p", 2, 4)});
+  Allocation held = MustTake(a, "p", "j1", "nlp", 3);  // node 0, the fullest that fits
+  ASSERT_EQ(held.nodes.size(), 1u);
+  const int node = held.nodes[0].first;
+  const uint64_t before = a.capacity_version();
+  a.SetNodeOut(0, node, true);
+  EXPECT_TRUE(a.NodeOut(0, node));
+  EXPECT_GT(a.capacity_version(), before);
+  EXPECT_EQ(a.pools()[0].free_gpus[node], 0);
+  EXPECT_EQ(a.pools()[0].out_gpus[node], 1);
+  EXPECT_EQ(a.FreeWholeNodes(0), 1);
+  EXPECT_OK(a.Check());
+  // 4 GPUs fit only on the other node; 5 do not fit at all now.
+  std::optional<Allocation> four = a.Find("p", 4);
+  ASSERT_TRUE(four.has_value());
+  EXPECT_NE(four->nodes[0].first, node);
+  EXPECT_FALSE(a.Find("p", 8).has_value());
+  // The job's GPUs stay out of service when it is released.
+  EXPECT_TRUE(a.Release("j1"));
+  EXPECT_EQ(a.pools()[0].free_gpus[node], 0);
+  EXPECT_EQ(a.pools()[0].out_gpus[node], 4);
+  EXPECT_EQ(a.RunningGpus("nlp"), 0);
+  EXPECT_OK(a.Check());
+  a.SetNodeOut(0, node, true);  // already out: no change
+  EXPECT_EQ(a.pools()[0].out_gpus[node], 4);
+  a.SetNodeOut(0, node, false);
+  EXPECT_FALSE(a.NodeOut(0, node));
+  EXPECT_EQ(a.pools()[0].free_gpus[node], 4);
+  EXPECT_EQ(a.FreeWholeNodes(0), 2);
+  EXPECT_TRUE(a.Find("p", 8).has_value());
+  a.SetNodeOut(7, 0, true);  // unknown pool or node: no-op
+  a.SetNodeOut(0, 9, true);
+  EXPECT_OK(a.Check());
+}
+
 TEST(NodeAllocator, SubNodeJobsTakeTheFullestNodeThatFits) {
   NodeAllocator a;
   a.Reset({MakePool("p", 3)});
