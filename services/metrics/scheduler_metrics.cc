@@ -128,6 +128,18 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& r, std::string version)
       jobs_(GaugeFamily(r, "greenlight_jobs", "Jobs known to the scheduler, by state.")),
       queue_depth_family_(GaugeFamily(r, "greenlight_scheduler_queue_depth",
                                       "Commands waiting for the scheduler core.")),
+      agent_nodes_(GaugeFamily(r, "greenlight_agent_nodes",
+                               "Registered agent nodes, by pool and state (READY, LOST).")),
+      agent_heartbeat_age_(GaugeFamily(r, "greenlight_agent_heartbeat_age_seconds",
+                                       "Wall seconds since the node's last heartbeat.")),
+      agent_energy_(CounterFamily(r, "greenlight_agent_energy_wh_total",
+                                  "Facility energy charged for jobs on agent nodes, Wh, by basis: "
+                                  "measured (GPU counters) or modelled (GPU table power).")),
+      agent_starts_(CounterFamily(r, "greenlight_agent_job_starts_total",
+                                  "Processes reported started by agent nodes.")),
+      agent_failures_(CounterFamily(r, "greenlight_agent_job_failures_total",
+                                    "Jobs on agent nodes that ended FAILED or were requeued, by "
+                                    "reason.")),
       admissions_(CounterFamily(r, "greenlight_admissions_total", "Jobs admitted, by team.")),
       rejections_(CounterFamily(r, "greenlight_rejections_total",
                                 "Submissions refused at admission, by reason.")),
@@ -295,6 +307,52 @@ void SchedulerMetrics::SetJobsByState(const std::map<std::string, int>& jobs_by_
 }
 
 void SchedulerMetrics::SetQueueDepth(int depth) { queue_depth_.Set(depth); }
+
+void SchedulerMetrics::SetAgents(const AgentSample& a) {
+  absl::MutexLock lock(&mu_);
+  std::map<std::pair<std::string, std::string>, int> counts;
+  for (const auto& n : a.nodes) ++counts[{n.pool, n.state}];
+  for (auto& [key, gauge] : nodes_by_state_)
+    if (!counts.contains(key)) gauge->Set(0);
+  for (const auto& [key, count] : counts) {
+    Gauge*& gauge = nodes_by_state_[key];
+    if (gauge == nullptr)
+      gauge = &agent_nodes_.Add({{kPoolLabel, key.first}, {kStateLabel, key.second}});
+    gauge->Set(count);
+  }
+  std::map<std::pair<std::string, std::string>, Gauge*> ages;
+  for (const auto& n : a.nodes) {
+    if (n.heartbeat_age_seconds < 0) continue;
+    const auto key = std::make_pair(n.pool, n.node);
+    Gauge* gauge = nullptr;
+    if (auto it = heartbeat_ages_.find(key); it != heartbeat_ages_.end()) {
+      gauge = it->second;
+      heartbeat_ages_.erase(it);
+    } else if (auto it2 = ages.find(key); it2 != ages.end()) {
+      gauge = it2->second;
+    } else {
+      gauge = &agent_heartbeat_age_.Add({{kPoolLabel, n.pool}, {kNodeLabel, n.node}});
+    }
+    gauge->Set(n.heartbeat_age_seconds);
+    ages[key] = gauge;
+  }
+  for (auto& [key, gauge] : heartbeat_ages_) agent_heartbeat_age_.Remove(gauge);
+  heartbeat_ages_ = std::move(ages);
+  // Counters: the growth of each total (a total never shrinks within a process).
+  AddNonNegative(&agent_energy_.Add({{kBasisLabel, "measured"}}),
+                 a.energy_measured_wh - agent_totals_.energy_measured_wh);
+  AddNonNegative(&agent_energy_.Add({{kBasisLabel, "modelled"}}),
+                 a.energy_modelled_wh - agent_totals_.energy_modelled_wh);
+  AddNonNegative(&agent_starts_.Add({}), static_cast<double>(a.starts - agent_totals_.starts));
+  for (const auto& [reason, total] : a.failures) {
+    auto it = agent_totals_.failures.find(reason);
+    const int64_t before = it == agent_totals_.failures.end() ? 0 : it->second;
+    AddNonNegative(&agent_failures_.Add({{kReasonLabel, reason}}),
+                   static_cast<double>(total - before));
+  }
+  agent_totals_ = a;
+  agent_totals_.nodes.clear();
+}
 
 void SchedulerMetrics::RecordAdmission(const std::string& team) {
   absl::MutexLock lock(&mu_);

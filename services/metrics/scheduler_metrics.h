@@ -44,6 +44,9 @@ inline constexpr char kGpuTypeLabel[] = "gpu_type";
 inline constexpr char kStateLabel[] = "state";
 inline constexpr char kReasonLabel[] = "reason";
 inline constexpr char kVersionLabel[] = "version";
+inline constexpr char kPoolLabel[] = "pool";
+inline constexpr char kNodeLabel[] = "node";
+inline constexpr char kBasisLabel[] = "basis";
 
 // One team in the current budget period (the UTC month), in ledger units.
 struct TeamSample {
@@ -97,6 +100,24 @@ struct DecisionSample {
   int64_t baseline_carbon_mg = 0;
 };
 
+// Node agents (greenlight-agent) and the jobs they run. Node series are
+// bounded by the registered nodes; reasons and bases are small fixed sets.
+struct AgentSample {
+  struct Node {
+    std::string pool;
+    std::string node;
+    std::string state;  // "READY", "LOST"
+    // Wall seconds since its last heartbeat; < 0 = none since greenlightd started.
+    double heartbeat_age_seconds = -1;
+  };
+  std::vector<Node> nodes;
+  // Totals since greenlightd started (exported as counters).
+  double energy_measured_wh = 0;            // facility energy charged on GPU counters
+  double energy_modelled_wh = 0;            // charged on the GPU table's power
+  int64_t starts = 0;                       // STARTED reports applied
+  std::map<std::string, int64_t> failures;  // "exit_code", "signal", "failed_to_start", ...
+};
+
 // Bucket bounds, exposed so tests and dashboards agree with the code.
 const std::vector<double>& PlacementSecondsBuckets();
 const std::vector<double>& CommitSecondsBuckets();
@@ -122,6 +143,9 @@ class SchedulerMetrics {
   // now is exported as 0.
   void SetJobsByState(const std::map<std::string, int>& jobs_by_state);
   void SetQueueDepth(int depth);
+  // Node gauges (nodes absent now are removed; a (pool, state) seen before
+  // stays at 0) and the agent counters, advanced to the sample's totals.
+  void SetAgents(const AgentSample& agents);
 
   void RecordAdmission(const std::string& team);
   // `reason` is a bounded code ("budget", "max_cost", "invalid_argument", ...).
@@ -187,6 +211,11 @@ class SchedulerMetrics {
   prometheus::Family<prometheus::Gauge>& gpu_price_;
   prometheus::Family<prometheus::Gauge>& jobs_;
   prometheus::Family<prometheus::Gauge>& queue_depth_family_;
+  prometheus::Family<prometheus::Gauge>& agent_nodes_;
+  prometheus::Family<prometheus::Gauge>& agent_heartbeat_age_;
+  prometheus::Family<prometheus::Counter>& agent_energy_;
+  prometheus::Family<prometheus::Counter>& agent_starts_;
+  prometheus::Family<prometheus::Counter>& agent_failures_;
   prometheus::Family<prometheus::Counter>& admissions_;
   prometheus::Family<prometheus::Counter>& rejections_;
   prometheus::Family<prometheus::Counter>& decision_cost_;
@@ -213,6 +242,12 @@ class SchedulerMetrics {
   absl::flat_hash_map<std::string, prometheus::Counter*> admissions_by_team_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, prometheus::Counter*> rejections_by_reason_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, DecisionCounters> decisions_by_team_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, prometheus::Gauge*> nodes_by_state_
+      ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, prometheus::Gauge*> heartbeat_ages_
+      ABSL_GUARDED_BY(mu_);
+  // Counters advanced by the growth of the sample's totals since the last one.
+  AgentSample agent_totals_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace greenlight::metrics

@@ -6,6 +6,8 @@
 // Single-threaded: the core's writer changes it under the core's state lock.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,16 @@ namespace greenlight::scheduler {
 
 class AgentRegistry {
  public:
+  // What the nodes' reports came to since this process started (metrics).
+  struct Counters {
+    double energy_measured_wh = 0;  // facility Wh charged on GPU counters
+    double energy_modelled_wh = 0;  // ... on the GPU table's power
+    int64_t starts = 0;
+    std::map<std::string, int64_t> failures;  // by reason
+  };
+  Counters& counters() { return counters_; }
+  const Counters& counters() const { return counters_; }
+
   void Clear();
   // An AGENT pool from the store or the API (its agent_nodes as stored, or
   // kept from the registry when the caller sent none).
@@ -58,6 +70,7 @@ class AgentRegistry {
   absl::flat_hash_map<std::string, greenlight::v1::NodePool> pools_;
   absl::flat_hash_map<std::string, std::string> pool_of_node_;  // node -> pool id
   absl::flat_hash_map<std::string, absl::Time> last_heartbeat_;
+  Counters counters_;
 };
 
 }  // namespace greenlight::scheduler

@@ -203,9 +203,12 @@ class SchedulerCore {
   // Runs one scheduling step at clock->Now() through the queue and waits.
   absl::Status Tick();
   const Clock* clock() const { return options_.clock; }
+  // The core clock's seconds per wall second, for leases (CoreOptions).
+  double agent_clock_scale() const { return options_.agent_clock_scale; }
 
   // Jobs by state, for metrics.
   std::map<std::string, int> JobsByState() const;
+  AgentRegistry::Counters AgentCounters() const;
   int queue_depth() const { return queue_.depth(); }
 
  private:

@@ -207,6 +207,7 @@ void SchedulerCore::ApplyReport(Txn& txn, const v1::JobReport& r, const std::str
         *job.mutable_start_time() = ToProto(now);
         *job.mutable_accrued_until() = ToProto(now);
         job.set_measured_energy_wh(0);
+        ++agents_.counters().starts;
         Transition(txn, job, v1::JOB_STATE_RUNNING,
                    absl::StrCat("running on node ", job.node(), " (pid ", r.pid(), ")"));
       }
@@ -236,6 +237,7 @@ void SchedulerCore::ApplyReport(Txn& txn, const v1::JobReport& r, const std::str
                                job.energy_measured() ? "measured" : "modelled"),
                   now);
       } else {
+        ++agents_.counters().failures[r.signal() > 0 ? "signal" : "exit_code"];
         FinishJob(txn, job, v1::JOB_STATE_FAILED, v1::LEDGER_KIND_RELEASE,
                   absl::StrCat("failed on node ", job.node(), ": ", ExitText(r),
                                r.reason().empty() ? "" : absl::StrCat(" (", r.reason(), ")")),
@@ -243,6 +245,7 @@ void SchedulerCore::ApplyReport(Txn& txn, const v1::JobReport& r, const std::str
       }
       break;
     case v1::JOB_REPORT_KIND_FAILED_TO_START:
+      ++agents_.counters().failures["failed_to_start"];
       FinishJob(txn, job, v1::JOB_STATE_FAILED, v1::LEDGER_KIND_RELEASE,
                 absl::StrCat("failed to start on node ", job.node(), ": ", r.reason()), now);
       break;
@@ -270,12 +273,15 @@ void SchedulerCore::ChargeMeasured(Txn& txn, Job& job, double total_energy_wh, a
         ChargesOver(RateOf(job, pool), always, from, now, absl::InfiniteDuration(), intensity);
   }
   job.set_energy_measured(measured);
+  const double energy_before = job.accrued_energy_wh();
   bool stop = false;
   std::string stop_reason;
   for (const PeriodCharge& c : charges.periods) {
     stop = ChargePeriod(txn, job, c, now, &stop_reason, measured ? "measured" : "modelled");
     if (stop) break;
   }
+  (measured ? agents_.counters().energy_measured_wh : agents_.counters().energy_modelled_wh) +=
+      job.accrued_energy_wh() - energy_before;
   *job.mutable_accrued_until() = ToProto(std::max(from, now));
   // What is left of the quoted run time (for a requeue or a resume).
   *job.mutable_remaining() = ToProtoDuration(
@@ -397,6 +403,7 @@ void SchedulerCore::LeaveLostNode(Txn& txn, Job& job, const std::string& node, a
   const std::string why = absl::StrCat("node_lost: node '", node, "' sent no heartbeat for ",
                                        absl::FormatDuration(options_.agent_lease_timeout));
   job.add_lost_nodes(node);
+  ++agents_.counters().failures[job.spec().checkpointable() ? "node_lost_requeued" : "node_lost"];
   if (!job.spec().checkpointable()) {
     FinishJob(txn, job, v1::JOB_STATE_FAILED, v1::LEDGER_KIND_RELEASE,
               absl::StrCat(why, "; spend up to its last report is kept"), now);

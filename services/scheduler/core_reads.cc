@@ -99,6 +99,11 @@ std::map<std::string, int> SchedulerCore::JobsByState() const {
   return jobs_.CountByState();
 }
 
+AgentRegistry::Counters SchedulerCore::AgentCounters() const {
+  CommittedReadLock l(this);
+  return agents_.counters();
+}
+
 // ---------------------------------------------------------------------------
 // Teams and usage.
 

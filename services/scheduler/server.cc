@@ -353,6 +353,33 @@ void Server::MetricsLoop() {
   }
 }
 
+namespace {
+// The agent nodes and counters of the core, for the metrics.
+metrics::AgentSample AgentSampleOf(const SchedulerCore& core, absl::Time now) {
+  metrics::AgentSample a;
+  const double scale = core.agent_clock_scale() > 0 ? core.agent_clock_scale() : 1;
+  for (const auto& p : core.ListPools()) {
+    for (const auto& n : p.agent_nodes()) {
+      metrics::AgentSample::Node s;
+      s.pool = p.id();
+      s.node = n.name();
+      s.state = n.state() == v1::NODE_STATE_LOST ? "LOST" : "READY";
+      if (n.has_last_heartbeat()) {
+        s.heartbeat_age_seconds =
+            std::max(0.0, absl::ToDoubleSeconds(now - FromProto(n.last_heartbeat())) / scale);
+      }
+      a.nodes.push_back(std::move(s));
+    }
+  }
+  const AgentRegistry::Counters c = core.AgentCounters();
+  a.energy_measured_wh = c.energy_measured_wh;
+  a.energy_modelled_wh = c.energy_modelled_wh;
+  a.starts = c.starts;
+  a.failures = c.failures;
+  return a;
+}
+}  // namespace
+
 void Server::RefreshMetrics() {
   std::vector<metrics::TeamSample> teams;
   for (const auto& v : core_->TeamViews()) {
@@ -422,6 +449,7 @@ void Server::RefreshMetrics() {
   for (const auto& [k, usd] : best) prices.push_back({k.first, k.second, usd});
   metrics_->SetPrices(prices);
   metrics_->SetJobsByState(core_->JobsByState());
+  metrics_->SetAgents(AgentSampleOf(*core_, now));
   metrics_->SetQueueDepth(core_->queue_depth());
 }
 

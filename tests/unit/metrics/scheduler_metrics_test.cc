@@ -165,6 +165,46 @@ TEST(SchedulerMetrics, PendingReasonThatDisappearsIsExportedAsZero) {
       Optional(2.0));
 }
 
+TEST(SchedulerMetrics, AgentNodesByStateHeartbeatAgesAndCountersFromTotals) {
+  prometheus::Registry registry;
+  SchedulerMetrics metrics(registry);
+  AgentSample a;
+  a.nodes = {{"box", "n1", "READY", 0.4}, {"box", "n2", "READY", 1.5}, {"box", "n3", "LOST", -1}};
+  a.energy_measured_wh = 120.5;
+  a.energy_modelled_wh = 3;
+  a.starts = 4;
+  a.failures = {{"exit_code", 1}};
+  metrics.SetAgents(a);
+  auto e = Scrape(registry);
+  EXPECT_THAT(e.Get("greenlight_agent_nodes{pool=\"box\",state=\"READY\"}"), Optional(2.0));
+  EXPECT_THAT(e.Get("greenlight_agent_nodes{pool=\"box\",state=\"LOST\"}"), Optional(1.0));
+  EXPECT_THAT(e.Get("greenlight_agent_heartbeat_age_seconds{node=\"n2\",pool=\"box\"}"),
+              Optional(1.5));
+  EXPECT_EQ(e.CountSeries("greenlight_agent_heartbeat_age_seconds"), 2) << "none for n3 yet";
+  EXPECT_THAT(e.Get("greenlight_agent_energy_wh_total{basis=\"measured\"}"), Optional(120.5));
+  EXPECT_THAT(e.Get("greenlight_agent_energy_wh_total{basis=\"modelled\"}"), Optional(3.0));
+  EXPECT_THAT(e.Get("greenlight_agent_job_starts_total"), Optional(4.0));
+  EXPECT_THAT(e.Get("greenlight_agent_job_failures_total{reason=\"exit_code\"}"), Optional(1.0));
+
+  // n1 is lost, n2 gone: its age series goes, the READY count stays at 0;
+  // the counters advance by the growth of the totals.
+  a.nodes = {{"box", "n1", "LOST", 20}};
+  a.energy_measured_wh = 200;
+  a.starts = 5;
+  a.failures = {{"exit_code", 1}, {"node_lost", 2}};
+  metrics.SetAgents(a);
+  e = Scrape(registry);
+  EXPECT_THAT(e.Get("greenlight_agent_nodes{pool=\"box\",state=\"READY\"}"), Optional(0.0));
+  EXPECT_THAT(e.Get("greenlight_agent_nodes{pool=\"box\",state=\"LOST\"}"), Optional(1.0));
+  EXPECT_EQ(e.CountSeries("greenlight_agent_heartbeat_age_seconds"), 1);
+  EXPECT_THAT(e.Get("greenlight_agent_heartbeat_age_seconds{node=\"n1\",pool=\"box\"}"),
+              Optional(20.0));
+  EXPECT_THAT(e.Get("greenlight_agent_energy_wh_total{basis=\"measured\"}"), Optional(200.0));
+  EXPECT_THAT(e.Get("greenlight_agent_job_starts_total"), Optional(5.0));
+  EXPECT_THAT(e.Get("greenlight_agent_job_failures_total{reason=\"exit_code\"}"), Optional(1.0));
+  EXPECT_THAT(e.Get("greenlight_agent_job_failures_total{reason=\"node_lost\"}"), Optional(2.0));
+}
+
 TEST(SchedulerMetrics, ZonesAndPricesAreReplacedWholesale) {
   prometheus::Registry registry;
   SchedulerMetrics metrics(registry);

@@ -334,6 +334,13 @@ TEST_F(CoreAgentsTest, LostNodeRequeuesCheckpointableJobsAndFailsTheOthers) {
   // The new run numbers its reports from 1.
   ASSERT_OK(Beat({Report(ja, v1::JOB_REPORT_KIND_STARTED, 1)}, {ja}, "node-b").status());
   EXPECT_EQ(Get(ja).state(), v1::JOB_STATE_RUNNING);
+  // The counters behind the metrics.
+  const AgentRegistry::Counters c = core().AgentCounters();
+  EXPECT_EQ(c.starts, 3);
+  EXPECT_EQ(c.failures.at("node_lost"), 1);
+  EXPECT_EQ(c.failures.at("node_lost_requeued"), 1);
+  EXPECT_NEAR(c.energy_measured_wh, 2 * 5 * kPue, 1e-6) << "the late report is not counted";
+  EXPECT_EQ(c.energy_modelled_wh, 0);
 }
 
 TEST_F(CoreAgentsTest, LostNodeStaysLostAcrossARestartAndGetsALeaseAfterIt) {
