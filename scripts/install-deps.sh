@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libyaml-cpp-dev libcurl4-openssl-dev libssl-dev openssl libcpp-httplib-dev
-  python3-grpcio python3-protobuf python3-pytest python3-matplotlib python3-yaml
+  python3-grpcio python3-protobuf python3-pytest python3-venv python3-matplotlib python3-yaml
   libgoogle-perftools-dev
   prometheus clang libclang-rt-14-dev
 )

@@ -18,20 +18,35 @@ __version__ = "0.1.0"
 # The generated stubs import each other as ``greenlight.v1.*_pb2``; they live
 # in _gen/greenlight/v1, which becomes greenlight.v1 through __path__.
 _codegen.ensure_stubs()
+
+try:
+    import google.protobuf  # noqa: F401
+    import grpc  # noqa: F401
+except ImportError as _e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        f"greenlight needs grpcio and protobuf, and {_e.name} is missing: on Debian "
+        "`apt-get install python3-grpcio python3-protobuf` and use /usr/bin/python3, or a "
+        "virtual environment made with `python3 -m venv --system-site-packages`"
+    ) from _e
 __path__.append(_os.path.join(_codegen.GEN_DIR, "greenlight"))  # noqa: F821
 
 from greenlight.models import (  # noqa: E402
+    AgentNode,
+    GpuDevice,
     GridZone,
     Job,
     JobEvent,
     JobSpec,
     JobState,
     NodePool,
+    NodeState,
     Placement,
     PlacementMode,
+    PoolExecutor,
     Quote,
     Team,
     TimeSlot,
+    Token,
     Usage,
 )
 from greenlight.errors import (  # noqa: E402
@@ -66,6 +81,11 @@ __all__ = [
     "Team",
     "Usage",
     "NodePool",
+    "PoolExecutor",
+    "AgentNode",
+    "NodeState",
+    "GpuDevice",
+    "Token",
     "GridZone",
     "GreenlightError",
     "InvalidJob",

@@ -9,7 +9,8 @@ other greenlight.v1 code interoperate.
 
 Used three ways:
   * lazily on ``import greenlight`` from a source tree (stale or missing stubs),
-  * by ``setup.py``'s build_py when the package is built or pip-installed,
+  * by the build backend (``_build_backend/greenlight_build.py``) when the
+    package is built or pip-installed,
   * by ``clients/python/gen_stubs.py`` by hand.
 
 Staleness is decided by a SHA-256 over the names and contents of the proto
@@ -202,7 +203,7 @@ def ensure_stubs(gen_dir: str = GEN_DIR, proto_root: str | None = None, force: b
             return False
         raise CodegenError(
             f"greenlight stubs are missing in {gen_dir} and no proto/ directory was found; "
-            "reinstall the package (pip install --no-build-isolation clients/python) or "
+            "reinstall the package (pip install ./clients/python) or "
             "set GREENLIGHT_PROTO_DIR to the repository's proto/ directory"
         )
     if not force and not is_stale(proto_root, gen_dir):

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import sys
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -16,7 +17,7 @@ import grpc
 from greenlight import errors
 from greenlight import client as _client
 from greenlight.client import DEFAULT_TARGET, DEFAULT_TIMEOUT, TLS, Client, RetryPolicy, ServerClock
-from greenlight.models import Job, JobSpec, JobState, PlacementMode, Quote, to_decimal
+from greenlight.models import Job, JobSpec, JobState, NodePool, PlacementMode, Quote, to_decimal
 
 # Exit codes, by error class (documented in --help and README.md).
 EXIT_OK = 0
@@ -65,6 +66,8 @@ first steps (against `make run`, which listens on 127.0.0.1:50051):
   JOB=$(greenlight -o id submit --team vision --gpus 1 --gpu-hours 1 --deadline +4h)
   greenlight watch --job "$JOB" --until-done             # follow it to the end
   greenlight usage ml-research                           # spent / reserved / remaining
+  greenlight submit --team ml-research --gpus 1 --gpu-hours 2 --max-cost 10 -- python train.py --lr 3e-4
+                                                         # what a node agent runs: everything after --
 
 Each command has its own help: greenlight submit --help
 Not installed? From the repository: clients/python/bin/greenlight ... (same commands).
@@ -232,6 +235,19 @@ def parse_key_value(text: str) -> tuple[str, str]:
     return k.strip(), v.strip()
 
 
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    """--env NAME=VALUE: the value is kept exactly (spaces, '=' and all)."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    if not _ENV_NAME_RE.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"not an environment variable name: {name!r} (letters, digits, _)")
+    return name, value
+
+
 def _split_list(values: Optional[Sequence[str]]) -> list[str]:
     out = []
     for v in values or ():
@@ -253,6 +269,12 @@ def fmt_kg(v: Optional[Decimal]) -> str:
     if v is None:
         return "-"
     return f"{v:,.2f} kg" if abs(v) >= 1 or v == 0 else f"{v:.4f} kg"
+
+
+def fmt_energy(wh: Optional[float]) -> str:
+    if wh is None:
+        return "-"
+    return f"{wh / 1000:,.2f} kWh" if abs(wh) >= 1000 else f"{wh:,.1f} Wh"
 
 
 def fmt_time(v: Optional[datetime], seconds: bool = False) -> str:
@@ -327,6 +349,18 @@ def render_job(job: Job) -> str:
     if job.name:
         pairs.append(("name", job.name))
     pairs.append(("gpus", f"{job.spec.gpus}" + (f" x {','.join(job.spec.gpu_types)}" if job.spec.gpu_types else "")))
+    if job.spec.command:
+        pairs.append(("command", shlex.join(job.spec.command)))
+        if job.spec.env:
+            # Names only: values may be secrets (-o json shows the whole spec).
+            pairs.append(("env", ", ".join(sorted(job.spec.env))))
+        if job.spec.working_dir:
+            pairs.append(("workdir", job.spec.working_dir))
+    if job.node:
+        gpus = ",".join(str(i) for i in job.gpu_indices)
+        pairs.append(("node", job.node + (f" (GPUs {gpus})" if gpus else "")))
+    if job.lost_nodes:
+        pairs.append(("lost nodes", ", ".join(job.lost_nodes)))
     if p is not None:
         pairs += [
             ("placement", f"{p.pool_id} ({p.region}, {p.gpu_type}, {p.nodes} node{'s' if p.nodes != 1 else ''}{', spot' if p.spot else ''})"),
@@ -343,6 +377,15 @@ def render_job(job: Job) -> str:
     pairs += [
         ("accrued", f"{fmt_usd(job.accrued_cost_usd)}, {fmt_kg(job.accrued_carbon_kg)} CO2e"),
         ("reserved", f"{fmt_usd(job.reserved_cost_usd)}, {fmt_kg(job.reserved_carbon_kg)} CO2e"),
+    ]
+    if job.accrued_energy_wh or job.node or job.energy_measured:
+        energy = f"{fmt_energy(job.accrued_energy_wh)}, {job.energy_basis}"
+        if job.energy_measured:
+            energy += f" by the node's GPU counters ({fmt_energy(job.measured_energy_wh)} before PUE)"
+        else:
+            energy += " from the GPU table's power"
+        pairs.append(("energy", energy))
+    pairs += [
         ("submitted", fmt_time(job.submit_time, seconds=True)),
     ]
     if job.start_time:
@@ -530,6 +573,13 @@ def render_event(e) -> str:
 
 
 def _spec_from_args(args) -> JobSpec:
+    command = getattr(args, "command_argv", None) or []
+    env = dict(args.env or ())
+    if (env or args.workdir) and not command:
+        raise argparse.ArgumentTypeError(
+            "--env and --workdir need the command to run: end the options with -- and give it "
+            "(... --env K=V -- python train.py)"
+        )
     labels = dict(args.label or ())
     payload = b""
     if args.payload_file:
@@ -554,6 +604,9 @@ def _spec_from_args(args) -> JobSpec:
         payload=payload,
         mode=PlacementMode.parse(args.mode) if args.mode else None,
         carbon_price_usd_per_tonne=args.carbon_price,
+        command=command,
+        env=env,
+        working_dir=args.workdir or "",
     )
 
 
@@ -698,11 +751,9 @@ def cmd_usage(client: Client, args, out: Output) -> int:
     return EXIT_OK
 
 
-def cmd_pools(client: Client, args, out: Output) -> int:
-    pools = client.list_pools(gpu_type=args.gpu_type, region=args.region)
-    if out.json:
-        out.dump([p.to_dict() for p in pools])
-        return EXIT_OK
+def render_pools(pools: Sequence[NodePool]) -> str:
+    if not pools:
+        return "no pools"
     rows = [
         [
             p.id,
@@ -714,14 +765,58 @@ def cmd_pools(client: Client, args, out: Output) -> int:
             fmt_usd(p.spot_price_usd_per_node_hour),
             p.region,
             p.grid_zone,
+            p.executor.name.lower(),
         ]
         for p in pools
     ]
-    out.print(
-        table(["POOL", "GPU", "GPUS/NODE", "NODES", "FREE", "PRICE/NODE-H", "SPOT/NODE-H", "REGION", "ZONE"], rows, right=(2, 3, 4, 5, 6))
-        if rows
-        else "no pools"
+    text = table(
+        ["POOL", "GPU", "GPUS/NODE", "NODES", "FREE", "PRICE/NODE-H", "SPOT/NODE-H", "REGION", "ZONE", "EXECUTOR"],
+        rows,
+        right=(2, 3, 4, 5, 6),
     )
+    agent_pools = [p for p in pools if p.is_agent]
+    if agent_pools:
+        text += "\n\n" + render_agent_nodes(agent_pools)
+    return text
+
+
+def _gpu_summary(gpus) -> str:
+    if not gpus:
+        return "none"
+    names = sorted({g.name or "?" for g in gpus})
+    if len(names) == 1:
+        return f"{len(gpus)} x {names[0]}"
+    return ", ".join(f"{g.index}:{g.name or '?'}" for g in sorted(gpus, key=lambda g: g.index))
+
+
+def render_agent_nodes(pools: Sequence[NodePool]) -> str:
+    """The registered nodes of agent pools: state, GPUs, energy, heartbeat."""
+    rows = [
+        [
+            p.id,
+            n.name,
+            n.state.name if n.state else "-",
+            _gpu_summary(n.gpus),
+            "measured" if n.energy_measured else "modelled",
+            fmt_time(n.last_heartbeat, seconds=True),
+            n.agent_version or "-",
+        ]
+        for p in pools
+        for n in sorted(p.agent_nodes, key=lambda n: n.slot)
+    ]
+    if not rows:
+        return "agent nodes: none registered (start greenlight-agent with a token for the pool)"
+    return "agent nodes:\n" + table(
+        ["POOL", "NODE", "STATE", "GPUS", "ENERGY", "LAST HEARTBEAT", "AGENT"], rows
+    )
+
+
+def cmd_pools(client: Client, args, out: Output) -> int:
+    pools = client.list_pools(gpu_type=args.gpu_type, region=args.region)
+    if out.json:
+        out.dump([p.to_dict() for p in pools])
+        return EXIT_OK
+    out.print(render_pools(pools))
     return EXIT_OK
 
 
@@ -786,6 +881,8 @@ def _job_spec_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label", action="append", type=parse_key_value, metavar="KEY=VALUE", help="label, repeatable")
     g.add_argument("--request-id", help="idempotency key (default: a new UUID); resubmitting the same id returns the same job")
     g.add_argument("--payload-file", metavar="FILE", help="opaque bytes for the executor (at most 64 KiB)")
+    g.add_argument("--env", action="append", type=parse_env, metavar="NAME=VALUE", help="environment variable of the command (after --), repeatable; added to the job's clean environment")
+    g.add_argument("--workdir", metavar="DIR", help="working directory of the command, relative to the agent's job directory (default: that directory)")
 
 
 # Examples shown by each command's --help. Each block runs as it stands, in
@@ -797,13 +894,14 @@ EXAMPLES = {
     "submit": [
         "greenlight submit --team ml-research --gpus 8 --gpu-hours 64 --max-cost 500 --max-carbon 40",
         "greenlight submit --team vision --gpus 4 --gpu-type H100,A100 --gpu-hours 32 --deadline +48h --checkpointable",
+        "greenlight submit --team ml-research --gpus 1 --gpu-hours 2 --max-cost 10 --env LR=3e-4 -- python train.py --epochs 3",
     ],
     "estimate": [
         "greenlight estimate --team ml-research --gpus 8 --gpu-hours 64 --deadline +24h --top 10",
         "greenlight estimate --team vision --gpus 1 --gpu-type L4 --duration 6h --mode greenest",
     ],
     "get": [
-        "JOB=$(greenlight -o id submit --team vision --gpus 1 --gpu-hours 1)",
+        "JOB=$(greenlight -o id submit --team vision --gpus 1 --gpu-hours 1 -- python train.py)",
         'greenlight get "$JOB"',
     ],
     "list": [
@@ -872,10 +970,15 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_submit,
         "Submit a job. The server quotes it, reserves the predicted cost and carbon\n"
         "against the team's budget and places it. Retried safely on UNAVAILABLE with the\n"
-        "same request id. Relative times (--deadline +48h) count from the server's clock.",
+        "same request id. Relative times (--deadline +48h) count from the server's clock.\n\n"
+        "What to run goes last, after --: greenlight submit OPTIONS -- COMMAND [ARG...].\n"
+        "Everything after the first -- is the command's argv, as given (no shell); a node\n"
+        "agent (pools whose executor is agent) runs it, with --env and --workdir; simulated\n"
+        "pools ignore it.",
     )
     _job_spec_options(p)
     _connection_options(p, suppress=True)
+    _usage_with_command(p)
 
     p = add(
         "estimate",
@@ -887,6 +990,7 @@ def build_parser() -> argparse.ArgumentParser:
     _job_spec_options(p)
     p.add_argument("--top", type=int, default=5, metavar="N", help="alternatives to show (default 5, at most 50)")
     _connection_options(p, suppress=True)
+    _usage_with_command(p)
 
     p = add("get", "show jobs by id", cmd_get)
     p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
@@ -970,6 +1074,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _usage_with_command(p: argparse.ArgumentParser) -> None:
+    """Ends the usage line with the command that parse_args() takes after --."""
+    usage = p.format_usage().removeprefix("usage: ").rstrip()
+    p.usage = usage.replace("%", "%%") + " [-- COMMAND [ARG ...]]"
+
+
 def _tls_from_args(args):
     ca = getattr(args, "tls_ca", None)
     cert = getattr(args, "tls_cert", None)
@@ -1003,6 +1113,10 @@ JOB_FLAGS = {
     "spec.payload": "--payload-file",
     "spec.mode": "--mode",
     "spec.carbon_price_micros_per_tonne": "--carbon-price",
+    "spec.command": "-- COMMAND",
+    "spec.command.argv": "-- COMMAND",
+    "spec.command.env": "--env",
+    "spec.command.working_dir": "--workdir",
 }
 TEAM_FLAGS = {
     "team.name": "TEAM",
@@ -1046,14 +1160,23 @@ def flag_for(command: str, field: Optional[str]) -> Optional[str]:
         return None
     table = FLAGS_BY_COMMAND.get(command, {})
     field = re.sub(r"\[.*$", "", field)
-    for key in (field, "spec." + field, "team." + field):
-        if key in table:
-            return table[key]
+    head, _, rest = field.partition(".")
+    prefixes = [head + "."] if head in ("spec", "team") and rest else ["", "spec.", "team."]
+    if head in ("spec", "team") and rest:
+        field = rest
+    # "spec.command.argv" names its own flag; "spec.labels.x", that of
+    # "spec.labels"; never "spec"/"team" itself ("team.gpu_quota" is no --team).
+    while field:
+        for key in (p + field for p in prefixes):
+            if key in table:
+                return table[key]
+        field = field.rpartition(".")[0]
     return None
 
 
-_FIELD_PATH_RE = re.compile(r"\b(?:spec|team)\.[a-z_][a-z0-9_]*")
-_LEADING_FIELD_RE = re.compile(r"^([a-z_][a-z0-9_]*):")
+# "spec.gpus", "spec.command.env[HOME]": a field path with its map keys or indices.
+_FIELD_PATH_RE = re.compile(r"\b(?:spec|team)\.[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[[^\]\s]*\])*")
+_LEADING_FIELD_RE = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[[^\]\s]*\])*):")
 
 
 def annotate_fields(command: str, message: str) -> str:
@@ -1121,9 +1244,61 @@ def _report_error(err: errors.GreenlightError, out: Output, command: str = "") -
         print("  hint: is greenlightd running? check --target / GREENLIGHT_TARGET (`make run` starts one)", file=sys.stderr)
 
 
+# Commands that take the job's command after "--".
+COMMAND_TAKERS = ("submit", "estimate")
+
+
+def _command_index(parser: argparse.ArgumentParser, tokens: Sequence[str]) -> Optional[int]:
+    """Where the subcommand's name is in ``tokens``: the first token that is
+    neither a top-level option nor an option's value."""
+    options = parser._option_string_actions
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "-" or not tok.startswith("-"):
+            return i
+        name, eq, _ = tok.partition("=")
+        action = options.get(name)
+        if action is None and name.startswith("--"):
+            # argparse accepts unique prefixes (--tim for --timeout).
+            matches = {id(a): a for o, a in options.items() if o.startswith(name)}
+            action = next(iter(matches.values())) if len(matches) == 1 else None
+        attached = eq or (action is None and not name.startswith("--") and len(tok) > 2)  # --x=1, -ojson
+        i += 2 if (action is not None and action.nargs != 0 and not attached) else 1
+    return None
+
+
+def parse_args(argv: Optional[Sequence[str]] = None, parser: Optional[argparse.ArgumentParser] = None):
+    """argparse, plus the job's command: for submit and estimate everything
+    after the first "--" is the command's argv (``args.command_argv``, None
+    without "--"), taken as it stands, options and further "--" included.
+    Other commands keep argparse's own meaning of "--"."""
+    parser = parser or build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command_argv = None
+    if "--" in argv:
+        cut = argv.index("--")
+        at = _command_index(parser, argv[:cut])
+        if at is not None and argv[at] in COMMAND_TAKERS:
+            argv, command_argv = argv[:cut], argv[cut + 1:]
+            if not command_argv:
+                _subparser(parser, argv[at]).error(
+                    "nothing after --: give the command to run, e.g. -- python train.py --lr 3e-4"
+                )
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) in COMMAND_TAKERS:
+        args.command_argv = command_argv
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv, parser)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

@@ -23,11 +23,14 @@ from greenlight.models import (
     NodePool,
     Quote,
     Team,
+    Token,
     Usage,
     datetime_from_timestamp,
     set_timestamp,
 )
 from greenlight.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     budgets_pb2,
     budgets_pb2_grpc,
     inventory_pb2,
@@ -326,6 +329,7 @@ class Client:
         self._scheduler = scheduler_pb2_grpc.SchedulerStub(channel)
         self._budgets = budgets_pb2_grpc.BudgetsStub(channel)
         self._inventory = inventory_pb2_grpc.InventoryStub(channel)
+        self._admin = admin_pb2_grpc.AdminStub(channel)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -642,3 +646,46 @@ class Client:
             self._inventory.ListZones, "ListZones", inventory_pb2.ListZonesRequest(), READ_RETRY_CODES
         )
         return [GridZone.from_proto(z) for z in resp.zones]
+
+    # -- admin -------------------------------------------------------------
+
+    def create_token(
+        self,
+        team: Optional[str] = None,
+        *,
+        admin: bool = False,
+        agent_pool: Optional[str] = None,
+        description: str = "",
+    ) -> Token:
+        """Creates a bearer token (needs an admin token) for exactly one of:
+        a ``team``, the admin role (``admin=True``), or the node agents of an
+        AGENT pool (``agent_pool``: such a token may only register and
+        heartbeat that pool's nodes; give it to greenlight-agent
+        --token-file). The secret is in ``token.secret``, returned this once.
+
+        Not retried: a retry after a lost answer would make a second token
+        whose secret nobody saw."""
+        chosen = [name for name, given in (("team", team), ("admin", admin), ("agent_pool", agent_pool)) if given]
+        if len(chosen) != 1:
+            raise ValueError(
+                "create_token: give exactly one of team, admin=True or agent_pool"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
+        request = admin_pb2.CreateTokenRequest(
+            team=team or "", admin=bool(admin), description=description or ""
+        )
+        if agent_pool:
+            if "agent_pool" not in request.DESCRIPTOR.fields_by_name:  # pragma: no cover - stubs from an old proto/
+                raise ValueError("create_token: this client's stubs predate agent tokens; regenerate them")
+            request.agent_pool = agent_pool
+        resp = self._call(self._admin.CreateToken, "CreateToken", request)
+        token = Token.from_proto(resp.token, secret=resp.secret)
+        if agent_pool and token.agent_pool != agent_pool:
+            # A server from before agent tokens ignores the field it does not
+            # know and would have made some other token.
+            raise errors.GreenlightError(
+                f"the server ignored agent_pool (it predates agent tokens) and made token "
+                f"{token.id} instead; revoke it",
+                method="CreateToken",
+            )
+        return token

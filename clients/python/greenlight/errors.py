@@ -72,6 +72,8 @@ PYTHON_NAMES = {
     "monthly_cost_budget_micros": "monthly_cost_budget_usd",
     "monthly_carbon_budget_mg": "monthly_carbon_budget_kg",
     "work": "reference_gpu_hours",
+    # JobSpec.command is Command.argv; Command.env and working_dir keep their names.
+    "argv": "command",
 }
 
 
@@ -93,7 +95,8 @@ class InvalidJob(GreenlightError):
         if field and field.split(".", 1)[0] in ("spec", "team") and "." in field:
             field = field.split(".", 1)[1]
         self.field = field
-        leaf = self.field.rsplit(".", 1)[-1] if self.field else None
+        # "command.env[HOME]" -> "env": the argument, not the map key.
+        leaf = re.sub(r"\[.*$", "", self.field).rsplit(".", 1)[-1] if self.field else None
         self.argument = PYTHON_NAMES.get(leaf, leaf) if leaf else None
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -112,6 +113,15 @@ def _ts_field(msg, name: str) -> Optional[datetime]:
     return datetime_from_timestamp(getattr(msg, name)) if _has(msg, name) else None
 
 
+def _get(msg, name: str, default=None):
+    """A field's value, or ``default`` when this client's proto lacks it
+    (stubs built from an older proto/). A server too old to send a field
+    leaves it at its proto3 default, which each model documents."""
+    if name not in msg.DESCRIPTOR.fields_by_name:
+        return default
+    return getattr(msg, name)
+
+
 # ---------------------------------------------------------------------------
 # Enums
 
@@ -196,6 +206,33 @@ class PlacementMode(_ProtoEnum):
     @classmethod
     def _proto_prefix(cls) -> str:
         return "PLACEMENT_MODE_"
+
+
+class PoolExecutor(_ProtoEnum):
+    """Who runs a pool's jobs: SIMULATED (the demo's cloud pools, the replay)
+    or AGENT (greenlight-agent processes on real nodes). Servers from before
+    agents send UNSPECIFIED, which NodePool reads as SIMULATED."""
+
+    UNSPECIFIED = 0
+    SIMULATED = 1
+    AGENT = 2
+
+    @classmethod
+    def _proto_prefix(cls) -> str:
+        return "POOL_EXECUTOR_"
+
+
+class NodeState(_ProtoEnum):
+    """An agent node: READY (heartbeating, counts as capacity) or LOST (no
+    heartbeat within the lease; its jobs were requeued or failed)."""
+
+    UNSPECIFIED = 0
+    READY = 1
+    LOST = 2
+
+    @classmethod
+    def _proto_prefix(cls) -> str:
+        return "NODE_STATE_"
 
 
 # ---------------------------------------------------------------------------
@@ -381,6 +418,13 @@ class JobSpec(_Model):
     ``max_cost_usd`` / ``max_carbon_kg``: per-job caps, ``None`` = no cap.
     ``mode``: "cheapest", "greenest", "balanced" or a PlacementMode.
     ``request_id``: idempotency key; Client.submit generates one when empty.
+
+    What a node agent runs (pools whose executor is AGENT; other pools ignore
+    it): ``command``, the argv (``["python", "train.py", "--lr", "3e-4"]``:
+    a list, never one shell string; argv[0] is looked up in the job's PATH),
+    ``env``, added to the job's clean environment, and ``working_dir``
+    (alias ``workdir``), relative to the agent's job directory ("" = that
+    directory). ``env`` and ``working_dir`` need a ``command``.
     """
 
     team: str = ""
@@ -401,9 +445,17 @@ class JobSpec(_Model):
     payload: bytes = b""
     mode: Optional[PlacementMode] = None
     carbon_price_usd_per_tonne: Optional[Decimal] = None
+    command: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str = ""
     proto: Any = field(**_proto_field)
 
-    _ALIASES = {"gpu_hours": "reference_gpu_hours", "gpu_type": "gpu_types", "region": "regions"}
+    _ALIASES = {
+        "gpu_hours": "reference_gpu_hours",
+        "gpu_type": "gpu_types",
+        "region": "regions",
+        "workdir": "working_dir",
+    }
 
     @classmethod
     def build(cls, **fields) -> "JobSpec":
@@ -455,11 +507,20 @@ class JobSpec(_Model):
             m.mode = int(PlacementMode.parse(self.mode))
         if self.carbon_price_usd_per_tonne is not None:
             m.carbon_price_micros_per_tonne = micros_from_usd(self.carbon_price_usd_per_tonne)
+        argv = _argv(self.command)
+        if argv:
+            m.command.argv.extend(argv)
+            for k, v in (self.env or {}).items():
+                m.command.env[str(k)] = str(v)
+            m.command.working_dir = os.fspath(self.working_dir or "")
+        elif self.env or self.working_dir:
+            raise ValueError("JobSpec: env and working_dir need a command (the argv to run)")
         return m
 
     @classmethod
     def from_proto(cls, m) -> "JobSpec":
         work = m.WhichOneof("work")
+        command = m.command if _has(m, "command") else None
         return cls(
             team=m.team,
             gpus=m.gpus,
@@ -483,14 +544,44 @@ class JobSpec(_Model):
                 if m.carbon_price_micros_per_tonne
                 else None
             ),
+            command=list(command.argv) if command is not None else [],
+            env=dict(command.env) if command is not None else {},
+            working_dir=command.working_dir if command is not None else "",
             proto=m,
         )
+
+
+def _argv(command) -> list[str]:
+    """JobSpec.command as a list of strings (paths and numbers converted);
+    one string is refused, since splitting it would guess at quoting."""
+    if command is None:
+        return []
+    if isinstance(command, (str, bytes, bytearray)):
+        raise TypeError(
+            "JobSpec: command is the argv list, e.g. ['python', 'train.py'], not one string "
+            "(shlex.split() splits a shell line)"
+        )
+    argv = []
+    for arg in command:
+        if isinstance(arg, (bytes, bytearray)):
+            raise TypeError(f"JobSpec: command arguments are strings, got {arg!r}")
+        argv.append(os.fspath(arg) if isinstance(arg, os.PathLike) else str(arg))
+    return argv
 
 
 @dataclass
 class Job(_Model):
     """A job as the scheduler stores it. ``deduplicated`` is True when a
-    submit matched an existing job by request_id (only set by submit)."""
+    submit matched an existing job by request_id (only set by submit).
+
+    On an agent pool: ``node`` runs it (STARTING, then RUNNING) on its GPUs
+    ``gpu_indices``; ``measured_energy_wh`` is what those GPUs' counters
+    measured since the start (Wh, before the pool's PUE, as last charged) and
+    ``energy_measured`` says whether ``accrued_energy_wh`` rests on that
+    (True) or is modelled from the GPU table's power (False: every job on a
+    simulated pool, a node without energy counters, or a server from before
+    agents). ``lost_nodes``: nodes it was taken from when they went silent.
+    """
 
     id: str
     spec: JobSpec
@@ -509,6 +600,11 @@ class Job(_Model):
     revision: int
     placement: Optional[Placement] = None
     deduplicated: bool = False
+    node: str = ""
+    gpu_indices: list[int] = field(default_factory=list)
+    measured_energy_wh: float = 0.0
+    energy_measured: bool = False
+    lost_nodes: list[str] = field(default_factory=list)
     proto: Any = field(**_proto_field)
 
     @classmethod
@@ -535,6 +631,11 @@ class Job(_Model):
             message=m.message,
             revision=m.revision,
             placement=placement,
+            node=_get(m, "node", ""),
+            gpu_indices=list(_get(m, "gpu_indices", ())),
+            measured_energy_wh=_get(m, "measured_energy_wh", 0.0),
+            energy_measured=_get(m, "energy_measured", False),
+            lost_nodes=list(_get(m, "lost_nodes", ())),
             proto=m,
         )
 
@@ -559,6 +660,12 @@ class Job(_Model):
     @property
     def predicted_carbon_kg(self) -> Optional[Decimal]:
         return self.placement.carbon_kg if self.placement else None
+
+    @property
+    def energy_basis(self) -> str:
+        """"measured" (the node's GPU counters) or "modelled" (the GPU
+        table's power): how ``accrued_energy_wh`` was obtained."""
+        return "measured" if self.energy_measured else "modelled"
 
 
 @dataclass
@@ -715,7 +822,71 @@ class Usage(_Model):
 
 
 @dataclass
+class GpuDevice(_Model):
+    """A GPU of an agent node, as the agent discovered it (NVML) or as
+    declared on its command line (uuid ``declared-<i>``)."""
+
+    index: int
+    uuid: str
+    name: str
+    memory_bytes: int
+    power_limit_w: float
+    proto: Any = field(**_proto_field)
+
+    @classmethod
+    def from_proto(cls, m) -> "GpuDevice":
+        return cls(
+            index=m.index,
+            uuid=m.uuid,
+            name=m.name,
+            memory_bytes=m.memory_bytes,
+            power_limit_w=m.power_limit_mw / 1000.0,
+            proto=m,
+        )
+
+
+@dataclass
+class AgentNode(_Model):
+    """One registered node of an AGENT pool. ``energy_measured``: its GPUs
+    have energy counters (NVML); False = energy is modelled.
+    ``last_heartbeat`` is None when greenlightd has seen none since it
+    started (it keeps heartbeats in memory only)."""
+
+    name: str
+    slot: int
+    state: NodeState
+    hostname: str
+    gpus: list[GpuDevice]
+    agent_version: str
+    energy_measured: bool
+    token_id: str
+    registered: Optional[datetime]
+    last_heartbeat: Optional[datetime]
+    proto: Any = field(**_proto_field)
+
+    @classmethod
+    def from_proto(cls, m) -> "AgentNode":
+        return cls(
+            name=m.name,
+            slot=m.slot,
+            state=NodeState(m.state),
+            hostname=m.hostname,
+            gpus=[GpuDevice.from_proto(g) for g in m.gpus],
+            agent_version=m.agent_version,
+            energy_measured=m.energy_measured,
+            token_id=m.token_id,
+            registered=_ts_field(m, "registered"),
+            last_heartbeat=_ts_field(m, "last_heartbeat"),
+            proto=m,
+        )
+
+
+@dataclass
 class NodePool(_Model):
+    """A pool of interchangeable GPU nodes. ``executor``: who runs its jobs
+    (SIMULATED, or AGENT: real processes on registered ``agent_nodes``, and
+    ``nodes`` counts them)."""
+
     id: str
     provider: str
     region: str
@@ -729,7 +900,13 @@ class NodePool(_Model):
     gpu_power_w: float
     pue: float
     free_nodes: int
+    executor: PoolExecutor = PoolExecutor.SIMULATED
+    agent_nodes: list[AgentNode] = field(default_factory=list)
     proto: Any = field(**_proto_field)
+
+    @property
+    def is_agent(self) -> bool:
+        return self.executor == PoolExecutor.AGENT
 
     @classmethod
     def from_proto(cls, m) -> "NodePool":
@@ -751,6 +928,9 @@ class NodePool(_Model):
             gpu_power_w=m.gpu_power_w,
             pue=m.pue,
             free_nodes=m.free_nodes,
+            # UNSPECIFIED (and every pool of a server from before agents) is simulated.
+            executor=PoolExecutor(_get(m, "executor", 0) or PoolExecutor.SIMULATED),
+            agent_nodes=[AgentNode.from_proto(n) for n in _get(m, "agent_nodes", ())],
             proto=m,
         )
 
@@ -780,5 +960,41 @@ class GridZone(_Model):
             source=m.source,
             updated=_ts_field(m, "updated"),
             current_g_per_kwh=m.current_g_per_kwh,
+            proto=m,
+        )
+
+
+# ---------------------------------------------------------------------------
+# Admin
+
+
+@dataclass
+class Token(_Model):
+    """An API token: a team's, the admin role's (``admin``) or a node
+    agent's (``agent_pool``: it may only register and heartbeat nodes of
+    that AGENT pool). ``secret`` is set only by Client.create_token, the
+    one time the server reveals it (it stores a hash)."""
+
+    id: str
+    team: str = ""
+    admin: bool = False
+    agent_pool: str = ""
+    description: str = ""
+    created: Optional[datetime] = None
+    revoked: bool = False
+    secret: str = field(default="", repr=False)
+    proto: Any = field(**_proto_field)
+
+    @classmethod
+    def from_proto(cls, m, secret: str = "") -> "Token":
+        return cls(
+            id=m.id,
+            team=m.team,
+            admin=m.admin,
+            agent_pool=_get(m, "agent_pool", ""),
+            description=m.description,
+            created=_ts_field(m, "created"),
+            revoked=m.revoked,
+            secret=secret,
             proto=m,
         )

@@ -17,6 +17,8 @@ import grpc
 
 from greenlight import _status
 from greenlight.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     budgets_pb2,
     budgets_pb2_grpc,
     inventory_pb2,
@@ -69,10 +71,40 @@ def make_quote(cost_micros=412_000_000, carbon_mg=35_500_000, feasible=True, sum
     return q
 
 
+def make_agent_pool(pool_id="lab/h100", nodes=(("gpu-01", types_pb2.NODE_STATE_READY, True), ("gpu-02", types_pb2.NODE_STATE_LOST, False))):
+    """An AGENT pool with registered nodes (name, state, energy measured):
+    gpu-01 has two NVML-discovered H100s, gpu-02 one declared GPU."""
+    p = types_pb2.NodePool(
+        id=pool_id,
+        provider="onprem",
+        region="eu-north-1",
+        grid_zone="SE",
+        instance_type="dgx",
+        gpu_type="H100",
+        gpus_per_node=2,
+        nodes=len(nodes),
+        price_micros_per_node_hour=4_000_000,
+        pue=1.2,
+        free_nodes=1,
+        executor=types_pb2.POOL_EXECUTOR_AGENT,
+    )
+    for slot, (name, state, measured) in enumerate(nodes):
+        n = p.agent_nodes.add(name=name, slot=slot, state=state, hostname=f"{name}.lab", agent_version="0.1.0", energy_measured=measured, token_id="t-0000000a")
+        n.registered.FromSeconds(1_750_000_000)
+        if measured:
+            for i in range(2):
+                n.gpus.add(index=i, uuid=f"GPU-{i:04d}", name="NVIDIA H100 80GB HBM3", memory_bytes=80 << 30, power_limit_mw=700_000)
+            n.last_heartbeat.FromSeconds(1_750_000_123)
+        else:
+            n.gpus.add(index=0, uuid="declared-0", name="H100")
+    return p
+
+
 class FakeGreenlight(
     scheduler_pb2_grpc.SchedulerServicer,
     budgets_pb2_grpc.BudgetsServicer,
     inventory_pb2_grpc.InventoryServicer,
+    admin_pb2_grpc.AdminServicer,
 ):
     def __init__(self):
         self.lock = threading.Lock()
@@ -87,6 +119,8 @@ class FakeGreenlight(
         self.watch_hold = 0.0  # keep the stream open this long after the log
         self.revision = 0
         self.estimate_feasible = True
+        self.extra_pools: list[types_pb2.NodePool] = []  # appended to ListPools' answer
+        self.tokens: list[admin_pb2.TokenInfo] = []
 
     # -- helpers -------------------------------------------------------------
 
@@ -276,13 +310,32 @@ class FakeGreenlight(
             pue=1.1,
             free_nodes=3,
         )
-        return inventory_pb2.ListPoolsResponse(pools=[p])
+        return inventory_pb2.ListPoolsResponse(pools=[p, *self.extra_pools])
 
     def ListZones(self, request, context):
         self._enter("ListZones", request, context)
         z = types_pb2.GridZone(name="DE", annual_average_g_per_kwh=380, points=8760, source="csv:x", current_g_per_kwh=312.5)
         z.step.FromSeconds(3600)
         return inventory_pb2.ListZonesResponse(zones=[z])
+
+
+    # -- Admin ---------------------------------------------------------------
+
+    def CreateToken(self, request, context):
+        self._enter("CreateToken", request, context)
+        if sum(bool(x) for x in (request.team, request.admin, request.agent_pool)) != 1:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give exactly one of team, admin, agent_pool")
+        with self.lock:
+            info = admin_pb2.TokenInfo(
+                id=f"t-{len(self.tokens) + 1:08x}",
+                team=request.team,
+                admin=request.admin,
+                agent_pool=request.agent_pool,
+                description=request.description,
+            )
+            info.created.FromSeconds(1_750_000_000)
+            self.tokens.append(info)
+        return admin_pb2.CreateTokenResponse(token=info, secret=f"secret-{info.id}")
 
 
 class FakeServer:
@@ -298,6 +351,7 @@ class FakeServer:
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(self.fake, server)
         budgets_pb2_grpc.add_BudgetsServicer_to_server(self.fake, server)
         inventory_pb2_grpc.add_InventoryServicer_to_server(self.fake, server)
+        admin_pb2_grpc.add_AdminServicer_to_server(self.fake, server)
         self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
         assert self.port, "could not bind"
         server.start()

@@ -16,7 +16,7 @@ import pytest
 from fakes import Failure, FakeGreenlight, FakeServer, make_quote
 from greenlight import cli
 from greenlight.client import ServerClock
-from greenlight.v1 import scheduler_pb2
+from greenlight.v1 import scheduler_pb2, types_pb2
 
 
 @pytest.fixture
@@ -387,8 +387,9 @@ def test_every_job_option_has_a_field_in_the_flag_table():
     options = {s for a in group._group_actions for s in a.option_strings if s.startswith("--")}
     named = set()
     for flag in cli.JOB_FLAGS.values():
-        named.update(f for f in flag.split() if f.startswith("--"))
+        named.update(re.findall(r"--[a-z][a-z0-9-]*", flag))  # "-- COMMAND" is no option
     assert options == named
+    assert cli.JOB_FLAGS["spec.command.argv"] == "-- COMMAND"
 
 
 def test_error_messages_name_every_flag_they_mention(run, fake_server):
@@ -469,7 +470,7 @@ def test_help_examples_use_demo_teams_and_gpus_and_parse():
             m = re.fullmatch(r"JOB=\$\((.*)\)", cmd)
             argv = shlex.split((m.group(1) if m else cmd).replace('"$JOB"', "j-00000000000000aa"))
             assert argv[0] == "greenlight", line
-            args = parser.parse_args(argv[1:])  # exits 2 when an example does not parse
+            args = cli.parse_args(argv[1:], parser)  # exits 2 when an example does not parse
             if getattr(args, "team", None) is not None and hasattr(args, "gpus"):
                 assert args.team in teams, line
             elif args.command in ("usage",) or getattr(args, "teams_action", None) in ("get", "set"):
@@ -532,3 +533,159 @@ def test_bin_wrapper(client_env):
         [os.path.join(CLIENT_DIR, "bin", "greenlight"), "--version"], env=client_env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and proc.stdout.startswith("greenlight ")
+
+
+# -- node agents (issue 14) ----------------------------------------------------
+
+ONE_GPU = ["--team", "ml-research", "--gpus", "1", "--gpu-hours", "2", "--max-cost", "10"]
+
+
+def shown(out: str) -> dict:
+    """The "key: value" lines of `greenlight get` (one job)."""
+    pairs = (line.split(":", 1) for line in out.splitlines() if ":" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_everything_after_double_dash_is_the_command(run, fake_server):
+    code, out, err = run("submit", *ONE_GPU, "--env", "WANDB_MODE=offline", "--env", "NOTE=a = b ", "--workdir", "runs/lr", "--", "python", "train.py", "--lr", "3e-4", "--", "-x")
+    assert code == 0, err
+    sent = fake_server.fake.calls_of("SubmitJob")[0][1].spec
+    assert list(sent.command.argv) == ["python", "train.py", "--lr", "3e-4", "--", "-x"]  # as given, -- and all
+    assert dict(sent.command.env) == {"WANDB_MODE": "offline", "NOTE": "a = b "}  # values kept exactly
+    assert sent.command.working_dir == "runs/lr"
+    assert sent.max_cost_micros == 10_000_000 and sent.gpus == 1  # the options before -- still count
+    assert shown(out)["command"] == "python train.py --lr 3e-4 -- -x"
+    assert shown(out)["env"] == "NOTE, WANDB_MODE" and "offline" not in out  # names only: values may be secrets
+    assert shown(out)["workdir"] == "runs/lr"
+
+
+def test_options_may_come_before_the_subcommand_with_a_command(run, fake_server):
+    code, out, err = run("-o", "json", "--timeout=5", "submit", *ONE_GPU, "--", "./train.sh", "--output", "table")
+    assert code == 0, err
+    assert json.loads(out)["spec"]["command"] == ["./train.sh", "--output", "table"]
+    assert list(fake_server.fake.calls_of("SubmitJob")[0][1].spec.command.argv) == ["./train.sh", "--output", "table"]
+
+
+def test_submit_without_a_command_sends_none(run, fake_server):
+    code, out, _ = run("submit", *ONE_GPU)
+    assert code == 0 and "command:" not in out
+    assert not fake_server.fake.calls_of("SubmitJob")[0][1].spec.HasField("command")
+
+
+def test_double_dash_followed_by_nothing_is_a_clear_error(run, fake_server, capsys):
+    with pytest.raises(SystemExit) as e:
+        run("submit", *ONE_GPU, "--")
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "greenlight submit: error: nothing after --: give the command to run" in err
+    assert fake_server.fake.calls_of("SubmitJob") == []
+
+
+@pytest.mark.parametrize("extra", [["--env", "A=1"], ["--workdir", "runs"]])
+def test_env_and_workdir_need_a_command(run, fake_server, capsys, extra):
+    with pytest.raises(SystemExit) as e:
+        run("submit", *ONE_GPU, *extra)
+    assert e.value.code == 2
+    assert "--env and --workdir need the command to run" in capsys.readouterr().err
+    assert fake_server.fake.calls_of("SubmitJob") == []
+
+
+@pytest.mark.parametrize("bad", ["NOEQUALS", "1A=x", "A-B=x", "=x"])
+def test_bad_env_is_a_usage_error(run, capsys, bad):
+    with pytest.raises(SystemExit) as e:
+        run("submit", *ONE_GPU, "--env", bad, "--", "python")
+    assert e.value.code == 2 and "--env" in capsys.readouterr().err
+
+
+def test_estimate_takes_the_command_too(run, fake_server):
+    code, _, err = run("estimate", *ONE_GPU, "--", "python", "train.py")
+    assert code == 0, err
+    assert list(fake_server.fake.calls_of("EstimateJob")[0][1].spec.command.argv) == ["python", "train.py"]
+
+
+def test_other_commands_keep_the_usual_double_dash(run):
+    run("submit", *ONE_GPU)
+    code, out, _ = run("-o", "id", "get", "--", "j-0000000000000001")
+    assert code == 0 and out == "j-0000000000000001\n"
+    args = cli.parse_args(["--token", "submit", "get", "--", "j-1"])  # "submit" is the token here
+    assert args.command == "get" and args.job_ids == ["j-1"]
+
+
+def test_help_shows_the_command_after_double_dash(capsys):
+    for command in ("submit", "estimate"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "[-- COMMAND [ARG ...]]" in text and "--env NAME=VALUE" in text and "--workdir DIR" in text
+    with pytest.raises(SystemExit):
+        cli.main(["submit", "--help"])
+    assert "-- python train.py --epochs 3" in capsys.readouterr().out
+
+
+def test_get_shows_node_gpus_and_measured_energy(run, fake_server):
+    run("submit", *ONE_GPU, "--", "python", "train.py")
+    job = fake_server.fake.jobs["j-0000000000000001"]
+    job.state = types_pb2.JOB_STATE_STARTING
+    job.node = "gpu-01"
+    job.gpu_indices.extend([0, 1])
+    code, out, _ = run("get", "j-0000000000000001")
+    assert code == 0 and shown(out)["state"] == "STARTING" and shown(out)["node"] == "gpu-01 (GPUs 0,1)"
+    assert shown(out)["energy"] == "0.0 Wh, modelled from the GPU table's power"
+    job.state = types_pb2.JOB_STATE_RUNNING
+    job.accrued_energy_wh, job.measured_energy_wh, job.energy_measured = 1480.0, 1233.3, True
+    code, out, _ = run("get", "j-0000000000000001")
+    assert shown(out)["energy"] == "1.48 kWh, measured by the node's GPU counters (1.23 kWh before PUE)"
+    code, out, _ = run("-o", "json", "get", "j-0000000000000001")
+    j = json.loads(out)
+    assert j["node"] == "gpu-01" and j["gpu_indices"] == [0, 1] and j["energy_measured"] is True
+    assert j["measured_energy_wh"] == 1233.3 and j["spec"]["command"] == ["python", "train.py"]
+    code, out, _ = run("list", "--state", "starting,running")
+    assert "j-0000000000000001" in out and "RUNNING" in out
+
+
+def test_get_of_a_simulated_job_says_energy_is_modelled(run, fake_server):
+    run("submit", *SUBMIT)
+    fake_server.fake.jobs["j-0000000000000001"].accrued_energy_wh = 250.0
+    code, out, _ = run("get", "j-0000000000000001")
+    assert shown(out)["energy"] == "250.0 Wh, modelled from the GPU table's power" and "node:" not in out
+
+
+def test_pools_show_executor_and_agent_nodes(run, fake_server):
+    from fakes import make_agent_pool
+
+    code, out, _ = run("pools")
+    assert code == 0 and "EXECUTOR" in out.splitlines()[0] and "simulated" in out and "agent nodes" not in out
+    fake_server.fake.extra_pools.append(make_agent_pool())
+    code, out, _ = run("pools")
+    lines = out.splitlines()
+    assert "lab/h100" in out and any(line.startswith("lab/h100") and line.endswith("agent") for line in lines)
+    at = lines.index("agent nodes:")
+    assert lines[at + 1].split() == ["POOL", "NODE", "STATE", "GPUS", "ENERGY", "LAST", "HEARTBEAT", "AGENT"]
+    ready = next(line for line in lines[at:] if "gpu-01" in line)
+    assert "READY" in ready and "2 x NVIDIA H100 80GB HBM3" in ready and "measured" in ready
+    assert "2025-06-15 15:08:43Z" in ready
+    lost = next(line for line in lines[at:] if "gpu-02" in line)
+    assert "LOST" in lost and "1 x H100" in lost and "modelled" in lost
+    code, out, _ = run("-o", "json", "pools")
+    pools = json.loads(out)
+    assert pools[1]["executor"] == "AGENT" and [n["name"] for n in pools[1]["agent_nodes"]] == ["gpu-01", "gpu-02"]
+    assert pools[1]["agent_nodes"][0]["gpus"][0]["power_limit_w"] == 700.0
+
+
+def test_agent_pool_without_nodes_says_so(run, fake_server):
+    from fakes import make_agent_pool
+
+    fake_server.fake.extra_pools.append(make_agent_pool(nodes=()))
+    code, out, _ = run("pools")
+    assert "agent nodes: none registered" in out
+
+
+def test_command_errors_name_the_flags(run, fake_server):
+    fake_server.fake.fail("SubmitJob", Failure(grpc.StatusCode.INVALID_ARGUMENT, "spec.command.env[GREENLIGHT_X]: reserved name"))
+    code, _, err = run("submit", *ONE_GPU, "--env", "GREENLIGHT_X=1", "--", "python")
+    assert code == cli.EXIT_INVALID
+    assert "spec.command.env[GREENLIGHT_X] (--env): reserved name" in err and "(option --env)" in err
+    fake_server.fake.fail("SubmitJob", Failure(grpc.StatusCode.INVALID_ARGUMENT, "spec.command.argv: at most 256 arguments"))
+    code, _, err = run("submit", *ONE_GPU, "--", "python")
+    assert "spec.command.argv (-- COMMAND): at most 256" in err
+    assert cli.flag_for("submit", "team.gpu_quota") is None and cli.flag_for("submit", "spec.labels.x") == "--label"

@@ -517,3 +517,111 @@ def test_absolute_times_need_no_ping(clock_client):
     assert fake.calls_of("Ping") == []
     with pytest.raises(ValueError):
         client.submit(spec(deadline="next tuesday"))
+
+
+# -- node agents (issue 14) ----------------------------------------------------
+
+
+def test_submit_sends_the_command_and_get_shows_where_it_runs(client, fake):
+    job = client.submit(
+        spec(command=["python", "train.py", "--lr", "3e-4"], env={"WANDB_MODE": "offline"}, working_dir="runs/a")
+    )
+    sent = fake.calls_of("SubmitJob")[0][1].spec
+    assert list(sent.command.argv) == ["python", "train.py", "--lr", "3e-4"]
+    assert dict(sent.command.env) == {"WANDB_MODE": "offline"} and sent.command.working_dir == "runs/a"
+    assert job.spec.command == ["python", "train.py", "--lr", "3e-4"]
+    # The agent picked it up: STARTING on a node, then measured energy.
+    stored = fake.jobs[job.id]
+    stored.state = types_pb2.JOB_STATE_STARTING
+    stored.node = "gpu-01"
+    stored.gpu_indices.extend([3])
+    got = client.get(job.id)
+    assert got.state is greenlight.JobState.STARTING and got.node == "gpu-01" and got.gpu_indices == [3]
+    stored.state = types_pb2.JOB_STATE_RUNNING
+    stored.measured_energy_wh, stored.accrued_energy_wh, stored.energy_measured = 100.0, 120.0, True
+    got = client.get(job.id)
+    assert got.energy_measured and got.measured_energy_wh == 100.0 and got.accrued_energy_wh == 120.0
+    assert [j.id for j in client.list(states="starting")] == []
+    assert [j.id for j in client.list(states=["running"])] == [job.id]
+
+
+def test_submit_keywords_take_command_env_and_workdir(client, fake):
+    client.submit(team="nlp", gpus=1, gpu_hours=1, command=["./run.sh"], env={"A": "1"}, workdir="w")
+    sent = fake.calls_of("SubmitJob")[0][1].spec
+    assert list(sent.command.argv) == ["./run.sh"] and sent.command.working_dir == "w"
+    with pytest.raises(TypeError, match="not one string"):
+        client.submit(team="nlp", gpus=1, gpu_hours=1, command="python train.py")
+    assert len(fake.calls_of("SubmitJob")) == 1
+
+
+@pytest.mark.parametrize(
+    "path, field, argument",
+    [
+        ("spec.command.argv[0]", "command.argv[0]", "command"),
+        ("spec.command.env[GREENLIGHT_X]", "command.env[GREENLIGHT_X]", "env"),
+        ("spec.command.working_dir", "command.working_dir", "working_dir"),
+    ],
+)
+def test_command_errors_name_the_jobspec_argument(client, fake, path, field, argument):
+    detail = _status.encode_bad_request([(path, "is refused")])
+    fake.fail("SubmitJob", Failure(grpc.StatusCode.INVALID_ARGUMENT, f"{path}: is refused", [detail]))
+    with pytest.raises(greenlight.InvalidJob) as e:
+        client.submit(spec(command=["python"]))
+    assert e.value.field == field and e.value.argument == argument
+
+
+def test_list_pools_shows_agent_pools_and_their_nodes(client, fake):
+    from fakes import make_agent_pool
+
+    fake.extra_pools.append(make_agent_pool())
+    simulated, agent = client.list_pools()
+    assert simulated.executor is greenlight.PoolExecutor.SIMULATED and simulated.agent_nodes == []
+    assert agent.is_agent and [n.name for n in agent.agent_nodes] == ["gpu-01", "gpu-02"]
+    assert agent.agent_nodes[0].state is greenlight.NodeState.READY
+    assert agent.agent_nodes[1].state is greenlight.NodeState.LOST
+
+
+def test_create_token_for_an_agent_pool(client, fake):
+    token = client.create_token(agent_pool="lab/h100", description="gpu-01 agent")
+    assert isinstance(token, greenlight.Token)
+    assert token.agent_pool == "lab/h100" and token.team == "" and not token.admin
+    assert token.secret == f"secret-{token.id}" and token.created.tzinfo is not None
+    req = fake.calls_of("CreateToken")[0][1]
+    assert req.agent_pool == "lab/h100" and req.team == "" and not req.admin and req.description == "gpu-01 agent"
+    assert client.create_token("vision").team == "vision"
+    assert client.create_token(admin=True).admin
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(team="vision", agent_pool="lab"), dict(team="vision", admin=True), dict(admin=True, agent_pool="lab")],
+)
+def test_create_token_needs_exactly_one_kind(client, fake, kwargs):
+    with pytest.raises(ValueError, match="exactly one of"):
+        client.create_token(**kwargs)
+    assert fake.calls_of("CreateToken") == []
+
+
+def test_create_token_is_not_retried(client, fake):
+    # A lost answer would leave a token whose secret nobody saw; a retry makes a second.
+    fake.fail("CreateToken", Failure(grpc.StatusCode.UNAVAILABLE, "restarting"))
+    with pytest.raises(greenlight.Unavailable):
+        client.create_token(agent_pool="lab/h100")
+    assert len(fake.calls_of("CreateToken")) == 1
+
+
+def test_create_token_refuses_a_server_that_ignored_agent_pool(client, fake):
+    class OldAdmin:
+        def __init__(self, stub):
+            self.stub = stub
+
+        def CreateToken(self, request, **kw):
+            old = type(request)()
+            old.CopyFrom(request)
+            old.ClearField("agent_pool")  # what a server without the field sees
+            old.team = "vision"  # ...and say it made some other token anyway
+            return self.stub.CreateToken(old, **kw)
+
+    client._admin = OldAdmin(client._admin)
+    with pytest.raises(greenlight.GreenlightError, match="predates agent tokens"):
+        client.create_token(agent_pool="lab/h100")

@@ -125,6 +125,18 @@ def test_submit_get_list_cancel(gl, team):
     assert not isinstance(e.value, greenlight.CapExceeded)
 
 
+def test_command_is_stored_on_simulated_pools_which_ignore_it(gl, team):
+    job = gl.submit(small_job(team, command=["python3", "train.py", "--lr", "3e-4"], env={"LR": "3e-4"}, workdir="runs/a"))
+    got = gl.get(job.id)
+    assert got.spec.command == ["python3", "train.py", "--lr", "3e-4"]
+    assert got.spec.env == {"LR": "3e-4"} and got.spec.working_dir == "runs/a"
+    # A simulated pool: no node, no GPUs of a node, energy modelled.
+    assert got.node == "" and got.gpu_indices == [] and not got.energy_measured
+    assert got.state is not greenlight.JobState.STARTING  # the simulated executor starts at once
+    pools = gl.list_pools()
+    assert pools and all(p.executor is greenlight.PoolExecutor.SIMULATED and p.agent_nodes == [] for p in pools)
+
+
 def test_usage_reflects_reservations(gl, team):
     before = gl.usage(team)
     job = gl.submit(small_job(team))
@@ -379,6 +391,14 @@ def test_cli_submit_get_list_cancel_watch(server, client_env, gl, team):
     assert out[0].split()[:3] == ["ID", "STATE", "TEAM"] and any(line.startswith(jid) for line in out[1:])
     assert [j["id"] for j in json.loads(cli(server, client_env, "-o", "json", "list", "--team", team, check=0).stdout)] == [jid]
 
+    cmd = json.loads(cli(server, client_env, "-o", "json", "submit", "--team", team, "--gpus", "1", "--gpu-hours", "1", "--env", "LR=3e-4", "--", "python3", "train.py", "--lr", "3e-4", check=0).stdout)
+    assert cmd["spec"]["command"] == ["python3", "train.py", "--lr", "3e-4"] and cmd["spec"]["env"] == {"LR": "3e-4"}
+    out = cli(server, client_env, "get", cmd["id"], check=0).stdout
+    assert "python3 train.py --lr 3e-4" in out and "node:" not in out
+    proc = cli(server, client_env, "submit", "--team", team, "--gpus", "1", "--gpu-hours", "1", "--", check=2)
+    assert "nothing after --" in proc.stderr
+    cli(server, client_env, "cancel", cmd["id"], check=0)
+
     out = cli(server, client_env, "cancel", jid, "--reason", "cli test", check=0).stdout
     assert "CANCELLED" in out
     out = cli(server, client_env, "watch", "--job", jid, "--until-done", check=0).stdout
@@ -416,7 +436,7 @@ def test_cli_teams_usage_pools_zones(server, client_env):
     u = json.loads(cli(server, client_env, "-o", "json", "usage", name, check=0).stdout)
     assert u["cost_budget_usd"] == 2500.0 and u["team"] == name
     out = cli(server, client_env, "pools", "--gpu-type", "H100", check=0).stdout
-    assert out.startswith("POOL") and "H100" in out
+    assert out.startswith("POOL") and "H100" in out and "EXECUTOR" in out.splitlines()[0] and "simulated" in out
     assert "DE" in {z["name"] for z in json.loads(cli(server, client_env, "-o", "json", "zones", check=0).stdout)}
 
 

@@ -146,3 +146,98 @@ def test_team_none_means_unlimited():
     back = Team.from_proto(m)
     assert back.monthly_carbon_budget_kg is None and back.gpu_quota_by_type == {"H100": 8}
     assert back == t
+
+
+# -- node agents (issue 14) ----------------------------------------------------
+
+
+def test_job_spec_command_round_trips_as_a_command_message():
+    spec = JobSpec.build(
+        team="nlp",
+        gpus=1,
+        gpu_hours=2,
+        command=["python", "train.py", "--lr", 3e-4],
+        env={"WANDB_MODE": "offline", "SPACES": " a b "},
+        workdir="runs/lr-3e-4",
+    )
+    m = spec.to_proto()
+    assert list(m.command.argv) == ["python", "train.py", "--lr", "0.0003"]
+    assert dict(m.command.env) == {"WANDB_MODE": "offline", "SPACES": " a b "}
+    assert m.command.working_dir == "runs/lr-3e-4"
+    back = JobSpec.from_proto(m)
+    assert back.command == ["python", "train.py", "--lr", "0.0003"]
+    assert back.env == {"WANDB_MODE": "offline", "SPACES": " a b "} and back.working_dir == "runs/lr-3e-4"
+    d = back.to_dict()
+    assert d["command"] == ["python", "train.py", "--lr", "0.0003"] and d["working_dir"] == "runs/lr-3e-4"
+
+
+def test_job_spec_without_command_sends_none():
+    m = JobSpec(team="a", gpus=1, reference_gpu_hours=1).to_proto()
+    assert not m.HasField("command")
+    back = JobSpec.from_proto(m)
+    assert back.command == [] and back.env == {} and back.working_dir == ""
+
+
+@pytest.mark.parametrize(
+    "fields, error, text",
+    [
+        (dict(command="python train.py"), TypeError, "not one string"),
+        (dict(command=[b"python"]), TypeError, "strings"),
+        (dict(env={"A": "1"}), ValueError, "need a command"),
+        (dict(working_dir="runs"), ValueError, "need a command"),
+    ],
+)
+def test_job_spec_command_mistakes_are_refused_before_sending(fields, error, text):
+    with pytest.raises(error, match=text):
+        JobSpec(team="a", gpus=1, reference_gpu_hours=1, **fields).to_proto()
+
+
+def test_job_agent_fields_and_starting_state():
+    m = types_pb2.Job(id="j-1", state=types_pb2.JOB_STATE_STARTING, node="gpu-01", measured_energy_wh=812.5, energy_measured=True, accrued_energy_wh=975.0)
+    m.gpu_indices.extend([0, 1])
+    m.lost_nodes.append("gpu-07")
+    job = models.Job.from_proto(m)
+    assert job.state is JobState.STARTING and not job.done
+    assert job.node == "gpu-01" and job.gpu_indices == [0, 1] and job.lost_nodes == ["gpu-07"]
+    assert job.measured_energy_wh == 812.5 and job.energy_measured and job.energy_basis == "measured"
+    d = job.to_dict()
+    assert d["state"] == "STARTING" and d["gpu_indices"] == [0, 1] and d["energy_measured"] is True
+    assert JobState.parse("starting") is JobState.STARTING
+
+
+def test_job_from_an_older_server_reads_as_modelled_on_no_node():
+    # A server from before agents sends none of the new fields.
+    job = models.Job.from_proto(types_pb2.Job(id="j-1", state=types_pb2.JOB_STATE_RUNNING, accrued_energy_wh=10))
+    assert job.node == "" and job.gpu_indices == [] and job.measured_energy_wh == 0.0
+    assert not job.energy_measured and job.energy_basis == "modelled"
+
+
+def test_agent_pool_with_its_nodes():
+    from fakes import make_agent_pool
+
+    pool = models.NodePool.from_proto(make_agent_pool())
+    assert pool.executor is models.PoolExecutor.AGENT and pool.is_agent
+    a, b = pool.agent_nodes
+    assert (a.name, a.state, a.slot, a.energy_measured) == ("gpu-01", models.NodeState.READY, 0, True)
+    assert [g.index for g in a.gpus] == [0, 1] and a.gpus[0].power_limit_w == 700.0
+    assert a.gpus[0].memory_bytes == 80 << 30
+    assert a.last_heartbeat.tzinfo is not None and a.registered is not None
+    assert b.state is models.NodeState.LOST and b.last_heartbeat is None and b.gpus[0].uuid == "declared-0"
+    d = pool.to_dict()
+    assert d["executor"] == "AGENT" and d["agent_nodes"][0]["state"] == "READY"
+    assert d["agent_nodes"][0]["last_heartbeat"].endswith("Z")
+
+
+def test_pools_of_an_older_server_are_simulated():
+    pool = models.NodePool.from_proto(types_pb2.NodePool(id="aws/x", nodes=2))  # executor UNSPECIFIED
+    assert pool.executor is models.PoolExecutor.SIMULATED and not pool.is_agent and pool.agent_nodes == []
+    assert models.PoolExecutor.parse("agent") is models.PoolExecutor.AGENT
+    assert models.NodeState(7).name == "UNKNOWN_7"  # a newer server's node state
+
+
+def test_token_keeps_its_secret_out_of_repr():
+    from greenlight.v1 import admin_pb2
+
+    t = models.Token.from_proto(admin_pb2.TokenInfo(id="t-1", agent_pool="lab/h100"), secret="s3cret")
+    assert t.agent_pool == "lab/h100" and t.secret == "s3cret" and not t.admin
+    assert "s3cret" not in repr(t)

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import tarfile
 import zipfile
 
 import pytest
@@ -82,14 +83,29 @@ def _have_pip():
     return subprocess.run([PY, "-m", "pip", "--version"], capture_output=True).returncode == 0
 
 
+def _have_venv():
+    """python3 -m venv with pip (Debian: python3-venv)."""
+    return subprocess.run([PY, "-c", "import ensurepip, venv"], capture_output=True).returncode == 0
+
+
+def offline_pip_env(env):
+    """pip as on a machine without an index: nothing to download from, no
+    local wheel directory, no pip.conf. A build that needed setuptools (or
+    anything else) from an index fails here."""
+    env = dict(env, PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    for k in ("PYTHONPATH", "PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
+        env.pop(k, None)
+    return env
+
+
 @pytest.mark.skipif(not _have_pip(), reason="python3-pip not installed")
 def test_wheel_build_ships_generated_stubs(client_copy, client_env, tmp_path):
     src, proto = client_copy
-    env = dict(client_env, GREENLIGHT_PROTO_DIR=str(proto), PIP_NO_INDEX="1")
-    env.pop("PYTHONPATH", None)
+    env = dict(offline_pip_env(client_env), GREENLIGHT_PROTO_DIR=str(proto))
     out = tmp_path / "wheels"
+    # With pip's build isolation, as users run it: the backend needs nothing from an index.
     proc = subprocess.run(
-        [PY, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index", "-w", str(out), str(src)],
+        [PY, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(src)],
         env=env,
         capture_output=True,
         text=True,
@@ -116,3 +132,97 @@ def test_wheel_build_ships_generated_stubs(client_copy, client_env, tmp_path):
         [PY, "-c", "import greenlight; print(greenlight.__file__)"], env=env, capture_output=True, text=True, cwd=str(tmp_path)
     )
     assert proc.stdout.strip() == str(site / "greenlight" / "__init__.py")
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    record = zipfile.ZipFile(wheel).read("greenlight-0.1.0.dist-info/RECORD").decode()
+    assert set(line.split(",")[0] for line in record.splitlines()) == names  # every file hashed
+    assert not any("/_gen/.lock" in n or "__pycache__" in n for n in names)
+    meta = zipfile.ZipFile(wheel).read("greenlight-0.1.0.dist-info/METADATA").decode()
+    assert "Name: greenlight\nVersion: 0.1.0\n" in meta and "Requires-Dist" not in meta
+
+
+@pytest.mark.skipif(not _have_pip(), reason="python3-pip not installed")
+def test_sdist_carries_the_protos_and_builds_alone(client_copy, client_env, tmp_path, monkeypatch):
+    src, proto = client_copy
+    monkeypatch.setenv("GREENLIGHT_PROTO_DIR", str(proto))
+    backend = load_backend(src)
+    sdist_dir = tmp_path / "sdist"
+    name = backend.build_sdist(str(sdist_dir))
+    with tarfile.open(sdist_dir / name) as tar:
+        names = tar.getnames()
+        tar.extractall(tmp_path / "unpacked")
+    base = name[: -len(".tar.gz")]
+    for member in ("PKG-INFO", "pyproject.toml", "proto/greenlight/v1/types.proto", "greenlight/cli.py", "_build_backend/greenlight_build.py"):
+        assert f"{base}/{member}" in names, member
+    assert not any("/_gen/" in n for n in names)
+    # Far from any proto/ of the repository: the sdist's own protos are used.
+    env = offline_pip_env(client_env)
+    env.pop("GREENLIGHT_PROTO_DIR", None)
+    out = tmp_path / "wheels"
+    proc = subprocess.run(
+        [PY, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(tmp_path / "unpacked" / base)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = glob.glob(str(out / "greenlight-*.whl"))
+    assert "greenlight/_gen/greenlight/v1/executor_pb2.py" in zipfile.ZipFile(wheel).namelist()
+
+
+def load_backend(src):
+    spec = importlib.util.spec_from_file_location("_glb", os.path.join(src, "_build_backend", "greenlight_build.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.skipif(not _have_venv(), reason="python3-venv not installed")
+def test_plain_pip_install_into_a_venv_works_offline(tmp_path, client_env):
+    """The README's install, word for word (from the repository root):
+    python3 -m venv --system-site-packages .venv && .venv/bin/pip install ./clients/python
+    with no index to download from; then the `greenlight` command runs, far
+    from the source tree, without protoc, against a (fake) server."""
+    from fakes import FakeServer, make_agent_pool
+
+    venv = tmp_path / ".venv"
+    env = offline_pip_env(client_env)
+    env.pop("GREENLIGHT_PROTO_DIR", None)
+    proc = subprocess.run([PY, "-m", "venv", "--system-site-packages", str(venv)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "./clients/python"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Successfully installed greenlight-0.1.0" in proc.stdout
+    assert not os.path.exists(os.path.join(CLIENT_DIR, "build")), "the in-tree build left build/ behind"
+
+    run_env = dict(env, PROTOC=str(tmp_path / "no-protoc"))
+    cli = str(venv / "bin" / "greenlight")
+    proc = subprocess.run([cli, "--help"], env=run_env, capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "submit" in proc.stdout and "exit codes" in proc.stdout
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import greenlight, grpc; print(greenlight.__file__); print(grpc.__file__)"],
+        env=run_env, capture_output=True, text=True, timeout=60, cwd=str(tmp_path),
+    )
+    package, grpc_file = proc.stdout.split()
+    assert package.startswith(str(venv)), package  # the installed copy, not the source tree
+    assert not grpc_file.startswith(str(venv)), grpc_file  # the system's (Debian's) grpcio
+
+    srv = FakeServer().start()
+    try:
+        srv.fake.extra_pools.append(make_agent_pool())
+        proc = subprocess.run(
+            [cli, "--target", srv.target, "--timeout", "10", "pools"],
+            env=run_env, capture_output=True, text=True, timeout=60, cwd=str(tmp_path),
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "lab/h100" in proc.stdout and "agent nodes:" in proc.stdout
+        proc = subprocess.run(
+            [cli, "--target", srv.target, "-o", "id", "submit", "--team", "ml-research", "--gpus", "1", "--gpu-hours", "2", "--", "python3", "train.py"],
+            env=run_env, capture_output=True, text=True, timeout=60, cwd=str(tmp_path),
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert list(srv.fake.calls_of("SubmitJob")[0][1].spec.command.argv) == ["python3", "train.py"]
+    finally:
+        srv.stop()
