@@ -437,10 +437,10 @@ absl::Status Agent::Init() {
   }
   grpc::ChannelArguments args;
   // Reconnect soon after greenlightd comes back (the default backoff grows
-  // to two minutes).
+  // to two minutes): within a second, well inside any lease.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(std::min<int64_t>(
-                  5000, std::max<int64_t>(100, absl::ToInt64Milliseconds(o.max_backoff)))));
+                  1000, std::max<int64_t>(100, absl::ToInt64Milliseconds(o.max_backoff)))));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   stub_ = v1::AgentService::NewStub(grpc::CreateCustomChannel(o.server, creds, args));

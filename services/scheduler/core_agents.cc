@@ -308,7 +308,9 @@ v1::HeartbeatResponse SchedulerCore::OrdersFor(const v1::HeartbeatRequest& req,
     *a.mutable_command() = j->spec().command();
     *a.mutable_gpu_indices() = j->gpu_indices();
     *a.mutable_grace_period() = ToProtoDuration(kDefaultGrace);
-    a.set_resume(j->accrued_cost_micros() > 0 || j->accrued_energy_wh() > 0);
+    // It ran before: charged, or taken from a lost node before its first charge.
+    a.set_resume(j->accrued_cost_micros() > 0 || j->accrued_energy_wh() > 0 ||
+                 j->lost_nodes_size() > 0);
     a.set_team(j->spec().team());
     auto submitter = j->spec().labels().find("greenlight.submitter");
     if (submitter != j->spec().labels().end()) a.set_submitter(submitter->second);
