@@ -33,138 +33,31 @@
 #include "google/protobuf/text_format.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "services/agent/job_record.h"
+#include "services/agent/launch_plan.h"
+#include "services/agent/state_files.h"
 
 namespace greenlight::agent {
 namespace {
 
 constexpr char kAssignmentFile[] = "assignment.textpb";
 constexpr char kStateFile[] = "agent";
-constexpr char kWorkDir[] = "work";
+// Records and TLS files this agent reads: an assignment carries at most
+// 256 x 4 KiB of argv plus its environment.
+constexpr size_t kMaxRecordBytes = 4 << 20;
 constexpr int kMaxGpus = 64;
 // The loop checks for Shutdown this often while it waits for the next tick.
 constexpr absl::Duration kStopCheck = absl::Milliseconds(50);
 constexpr double kMjPerWh = 3.6e6;
 
-std::string ErrnoText(int err) {
-  char buf[256];
-  return strerror_r(err, buf, sizeof(buf));  // GNU strerror_r
-}
-
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", ErrnoText(err)));
-}
-
 absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open(\"", path, "\")"));
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t r = read(fd, buf, sizeof(buf));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      int err = errno;
-      close(fd);
-      return ErrnoStatus(err, absl::StrCat("read(\"", path, "\")"));
-    }
-    if (r == 0) break;
-    out.append(buf, static_cast<size_t>(r));
-  }
-  close(fd);
-  return out;
-}
-
-absl::Status FsyncPath(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open(\"", path, "\")"));
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) return ErrnoStatus(err, absl::StrCat("fsync(\"", path, "\")"));
-  return absl::OkStatus();
-}
-
-// Writes `path` atomically: `path`.tmp (mode 0600), fsync, rename, fsync dir.
-absl::Status WriteFileAtomic(const std::string& dir, const std::string& name,
-                             const std::string& text) {
-  const std::string path = absl::StrCat(dir, "/", name);
-  const std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open(\"", tmp, "\")"));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t w = write(fd, text.data() + done, text.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      int err = errno != 0 ? errno : EIO;
-      close(fd);
-      unlink(tmp.c_str());
-      return ErrnoStatus(err, absl::StrCat("write(\"", tmp, "\")"));
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (fsync(fd) != 0) {
-    int err = errno;
-    close(fd);
-    unlink(tmp.c_str());
-    return ErrnoStatus(err, absl::StrCat("fsync(\"", tmp, "\")"));
-  }
-  close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    unlink(tmp.c_str());
-    return ErrnoStatus(err, absl::StrCat("rename(\"", tmp, "\")"));
-  }
-  return FsyncPath(dir);
-}
-
-// mkdir `path` with `mode` unless it exists; an existing one must be a real
-// directory (not a symlink).
-absl::Status MakeDir(const std::string& path, mode_t mode, bool* created = nullptr) {
-  if (created != nullptr) *created = false;
-  if (mkdir(path.c_str(), mode) == 0) {
-    if (created != nullptr) *created = true;
-    // mkdir applies the umask: set the mode we mean.
-    if (chmod(path.c_str(), mode) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("chmod(\"", path, "\")"));
-    }
-    return absl::OkStatus();
-  }
-  if (errno != EEXIST) return ErrnoStatus(errno, absl::StrCat("mkdir(\"", path, "\")"));
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("lstat(\"", path, "\")"));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, " exists and is not a directory (symlinks are refused)"));
-  }
-  return absl::OkStatus();
 }
 
 bool ValidNodeName(const std::string& s) {
   if (s.empty() || s.size() > 63) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
-  });
-}
-
-// The ProcessRunner's job id rule: [A-Za-z0-9._-]{1,128}, not "." or "..".
-bool ValidJobId(const std::string& s) {
-  if (s.empty() || s.size() > 128 || s == "." || s == "..") return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-  });
-}
-
-bool ValidEnvName(const std::string& k) {
-  if (k.empty() || absl::ascii_isdigit(static_cast<unsigned char>(k[0]))) return false;
-  return std::all_of(k.begin(), k.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
   });
 }
 
@@ -180,19 +73,6 @@ const char* KindName(v1::JobReportKind kind) {
       return "FAILED_TO_START";
     default:
       return "UNSPECIFIED";
-  }
-}
-
-const char* PhaseName(int phase) {
-  switch (phase) {
-    case 0:
-      return "launching";
-    case 1:
-      return "running";
-    case 2:
-      return "failed";
-    default:
-      return "done";
   }
 }
 
@@ -415,16 +295,16 @@ absl::Status Agent::Init() {
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (!o.tls_ca_file.empty()) {
     grpc::SslCredentialsOptions ssl;
-    absl::StatusOr<std::string> ca = ReadFile(o.tls_ca_file);
+    absl::StatusOr<std::string> ca = ReadSmallFile(o.tls_ca_file, kMaxRecordBytes);
     if (!ca.ok())
       return absl::InvalidArgumentError(absl::StrCat("--tls-ca: ", ca.status().message()));
     ssl.pem_root_certs = *ca;
     if (!o.tls_cert_file.empty()) {
-      absl::StatusOr<std::string> cert = ReadFile(o.tls_cert_file);
+      absl::StatusOr<std::string> cert = ReadSmallFile(o.tls_cert_file, kMaxRecordBytes);
       if (!cert.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("--tls-cert: ", cert.status().message()));
       }
-      absl::StatusOr<std::string> key = ReadFile(o.tls_key_file);
+      absl::StatusOr<std::string> key = ReadSmallFile(o.tls_key_file, kMaxRecordBytes);
       if (!key.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("--tls-key: ", key.status().message()));
       }
@@ -470,35 +350,28 @@ absl::Status Agent::Init() {
 
 void Agent::Persist(const std::string& id, const Job& job) {
   if (!ValidJobId(id)) return;
-  int phase = 3;
+  JobRecord r;
   switch (job.phase) {
     case Phase::kLaunching:
-      phase = 0;
+      r.phase = JobRecord::Phase::kLaunching;
       break;
     case Phase::kRunning:
-      phase = 1;
+      r.phase = JobRecord::Phase::kRunning;
       break;
     case Phase::kEnded:
       // An ended job's process record (kept until Forget) says how it ended;
       // a job that failed to start has none.
-      phase = job.failed ? 2 : 1;
+      r.phase = job.failed ? JobRecord::Phase::kFailed : JobRecord::Phase::kRunning;
       break;
     case Phase::kDone:
-      phase = 3;
+      r.phase = JobRecord::Phase::kDone;
       break;
   }
-  std::string text =
-      absl::StrCat("phase ", PhaseName(phase), "\n", "next_sequence ", job.next_sequence, "\n",
-                   "started_acked ", job.started_acked ? 1 : 0, "\n");
-  for (const auto& [index, wh] : job.reported_wh) {
-    absl::StrAppend(&text, absl::StrFormat("energy_wh %d %.17g\n", index, wh));
-  }
-  if (job.failed) {
-    std::string reason = job.reason;
-    std::replace(reason.begin(), reason.end(), '\n', ' ');
-    absl::StrAppend(&text, "reason ", reason, "\n");
-  }
-  absl::Status s = WriteFileAtomic(runner_.JobDir(id), kStateFile, text);
+  r.next_sequence = job.next_sequence;
+  r.started_acked = job.started_acked;
+  r.reported_wh = job.reported_wh;
+  r.reason = job.reason;
+  absl::Status s = WriteFileAtomic(runner_.JobDir(id), kStateFile, EncodeJobRecord(r));
   if (!s.ok())
     GL_LOG_ERROR("cannot persist the job's state", F("job", id), F("error", s.message()));
 }
@@ -515,7 +388,6 @@ void Agent::PersistAssignment(const std::string& id, const Job& job) {
 
 void Agent::Recover(absl::Time now) {
   // 1. What earlier agents recorded.
-  std::map<std::string, std::string> persisted_phase;
   std::error_code ec;
   std::vector<std::string> ids;
   for (std::filesystem::directory_iterator it(absl::StrCat(options_.state_dir, "/jobs"), ec), end;
@@ -526,32 +398,17 @@ void Agent::Recover(absl::Time now) {
   for (const std::string& id : ids) {
     if (!ValidJobId(id)) continue;
     const std::string dir = runner_.JobDir(id);
-    absl::StatusOr<std::string> state = ReadFile(absl::StrCat(dir, "/", kStateFile));
+    absl::StatusOr<std::string> state =
+        ReadSmallFile(absl::StrCat(dir, "/", kStateFile), kMaxRecordBytes);
     if (!state.ok()) continue;  // not an agent's job (or never assigned)
+    const JobRecord record = DecodeJobRecord(*state);
     Job job;
-    std::string phase;
-    for (absl::string_view line : absl::StrSplit(*state, '\n', absl::SkipEmpty())) {
-      std::pair<absl::string_view, absl::string_view> kv =
-          absl::StrSplit(line, absl::MaxSplits(' ', 1));
-      if (kv.first == "phase") {
-        phase = std::string(kv.second);
-      } else if (kv.first == "next_sequence") {
-        if (!absl::SimpleAtoi(kv.second, &job.next_sequence)) job.next_sequence = 1;
-      } else if (kv.first == "started_acked") {
-        job.started_acked = kv.second == "1";
-      } else if (kv.first == "energy_wh") {
-        std::pair<absl::string_view, absl::string_view> iv =
-            absl::StrSplit(kv.second, absl::MaxSplits(' ', 1));
-        int index = 0;
-        double wh = 0;
-        if (absl::SimpleAtoi(iv.first, &index) && absl::SimpleAtod(iv.second, &wh) && wh >= 0) {
-          job.reported_wh[index] = wh;
-        }
-      } else if (kv.first == "reason") {
-        job.reason = std::string(kv.second);
-      }
-    }
-    absl::StatusOr<std::string> assignment = ReadFile(absl::StrCat(dir, "/", kAssignmentFile));
+    job.next_sequence = record.next_sequence;
+    job.started_acked = record.started_acked;
+    job.reported_wh = record.reported_wh;
+    job.reason = record.reason;
+    absl::StatusOr<std::string> assignment =
+        ReadSmallFile(absl::StrCat(dir, "/", kAssignmentFile), kMaxRecordBytes);
     if (!assignment.ok() ||
         !google::protobuf::TextFormat::ParseFromString(*assignment, &job.assignment)) {
       GL_LOG_WARN("job's assignment record is missing or unreadable: team unknown", F("job", id));
@@ -560,14 +417,20 @@ void Agent::Recover(absl::Time now) {
     job.assignment.set_job_id(id);
     job.energy_wh = job.reported_wh;
     job.base_wh = job.reported_wh;
-    persisted_phase[id] = phase;
-    if (phase == "done") {
-      job.phase = Phase::kDone;
-    } else if (phase == "failed") {
-      job.phase = Phase::kEnded;
-      job.failed = true;
-    } else {
-      job.phase = phase == "launching" ? Phase::kLaunching : Phase::kRunning;
+    switch (record.phase) {
+      case JobRecord::Phase::kDone:
+        job.phase = Phase::kDone;
+        break;
+      case JobRecord::Phase::kFailed:
+        job.phase = Phase::kEnded;
+        job.failed = true;
+        break;
+      case JobRecord::Phase::kLaunching:
+        job.phase = Phase::kLaunching;
+        break;
+      case JobRecord::Phase::kRunning:
+        job.phase = Phase::kRunning;
+        break;
     }
     jobs_[id] = std::move(job);
   }
@@ -743,86 +606,11 @@ void Agent::SampleEnergy(const std::string& id, Job& job, absl::Time now) {
 // ---------------------------------------------------------------------------
 
 absl::StatusOr<LaunchSpec> Agent::PrepareLaunch(const std::string& id, const Job& job) {
-  const v1::JobAssignment& a = job.assignment;
-  const v1::Command& cmd = a.command();
-  if (cmd.argv_size() == 0) return absl::InvalidArgumentError("the command has no argv");
-
   std::set<int> node_gpus;
   for (const v1::GpuDevice& d : registration_.gpus()) node_gpus.insert(d.index());
-  std::set<int> assigned;
-  for (int index : a.gpu_indices()) {
-    if (node_gpus.count(index) == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("GPU index ", index, " is not a GPU of node ", options_.node));
-    }
-    if (!assigned.insert(index).second) {
-      return absl::InvalidArgumentError(absl::StrCat("GPU index ", index, " is assigned twice"));
-    }
-  }
-
-  LaunchSpec spec;
-  spec.job_id = id;
-  spec.argv.assign(cmd.argv().begin(), cmd.argv().end());
-  for (const auto& [k, v] : cmd.env()) {
-    if (!ValidEnvName(k)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("environment variable name \"", k, "\" is not [A-Za-z_][A-Za-z0-9_]*"));
-    }
-    if (absl::StartsWith(k, "GREENLIGHT_") || k == "CUDA_VISIBLE_DEVICES") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("environment variable ", k, " is set by the agent, not the job"));
-    }
-    spec.env[k] = v;
-  }
-
-  // Directories: the job dir (root's, traversable), its work dir (the job
-  // user's), and the working dir below it.
-  const std::string job_dir = runner_.JobDir(id);
-  const std::string work = absl::StrCat(job_dir, "/", kWorkDir);
-  auto make_owned = [this](const std::string& dir) -> absl::Status {
-    bool created = false;
-    RETURN_IF_ERROR(MakeDir(dir, 0700, &created));
-    if (created && run_uid_.has_value() && lchown(dir.c_str(), *run_uid_, *run_gid_) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("chown(\"", dir, "\")"));
-    }
-    return absl::OkStatus();
-  };
-  RETURN_IF_ERROR(make_owned(work));
-  std::string working_dir = work;
-  if (!cmd.working_dir().empty()) {
-    if (cmd.working_dir()[0] == '/') {
-      return absl::InvalidArgumentError(absl::StrCat("working dir \"", cmd.working_dir(),
-                                                     "\" must be relative to the job directory"));
-    }
-    std::vector<std::string> parts;
-    for (absl::string_view p : absl::StrSplit(cmd.working_dir(), '/', absl::SkipEmpty())) {
-      if (p == ".") continue;
-      if (p == "..") {
-        if (parts.empty()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("working dir \"", cmd.working_dir(), "\" escapes the job directory"));
-        }
-        parts.pop_back();
-        continue;
-      }
-      parts.emplace_back(p);
-    }
-    for (const std::string& p : parts) {
-      working_dir = absl::StrCat(working_dir, "/", p);
-      RETURN_IF_ERROR(make_owned(working_dir));
-    }
-  }
-  spec.working_dir = working_dir;
-
-  spec.env["GREENLIGHT_JOB_ID"] = id;
-  spec.env["GREENLIGHT_TEAM"] = a.team();
-  if (a.resume()) spec.env["GREENLIGHT_RESUME"] = "1";
-  spec.env["CUDA_VISIBLE_DEVICES"] = GpuList(a.gpu_indices());
-  if (spec.env.count("PATH") == 0) spec.env["PATH"] = kDefaultJobPath;
-  spec.env["HOME"] = work;
-  spec.uid = run_uid_;
-  spec.gid = run_gid_;
-  return spec;
+  v1::JobAssignment a = job.assignment;
+  a.set_job_id(id);
+  return PlanLaunch(a, runner_.JobDir(id), node_gpus, options_.node, {run_uid_, run_gid_});
 }
 
 void Agent::Launch(const std::string& id, Job& job, absl::Time now) {

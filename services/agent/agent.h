@@ -64,8 +64,6 @@ inline constexpr char kRootRefusal[] = "agent runs as root: give --run-as USER o
 // EXITED reason of a job that vanished without an exit record while no agent
 // watched it (reported with signal 9).
 inline constexpr char kLostWhileDown[] = "lost while the agent was down";
-// PATH of a job whose Command.env sets none.
-inline constexpr char kDefaultJobPath[] = "/usr/local/bin:/usr/bin:/bin";
 
 struct AgentOptions {
   // greenlightd's gRPC address, "host:port".

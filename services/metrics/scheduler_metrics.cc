@@ -51,6 +51,42 @@ void RemoveIfSet(Family<Gauge>& family, Gauge*& slot) {
   slot = nullptr;
 }
 
+using PairKey = std::pair<std::string, std::string>;
+
+// Sets the series of `values` (labels k1, k2 from the key) and removes the
+// series in `shown` that `values` no longer has.
+void ReplaceGauges(Family<Gauge>& family, const char* k1, const char* k2,
+                   const std::map<PairKey, double>& values, std::map<PairKey, Gauge*>& shown) {
+  std::map<PairKey, Gauge*> next;
+  for (const auto& [key, value] : values) {
+    Gauge* gauge = nullptr;
+    if (auto it = shown.find(key); it != shown.end()) {
+      gauge = it->second;
+      shown.erase(it);
+    } else {
+      gauge = &family.Add({{k1, key.first}, {k2, key.second}});
+    }
+    gauge->Set(value);
+    next[key] = gauge;
+  }
+  for (auto& [key, gauge] : shown) family.Remove(gauge);
+  shown = std::move(next);
+}
+
+// Sets the counts of `values`; a key shown before but absent now stays at 0
+// (the key sets are small: states, reasons).
+template <typename Key, typename AddSeries>
+void SetKeepingZeros(const std::map<Key, int>& values, std::map<Key, Gauge*>& shown,
+                     AddSeries add) {
+  for (auto& [key, gauge] : shown)
+    if (!values.contains(key)) gauge->Set(0);
+  for (const auto& [key, count] : values) {
+    Gauge*& gauge = shown[key];
+    if (gauge == nullptr) gauge = &add(key);
+    gauge->Set(count);
+  }
+}
+
 void AddNonNegative(Counter* counter, double amount) {
   // Counters only go up; a negative prediction would be a bug upstream, and
   // prometheus-cpp would silently ignore it anyway.
@@ -275,69 +311,32 @@ void SchedulerMetrics::SetZones(const std::vector<ZoneSample>& zones) {
 
 void SchedulerMetrics::SetPrices(const std::vector<PriceSample>& prices) {
   absl::MutexLock lock(&mu_);
-  std::map<std::pair<std::string, std::string>, Gauge*> next;
-  for (const PriceSample& p : prices) {
-    auto key = std::make_pair(p.region, p.gpu_type);
-    Gauge* gauge = nullptr;
-    if (auto it = prices_.find(key); it != prices_.end()) {
-      gauge = it->second;
-      prices_.erase(it);
-    } else if (auto it2 = next.find(key); it2 != next.end()) {
-      gauge = it2->second;  // duplicate in the input: last one wins
-    } else {
-      gauge = &gpu_price_.Add({{kRegionLabel, p.region}, {kGpuTypeLabel, p.gpu_type}});
-    }
-    gauge->Set(p.usd_per_gpu_hour);
-    next[key] = gauge;
-  }
-  for (auto& [key, gauge] : prices_) gpu_price_.Remove(gauge);
-  prices_ = std::move(next);
+  std::map<PairKey, double> values;  // a duplicate in the input: the last one wins
+  for (const PriceSample& p : prices) values[{p.region, p.gpu_type}] = p.usd_per_gpu_hour;
+  ReplaceGauges(gpu_price_, kRegionLabel, kGpuTypeLabel, values, prices_);
 }
 
 void SchedulerMetrics::SetJobsByState(const std::map<std::string, int>& jobs_by_state) {
   absl::MutexLock lock(&mu_);
-  for (auto& [state, gauge] : jobs_by_state_) {
-    if (!jobs_by_state.contains(state)) gauge->Set(0);
-  }
-  for (const auto& [state, count] : jobs_by_state) {
-    Gauge*& gauge = jobs_by_state_[state];
-    if (gauge == nullptr) gauge = &jobs_.Add({{kStateLabel, state}});
-    gauge->Set(count);
-  }
+  SetKeepingZeros(jobs_by_state, jobs_by_state_, [this](const std::string& state) -> Gauge& {
+    return jobs_.Add({{kStateLabel, state}});
+  });
 }
 
 void SchedulerMetrics::SetQueueDepth(int depth) { queue_depth_.Set(depth); }
 
 void SchedulerMetrics::SetAgents(const AgentSample& a) {
   absl::MutexLock lock(&mu_);
-  std::map<std::pair<std::string, std::string>, int> counts;
-  for (const auto& n : a.nodes) ++counts[{n.pool, n.state}];
-  for (auto& [key, gauge] : nodes_by_state_)
-    if (!counts.contains(key)) gauge->Set(0);
-  for (const auto& [key, count] : counts) {
-    Gauge*& gauge = nodes_by_state_[key];
-    if (gauge == nullptr)
-      gauge = &agent_nodes_.Add({{kPoolLabel, key.first}, {kStateLabel, key.second}});
-    gauge->Set(count);
-  }
-  std::map<std::pair<std::string, std::string>, Gauge*> ages;
+  std::map<PairKey, int> counts;
+  std::map<PairKey, double> ages;
   for (const auto& n : a.nodes) {
-    if (n.heartbeat_age_seconds < 0) continue;
-    const auto key = std::make_pair(n.pool, n.node);
-    Gauge* gauge = nullptr;
-    if (auto it = heartbeat_ages_.find(key); it != heartbeat_ages_.end()) {
-      gauge = it->second;
-      heartbeat_ages_.erase(it);
-    } else if (auto it2 = ages.find(key); it2 != ages.end()) {
-      gauge = it2->second;
-    } else {
-      gauge = &agent_heartbeat_age_.Add({{kPoolLabel, n.pool}, {kNodeLabel, n.node}});
-    }
-    gauge->Set(n.heartbeat_age_seconds);
-    ages[key] = gauge;
+    ++counts[{n.pool, n.state}];
+    if (n.heartbeat_age_seconds >= 0) ages[{n.pool, n.node}] = n.heartbeat_age_seconds;
   }
-  for (auto& [key, gauge] : heartbeat_ages_) agent_heartbeat_age_.Remove(gauge);
-  heartbeat_ages_ = std::move(ages);
+  SetKeepingZeros(counts, nodes_by_state_, [this](const PairKey& key) -> Gauge& {
+    return agent_nodes_.Add({{kPoolLabel, key.first}, {kStateLabel, key.second}});
+  });
+  ReplaceGauges(agent_heartbeat_age_, kPoolLabel, kNodeLabel, ages, heartbeat_ages_);
   // Counters: the growth of each total (a total never shrinks within a process).
   AddNonNegative(&agent_energy_.Add({{kBasisLabel, "measured"}}),
                  a.energy_measured_wh - agent_totals_.energy_measured_wh);

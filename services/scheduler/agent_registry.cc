@@ -11,6 +11,7 @@ void AgentRegistry::Clear() {
   pools_.clear();
   pool_of_node_.clear();
   last_heartbeat_.clear();
+  lease_from_.clear();
 }
 
 void AgentRegistry::PutPool(v1::NodePool pool) {
@@ -98,8 +99,10 @@ std::vector<std::string> AgentRegistry::LoseSilentNodes(absl::Time now, absl::Du
   for (auto& [_, pool] : pools_) {
     for (auto& n : *pool.mutable_agent_nodes()) {
       if (n.state() != v1::NODE_STATE_READY) continue;
-      auto [it, first] = last_heartbeat_.try_emplace(n.name(), now);
-      if (first || now - it->second <= lease) continue;
+      absl::Time since = LastHeartbeat(n.name());
+      if (since == absl::InfinitePast())
+        since = lease_from_.try_emplace(n.name(), now).first->second;
+      if (now - since <= lease) continue;
       n.set_state(v1::NODE_STATE_LOST);
       lost.push_back(n.name());
     }

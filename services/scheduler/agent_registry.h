@@ -70,6 +70,9 @@ class AgentRegistry {
   absl::flat_hash_map<std::string, greenlight::v1::NodePool> pools_;
   absl::flat_hash_map<std::string, std::string> pool_of_node_;  // node -> pool id
   absl::flat_hash_map<std::string, absl::Time> last_heartbeat_;
+  // Nodes not heard from since this process started: their lease runs from
+  // the first check (not shown as a heartbeat).
+  absl::flat_hash_map<std::string, absl::Time> lease_from_;
   Counters counters_;
 };
 

@@ -355,10 +355,11 @@ void Server::MetricsLoop() {
 
 namespace {
 // The agent nodes and counters of the core, for the metrics.
-metrics::AgentSample AgentSampleOf(const SchedulerCore& core, absl::Time now) {
+metrics::AgentSample AgentSampleOf(const SchedulerCore& core,
+                                   const std::vector<v1::NodePool>& pools, absl::Time now) {
   metrics::AgentSample a;
   const double scale = core.agent_clock_scale() > 0 ? core.agent_clock_scale() : 1;
-  for (const auto& p : core.ListPools()) {
+  for (const auto& p : pools) {
     for (const auto& n : p.agent_nodes()) {
       metrics::AgentSample::Node s;
       s.pool = p.id();
@@ -438,7 +439,8 @@ void Server::RefreshMetrics() {
   metrics_->SetZones(zones);
   // Cheapest on-demand price per GPU-hour per region and GPU type.
   std::map<std::pair<std::string, std::string>, double> best;
-  for (const auto& p : core_->ListPools()) {
+  const std::vector<v1::NodePool> pools = core_->ListPools();
+  for (const auto& p : pools) {
     if (p.gpus_per_node() <= 0) continue;
     double usd = p.price_micros_per_node_hour() / 1e6 / p.gpus_per_node();
     auto key = std::make_pair(p.region(), p.gpu_type());
@@ -449,7 +451,7 @@ void Server::RefreshMetrics() {
   for (const auto& [k, usd] : best) prices.push_back({k.first, k.second, usd});
   metrics_->SetPrices(prices);
   metrics_->SetJobsByState(core_->JobsByState());
-  metrics_->SetAgents(AgentSampleOf(*core_, now));
+  metrics_->SetAgents(AgentSampleOf(*core_, pools, now));
   metrics_->SetQueueDepth(core_->queue_depth());
 }
 

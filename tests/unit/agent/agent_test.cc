@@ -39,6 +39,7 @@
 #include "google/rpc/status.pb.h"
 #include "greenlight/v1/executor.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "services/agent/launch_plan.h"
 #include "tests/testing/proc_table.h"
 #include "tests/testing/status_testing.h"
 #include "tests/testing/temp_dir.h"

@@ -362,6 +362,11 @@ TEST_F(CoreAgentsTest, LostNodeStaysLostAcrossARestartAndGetsALeaseAfterIt) {
   h_.clock().Advance(absl::Seconds(10));
   ASSERT_OK(core().Tick());
   EXPECT_EQ(StateOf(core(), "node-a"), v1::NODE_STATE_READY) << "10 s since the restart's check";
+  for (const auto& p : core().ListPools()) {
+    for (const auto& n : p.agent_nodes()) {
+      EXPECT_FALSE(n.has_last_heartbeat()) << n.name() << ": none since the restart";
+    }
+  }
 }
 
 // A checkpointable job split over low-carbon slots: stopped at the end of a
