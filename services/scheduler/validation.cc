@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/error_details.h"
 #include "common/ids.h"
 #include "common/proto_time.h"
@@ -69,6 +70,67 @@ bool ValidTimestamp(const google::protobuf::Timestamp& ts) {
   // 0001-01-01 .. 9999-12-31 as protobuf defines it.
   return ts.seconds() >= -62135596800 && ts.seconds() <= 253402300799 && ts.nanos() >= 0 &&
          ts.nanos() <= 999999999;
+}
+
+// The rules the agent applies at launch (services/agent/launch_plan.cc),
+// checked at submit so a bad command is refused with its field instead of
+// failing later on a node.
+absl::Status ValidateCommand(const v1::Command& c) {
+  constexpr int kMaxArgs = 256;
+  constexpr size_t kMaxArgBytes = 4096;
+  constexpr int kMaxEnv = 256;
+  constexpr size_t kMaxEnvValueBytes = 32 * 1024;
+  constexpr size_t kMaxCommandBytes = 256 * 1024;
+  if (c.argv_size() == 0)
+    return Bad("spec.command.argv", "required: the program and its arguments");
+  if (c.argv_size() > kMaxArgs)
+    return Bad("spec.command.argv", absl::StrCat("at most ", kMaxArgs, " arguments"));
+  size_t total = 0;
+  for (int i = 0; i < c.argv_size(); ++i) {
+    const std::string& arg = c.argv(i);
+    const std::string field = absl::StrCat("spec.command.argv[", i, "]");
+    if (i == 0 && arg.empty()) return Bad(field, "the program must not be empty");
+    if (arg.size() > kMaxArgBytes)
+      return Bad(field, absl::StrCat("must be at most ", kMaxArgBytes, " bytes"));
+    if (arg.find('\0') != std::string::npos || !ValidUtf8(arg))
+      return Bad(field, "must be valid UTF-8 without NUL");
+    total += arg.size() + 1;
+  }
+  if (c.env_size() > kMaxEnv)
+    return Bad("spec.command.env", absl::StrCat("at most ", kMaxEnv, " variables"));
+  for (const auto& [k, v] : c.env()) {
+    const std::string field = absl::StrCat("spec.command.env[", k.substr(0, 64), "]");
+    bool name_ok = !k.empty() && k.size() <= 256 && !(k[0] >= '0' && k[0] <= '9');
+    for (char ch : k) {
+      name_ok = name_ok && ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                            (ch >= '0' && ch <= '9') || ch == '_');
+    }
+    if (!name_ok) return Bad(field, "names must be 1-256 characters of [A-Za-z_][A-Za-z0-9_]*");
+    if (k.rfind("GREENLIGHT_", 0) == 0 || k == "CUDA_VISIBLE_DEVICES")
+      return Bad(field, "GREENLIGHT_* and CUDA_VISIBLE_DEVICES are set by the agent");
+    if (v.size() > kMaxEnvValueBytes)
+      return Bad(field, absl::StrCat("value must be at most ", kMaxEnvValueBytes, " bytes"));
+    if (v.find('\0') != std::string::npos || !ValidUtf8(v))
+      return Bad(field, "value must be valid UTF-8 without NUL");
+    total += k.size() + v.size() + 2;
+  }
+  if (total > kMaxCommandBytes)
+    return Bad("spec.command",
+               absl::StrCat("argv and env must total at most ", kMaxCommandBytes, " bytes"));
+  const std::string& wd = c.working_dir();
+  if (wd.size() > 4096) return Bad("spec.command.working_dir", "must be at most 4096 bytes");
+  if (wd.find('\0') != std::string::npos || !ValidUtf8(wd))
+    return Bad("spec.command.working_dir", "must be valid UTF-8 without NUL");
+  if (!wd.empty() && wd[0] == '/')
+    return Bad("spec.command.working_dir", "must be relative to the job's directory");
+  int depth = 0;
+  for (absl::string_view part : absl::StrSplit(wd, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    depth += part == ".." ? -1 : 1;
+    if (depth < 0)
+      return Bad("spec.command.working_dir", "must not escape the job's directory with '..'");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -162,6 +224,9 @@ absl::Status ValidateJobSpec(const v1::JobSpec& s, const ValidationContext& ctx)
   if (HasControlCharacter(s.request_id()))
     return Bad("spec.request_id", "must not contain control characters");
   if (s.payload().size() > kMaxPayloadBytes) return Bad("spec.payload", "must be at most 64 KiB");
+  if (s.has_command()) {
+    if (absl::Status st = ValidateCommand(s.command()); !st.ok()) return st;
+  }
   if (!v1::PlacementMode_IsValid(s.mode())) return Bad("spec.mode", "unknown placement mode");
   if (s.carbon_price_micros_per_tonne() < 0 ||
       s.carbon_price_micros_per_tonne() > 1'000'000'000'000LL)

@@ -197,6 +197,74 @@ TEST(ValidateJobSpec, RejectsEachBadFieldWithItsName) {
       {"absurd carbon price",
        [](JobSpec& s) { s.set_carbon_price_micros_per_tonne(1'000'000'000'001LL); },
        "spec.carbon_price_micros_per_tonne"},
+      {"command without argv", [](JobSpec& s) { (*s.mutable_command()->mutable_env())["A"] = "1"; },
+       "spec.command.argv"},
+      {"command with an empty program", [](JobSpec& s) { s.mutable_command()->add_argv(""); },
+       "spec.command.argv[0]"},
+      {"command argument with NUL",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("python3");
+         s.mutable_command()->add_argv(std::string("a\0b", 3));
+       },
+       "spec.command.argv[1]"},
+      {"command argument over 4096 bytes",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("echo");
+         s.mutable_command()->add_argv(std::string(4097, 'a'));
+       },
+       "spec.command.argv[1]"},
+      {"command with 257 arguments",
+       [](JobSpec& s) {
+         for (int i = 0; i < 257; ++i) s.mutable_command()->add_argv("x");
+       },
+       "spec.command.argv"},
+      {"env name starting with a digit",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("true");
+         (*s.mutable_command()->mutable_env())["1X"] = "v";
+       },
+       "spec.command.env[1X]"},
+      {"env name with '='",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("true");
+         (*s.mutable_command()->mutable_env())["A=B"] = "v";
+       },
+       "spec.command.env[A=B]"},
+      {"env sets GREENLIGHT_JOB_ID",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("true");
+         (*s.mutable_command()->mutable_env())["GREENLIGHT_JOB_ID"] = "other";
+       },
+       "spec.command.env[GREENLIGHT_JOB_ID]"},
+      {"env sets CUDA_VISIBLE_DEVICES",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("true");
+         (*s.mutable_command()->mutable_env())["CUDA_VISIBLE_DEVICES"] = "0,1";
+       },
+       "spec.command.env[CUDA_VISIBLE_DEVICES]"},
+      {"env value with NUL",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("true");
+         (*s.mutable_command()->mutable_env())["A"] = std::string("x\0y", 3);
+       },
+       "spec.command.env[A]"},
+      {"command over 256 KiB in all",
+       [](JobSpec& s) {
+         for (int i = 0; i < 70; ++i) s.mutable_command()->add_argv(std::string(4000, 'a'));
+       },
+       "spec.command"},
+      {"absolute working dir",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("true");
+         s.mutable_command()->set_working_dir("/etc");
+       },
+       "spec.command.working_dir"},
+      {"working dir escaping with ..",
+       [](JobSpec& s) {
+         s.mutable_command()->add_argv("true");
+         s.mutable_command()->set_working_dir("a/../../b");
+       },
+       "spec.command.working_dir"},
   };
   ASSERT_GE(cases.size(), 30u);
   for (const Case& c : cases) {
@@ -293,6 +361,16 @@ TEST(ValidateJobSpec, AcceptsGoodSpecsIncludingEveryLimit) {
            {"every placement mode", [](JobSpec& s) { s.set_mode(v1::PLACEMENT_MODE_GREENEST); }},
            {"carbon price $1e6 per tonne",
             [](JobSpec& s) { s.set_carbon_price_micros_per_tonne(1'000'000'000'000LL); }},
+           {"command with env and working dir at the limits",
+            [](JobSpec& s) {
+              v1::Command* c = s.mutable_command();
+              c->add_argv("python3");
+              for (int i = 1; i < 50; ++i) c->add_argv(std::string(4096, 'a'));
+              (*c->mutable_env())["_Lr2"] = "3e-4";
+              (*c->mutable_env())["PATH"] = "/opt/venv/bin:/usr/bin";
+              (*c->mutable_env())["EMPTY"] = "";
+              c->set_working_dir("runs/./a/../b/");
+            }},
        }) {
     JobSpec spec = ValidSpec();
     c.mutate(spec);
